@@ -1,0 +1,68 @@
+//! Stateless reply validation (masscan's syn-cookie idea): the sequence number and the
+//! source port of every probe are a keyed SipHash of the flow, so a reply can be checked
+//! with no per-target state, and forged or stray packets are counted, not believed.
+
+use siphasher::sip::SipHasher13;
+use std::hash::Hasher;
+
+#[derive(Debug, Clone, Copy)]
+pub struct CookieKey {
+    k0: u64,
+    k1: u64,
+}
+
+/// What a probe to one (destination, port) carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cookie {
+    pub seq: u32,
+    pub source_port: u16,
+}
+
+impl CookieKey {
+    pub fn new(k0: u64, k1: u64) -> Self {
+        Self { k0, k1 }
+    }
+
+    /// A fresh key from the OS; a key per run means replies to another run fail checks.
+    pub fn random() -> Self {
+        let mut b = [0u8; 16];
+        // A zero key still works (just predictable); don't fail a scan over entropy.
+        let _ = getrandom::getrandom(&mut b);
+        let (a, c) = b.split_at(8);
+        Self::new(
+            u64::from_le_bytes(a.try_into().unwrap_or_default()),
+            u64::from_le_bytes(c.try_into().unwrap_or_default()),
+        )
+    }
+
+    /// `ports_base..ports_base+ports_count` is the source-port range (count ≥ 1).
+    #[inline]
+    pub fn cookie(&self, src: u32, dst: u32, dport: u16, ports_base: u16, ports_count: u16) -> Cookie {
+        let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
+        h.write_u64((u64::from(src) << 32) | u64::from(dst));
+        h.write_u16(dport);
+        let v = h.finish();
+        let count = u64::from(ports_count.max(1));
+        Cookie {
+            seq: v as u32,
+            source_port: ports_base.wrapping_add(((v >> 32) % count) as u16),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_depend_on_every_field_and_key() {
+        let k = CookieKey::new(1, 2);
+        let base = k.cookie(1, 2, 80, 61000, 1024);
+        assert_ne!(base, k.cookie(1, 3, 80, 61000, 1024));
+        assert_ne!(base, k.cookie(9, 2, 80, 61000, 1024));
+        assert_ne!(base, k.cookie(1, 2, 81, 61000, 1024));
+        assert_ne!(base, CookieKey::new(1, 3).cookie(1, 2, 80, 61000, 1024));
+        assert_eq!(base, k.cookie(1, 2, 80, 61000, 1024));
+        assert!((61000..62024).contains(&base.source_port));
+    }
+}

@@ -1,0 +1,77 @@
+//! What both engines share: progress counters, hits, the send-path guard.
+
+use crate::intervals::IntervalSet;
+use aperture_fingerprints::{PortState, Reason};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime};
+
+/// Live counters, shared with whoever shows progress. Counters, not errors, on the hot
+/// path: a malformed reply is a number going up, never a failed scan.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Probes this run will send, retries included.
+    pub total: AtomicU64,
+    pub sent: AtomicU64,
+    /// Next position (in the permuted order) of the current pass.
+    pub position: AtomicU64,
+    pub open: AtomicU64,
+    pub closed: AtomicU64,
+    /// Replies to our source ports with a wrong cookie.
+    pub invalid: AtomicU64,
+    /// Repeated replies for a port already reported.
+    pub duplicates: AtomicU64,
+    /// Probes the send-path guard refused (should stay 0: the space excludes them).
+    pub refused: AtomicU64,
+    /// Connect probes that got no answer in time (filtered).
+    pub timeouts: AtomicU64,
+    pub done_sending: AtomicBool,
+}
+
+impl Progress {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+}
+
+/// One result as an engine reports it; the caller adds scan id and formats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub state: PortState,
+    pub reason: Reason,
+    pub ttl: Option<u8>,
+    pub at: SystemTime,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished {
+    /// Set when stopped early: the position to pass as `--resume-index`.
+    pub interrupted_at: Option<u64>,
+    /// Time spent sending (the denominator of the achieved rate).
+    pub send_time: Duration,
+}
+
+/// The last check before a packet leaves: excluded space, again, independently of how
+/// the target space was built.
+#[derive(Debug, Clone, Default)]
+pub struct SendGuard {
+    pub excluded_v4: IntervalSet<u32>,
+    pub excluded_v6: IntervalSet<u128>,
+}
+
+impl SendGuard {
+    #[inline]
+    pub fn permits_v4(&self, addr: u32) -> bool {
+        !self.excluded_v4.contains(addr)
+    }
+
+    pub fn permits(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.permits_v4(a.into()),
+            IpAddr::V6(a) => !self.excluded_v6.contains(a.into()),
+        }
+    }
+}
