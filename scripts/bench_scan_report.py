@@ -2,10 +2,11 @@
 """Helper for scripts/bench-scan (standard library only).
 
 Subcommands:
-  sample  --iface IF --out FILE [--interval S]
-          Poll IF's tx_packets counter (run it inside the scanner's namespace)
-          and write "monotonic_seconds tx_packets" lines whenever it changes,
-          until SIGTERM. Used to measure every tool's send window the same way.
+  sample  --out FILE [--interval S]
+          Run inside the target namespace: poll its Tcp OutRsts counter (one
+          RST per probe to a closed port) and write "monotonic_s count" lines
+          whenever it changes, until SIGTERM. Times every tool's probes the
+          same way, whatever else the tool sends.
   kick    --dst IP [--port N] [--interval S]
           Send one tiny UDP datagram to IP:N every S seconds until SIGTERM
           (masscan 1.3.2's receive thread only notices the end of the scan when
@@ -34,7 +35,26 @@ START_THRESHOLD = 50  # packets above baseline before the send window "starts"
 
 
 # --------------------------------------------------------------------- sample
+def _tcp_out_rsts_reader():
+    """Reader of this namespace's Tcp OutRsts counter (/proc/net/snmp)."""
+    f = open("/proc/net/snmp", "rb", buffering=0)
+    col = None
+
+    def read():
+        nonlocal col
+        data = f.read() if f.seek(0) == 0 else b""
+        lines = [l for l in data.split(b"\n") if l.startswith(b"Tcp:")]
+        if col is None:
+            col = lines[0].split().index(b"OutRsts")
+        return int(lines[1].split()[col])
+    return read
+
+
 def cmd_sample(a):
+    """Run inside the TARGET namespace: every probe the target answers with a
+    RST (a SYN to a closed port: all but the ground-truth pairs) bumps Tcp
+    OutRsts there, whatever extra packets a tool sends (masscan's own RSTs,
+    keep-alive kicks) -- so the counter's rise times each tool's probes alike."""
     stop = False
 
     def on_term(_s, _f):
@@ -43,22 +63,19 @@ def cmd_sample(a):
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    path = f"/sys/class/net/{a.iface}/statistics/tx_packets"
-    fd = os.open(path, os.O_RDONLY)
+    read = _tcp_out_rsts_reader()
     rows = []
     last = None
     try:
         while not stop:
-            v = int(os.pread(fd, 32, 0))
+            v = read()
             t = time.monotonic()
             if v != last:
                 rows.append((t, v))
                 last = v
             time.sleep(a.interval)
-        v = int(os.pread(fd, 32, 0))
-        rows.append((time.monotonic(), v))
+        rows.append((time.monotonic(), read()))
     finally:
-        os.close(fd)
         with open(a.out, "w") as f:
             for t, v in rows:
                 f.write(f"{t:.6f} {v}\n")
@@ -66,7 +83,9 @@ def cmd_sample(a):
 
 
 def send_window(samples_path, probes):
-    """(seconds, packets) of the send phase from a sample file, or None."""
+    """(seconds, answered) of the send phase from a target-side OutRsts sample
+    file, or None: from the last sample before the counter rose by more than
+    START_THRESHOLD to the first sample at its final value."""
     try:
         rows = [tuple(map(float, l.split())) for l in open(samples_path) if l.strip()]
     except OSError:
@@ -77,7 +96,7 @@ def send_window(samples_path, probes):
     total = rows[-1][1] - base
     if total <= START_THRESHOLD:
         return None
-    goal = min(probes, total)
+    goal = total
     t_start = rows[0][0]
     t_end = None
     for t, v in rows:
@@ -253,6 +272,7 @@ def cmd_record(a):
         "cpu_s_per_m": round(cpu / (a.probes / 1e6), 3) if a.probes else None,
         "peak_rss_kib": rss,
         "send_s": round(send_s, 3) if send_ok else None,
+        "target_rsts": send_pk if send_ok else None,
         "pps": round(pps), "pps_method": pps_method,
         "gt": len(gt), "found": len(found), "tp": tp, "fp": fp,
         "recall": round(tp / len(gt), 6) if gt else 0.0,
@@ -373,7 +393,6 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("sample")
-    p.add_argument("--iface", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--interval", type=float, default=0.005)
 

@@ -1,1 +1,38 @@
-fn main(){}
+//! `aperture`: one binary, subcommands. Today `scan`; `serve` and `worker` come later.
+
+mod cli;
+mod output;
+mod scan;
+mod status;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit codes, documented in the README.
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse_from(cli::normalise_args(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line, like our own input errors; full usage is one --help away.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "aperture: {} (see 'aperture --help')",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    match cli.command {
+        cli::Command::Scan(args) => scan::run(*args),
+    }
+}

@@ -54,7 +54,9 @@ pub async fn run_connect(
     stop: Arc<AtomicBool>,
     hits: mpsc::Sender<Hit>,
 ) -> Finished {
-    progress.total.store(run.end.saturating_sub(run.start), Relaxed);
+    progress
+        .total
+        .store(run.end.saturating_sub(run.start), Relaxed);
     progress.position.store(run.start, Relaxed);
     let pacer = Arc::new(Pacer::new(run.rate));
     let slots = Arc::new(Semaphore::new(run.concurrency.max(1)));
@@ -77,8 +79,13 @@ pub async fn run_connect(
             break;
         };
         pacer.ready().await;
-        let (task_progress, hits, timeout, retries, show_closed) =
-            (progress.clone(), hits.clone(), run.timeout, run.retries, run.show_closed);
+        let (task_progress, hits, timeout, retries, show_closed) = (
+            progress.clone(),
+            hits.clone(),
+            run.timeout,
+            run.retries,
+            run.show_closed,
+        );
         tasks.spawn(async move {
             let progress = task_progress;
             let _permit = permit;
@@ -90,7 +97,11 @@ pub async fn run_connect(
                     Outcome::Closed => (PortState::Closed, Reason::Refused),
                     Outcome::NoAnswer => continue,
                 };
-                let counter = if state == PortState::Open { &progress.open } else { &progress.closed };
+                let counter = if state == PortState::Open {
+                    &progress.open
+                } else {
+                    &progress.closed
+                };
                 counter.fetch_add(1, Relaxed);
                 if state == PortState::Open || show_closed {
                     let _ = hits.send(Hit {

@@ -37,7 +37,14 @@ impl CookieKey {
 
     /// `ports_base..ports_base+ports_count` is the source-port range (count ≥ 1).
     #[inline]
-    pub fn cookie(&self, src: u32, dst: u32, dport: u16, ports_base: u16, ports_count: u16) -> Cookie {
+    pub fn cookie(
+        &self,
+        src: u32,
+        dst: u32,
+        dport: u16,
+        ports_base: u16,
+        ports_count: u16,
+    ) -> Cookie {
         let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
         h.write_u64((u64::from(src) << 32) | u64::from(dst));
         h.write_u16(dport);

@@ -35,7 +35,9 @@ pub enum SpecError {
     #[error("nothing to scan: every target is excluded ({detail})")]
     AllExcluded { detail: String },
     /// The space is larger than the caller confirmed.
-    #[error("target space is {probes} probes, above 2^32; pass --confirm-large if that is intended")]
+    #[error(
+        "target space is {probes} probes, above 2^32; pass --confirm-large if that is intended"
+    )]
     TooLarge { probes: u128 },
     /// A shard selector like `--shard 3/2`.
     #[error("invalid shard {input:?}: {reason}")]

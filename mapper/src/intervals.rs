@@ -126,7 +126,11 @@ impl<T: Point> IntervalSet<T> {
                                 out.push((start, end.min(hi)));
                             }
                         }
-                        cur = if ohi >= start { ohi.succ() } else { Some(start) };
+                        cur = if ohi >= start {
+                            ohi.succ()
+                        } else {
+                            Some(start)
+                        };
                         k += 1;
                     }
                     _ => {

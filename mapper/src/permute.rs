@@ -36,7 +36,11 @@ impl Permutation {
     /// A permutation of `0..n` (n ≥ 1) chosen by `seed`.
     pub fn new(n: u64, seed: u64) -> Self {
         let n = n.max(1);
-        let bits = if n <= 4 { 2 } else { 64 - (n - 1).leading_zeros() };
+        let bits = if n <= 4 {
+            2
+        } else {
+            64 - (n - 1).leading_zeros()
+        };
         let bits = bits + (bits & 1);
         let half_bits = bits / 2;
         let mut state = seed;
@@ -116,7 +120,10 @@ mod tests {
 
     #[test]
     fn bijection_on_awkward_sizes() {
-        for n in [1, 2, 3, 4, 5, 7, 8, 16, 17, 31, 64, 65, 127, 256, 257, 1000, 1021, 4096, 65521, 65536, 65537] {
+        for n in [
+            1, 2, 3, 4, 5, 7, 8, 16, 17, 31, 64, 65, 127, 256, 257, 1000, 1021, 4096, 65521, 65536,
+            65537,
+        ] {
             for seed in [0, 1, 0xdead_beef] {
                 assert_bijection(n, seed);
             }

@@ -147,7 +147,8 @@ pub async fn plan(req: &TargetRequest) -> Result<Plan, SpecError> {
         let why = if req.allow_special {
             "by --exclude".to_string()
         } else {
-            "as special-purpose or by --exclude; --allow-special includes special-purpose ranges".to_string()
+            "as special-purpose or by --exclude; --allow-special includes special-purpose ranges"
+                .to_string()
         };
         notes.push(format!(
             "{dropped} of {} addresses excluded {why}",
@@ -194,8 +195,21 @@ fn why_excluded(wanted: &TargetSet, user: &TargetSet, allow_special: bool) -> St
             _ => format!("{ip} is excluded by --exclude/--exclude-file"),
         }
     };
-    let mut parts: Vec<String> = wanted.v4.ranges().iter().take(3).map(|&(a, _)| reason_v4(a)).collect();
-    parts.extend(wanted.v6.ranges().iter().take(3).map(|&(a, _)| reason_v6(a)));
+    let mut parts: Vec<String> = wanted
+        .v4
+        .ranges()
+        .iter()
+        .take(3)
+        .map(|&(a, _)| reason_v4(a))
+        .collect();
+    parts.extend(
+        wanted
+            .v6
+            .ranges()
+            .iter()
+            .take(3)
+            .map(|&(a, _)| reason_v6(a)),
+    );
     parts.join("; ")
 }
 
@@ -223,7 +237,10 @@ mod tests {
     fn special_ranges_are_cut_out_and_named() {
         let e = run(&req(&["10.0.0.0/8"], "80")).expect_err("private");
         let text = e.to_string();
-        assert!(text.contains("10.0.0.0/8") && text.contains("--allow-special"), "{text}");
+        assert!(
+            text.contains("10.0.0.0/8") && text.contains("--allow-special"),
+            "{text}"
+        );
         let mut r = req(&["10.0.0.0/30"], "80");
         r.allow_special = true;
         assert_eq!(run(&r).expect("allowed").space.size(), 4);
@@ -241,13 +258,20 @@ mod tests {
         r.excludes = vec!["198.18.0.2-198.18.0.3".into()];
         let p = run(&r).expect("plan");
         assert_eq!(p.space.size(), 12);
-        let mut seen: Vec<_> = (0..p.space.size()).filter_map(|i| p.space.target(i)).collect();
+        let mut seen: Vec<_> = (0..p.space.size())
+            .filter_map(|i| p.space.target(i))
+            .collect();
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 12);
-        assert!(seen.iter().all(|(ip, _)| !matches!(ip.to_string().as_str(), "198.18.0.2" | "198.18.0.3")));
+        assert!(seen
+            .iter()
+            .all(|(ip, _)| !matches!(ip.to_string().as_str(), "198.18.0.2" | "198.18.0.3")));
         r.excludes = vec!["198.18.0.0/24".into()];
-        assert!(run(&r).expect_err("all excluded").to_string().contains("--exclude"));
+        assert!(run(&r)
+            .expect_err("all excluded")
+            .to_string()
+            .contains("--exclude"));
     }
 
     #[test]
@@ -260,7 +284,10 @@ mod tests {
         assert!(run(&r).expect_err("both").to_string().contains("not both"));
         assert!(matches!(run(&req(&[], "80")), Err(SpecError::NoTargets)));
         let mut v6 = req(&["2606:4700::/126"], "443");
-        assert!(run(&v6).expect_err("v6 needs connect").to_string().contains("--connect"));
+        assert!(run(&v6)
+            .expect_err("v6 needs connect")
+            .to_string()
+            .contains("--connect"));
         v6.ipv6 = true;
         assert_eq!(run(&v6).expect("v6 ok").space.size(), 4);
     }

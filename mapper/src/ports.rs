@@ -22,7 +22,10 @@ pub fn parse_ports(input: &str) -> Result<Vec<u16>, SpecError> {
         if part.is_empty() {
             return Err(err("empty item between commas".into()));
         }
-        let part = part.strip_prefix("T:").or_else(|| part.strip_prefix("t:")).unwrap_or(part);
+        let part = part
+            .strip_prefix("T:")
+            .or_else(|| part.strip_prefix("t:"))
+            .unwrap_or(part);
         if part.starts_with("U:") || part.starts_with("u:") {
             return Err(err("UDP ports are not supported yet; list TCP ports".into()));
         }
@@ -129,7 +132,10 @@ mod tests {
             .filter(|l| !l.trim_start().starts_with('#'))
             .flat_map(str::split_whitespace)
             .count();
-        assert!(curated_words > 400, "the curated list should stay substantial");
+        assert!(
+            curated_words > 400,
+            "the curated list should stay substantial"
+        );
         assert!(RANKING
             .lines()
             .filter(|l| !l.trim_start().starts_with('#'))

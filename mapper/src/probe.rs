@@ -104,7 +104,8 @@ impl TcpSyn {
     }
 
     fn cookie(&self, dst: u32, dport: u16) -> Cookie {
-        self.key.cookie(self.src, dst, dport, self.ports_base, self.ports_count)
+        self.key
+            .cookie(self.src, dst, dport, self.ports_base, self.ports_count)
     }
 
     pub fn source_ports(&self) -> (u16, u16) {
@@ -166,7 +167,10 @@ impl ProbeModule for TcpSyn {
         }
         let from = u32::from(ip.source_addr());
         let c = self.cookie(from, tcp.source_port());
-        if dport != c.source_port || !tcp.ack() || tcp.acknowledgment_number() != c.seq.wrapping_add(1) {
+        if dport != c.source_port
+            || !tcp.ack()
+            || tcp.acknowledgment_number() != c.seq.wrapping_add(1)
+        {
             return Verdict::Invalid;
         }
         let (state, reason) = if tcp.syn() && !tcp.rst() {
@@ -251,7 +255,10 @@ mod tests {
         let pkt = made(&p, DST, 443);
         match p.validate(&reply(&p, &pkt, true, false, 1)) {
             Verdict::Reply(r) => {
-                assert_eq!((r.ip, r.port, r.state, r.ttl), (DST, 443, PortState::Open, 57));
+                assert_eq!(
+                    (r.ip, r.port, r.state, r.ttl),
+                    (DST, 443, PortState::Open, 57)
+                );
             }
             other => panic!("expected open, got {other:?}"),
         }
@@ -259,9 +266,15 @@ mod tests {
             Verdict::Reply(r) => assert_eq!(r.state, PortState::Closed),
             other => panic!("expected closed, got {other:?}"),
         }
-        assert_eq!(p.validate(&reply(&p, &pkt, true, false, 2)), Verdict::Invalid);
+        assert_eq!(
+            p.validate(&reply(&p, &pkt, true, false, 2)),
+            Verdict::Invalid
+        );
         let other_run = TcpSyn::new(SRC, CookieKey::new(99, 22), 61000, 4096, 64);
-        assert_eq!(other_run.validate(&reply(&p, &pkt, true, false, 1)), Verdict::Invalid);
+        assert_eq!(
+            other_run.validate(&reply(&p, &pkt, true, false, 1)),
+            Verdict::Invalid
+        );
         // Our own outgoing SYN (seen on loopback) is not a reply.
         assert_eq!(p.validate(&pkt), Verdict::NotOurs);
     }

@@ -97,7 +97,9 @@ impl FrameSender for RawSender {
             if r < 0 {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
-                    Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) if spins < 10_000 => {
+                    Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
+                        if spins < 10_000 =>
+                    {
                         self.backoffs += 1;
                         spins += 1;
                         std::thread::sleep(Duration::from_micros(50));
@@ -167,7 +169,9 @@ impl FrameReceiver for RawReceiver {
         if r < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => {
                     batch.set_len(0);
                     Ok(0)
                 }

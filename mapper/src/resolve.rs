@@ -11,19 +11,25 @@ pub async fn resolve_hosts(names: &[String]) -> Result<Vec<(String, Vec<IpAddr>)
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let (config, mut opts) = hickory_resolver::system_conf::read_system_conf().map_err(|e| SpecError::Resolve {
-        name: names.join(", "),
-        reason: format!("no usable system resolver configuration ({e}); give addresses instead"),
-    })?;
+    let (config, mut opts) =
+        hickory_resolver::system_conf::read_system_conf().map_err(|e| SpecError::Resolve {
+            name: names.join(", "),
+            reason: format!(
+                "no usable system resolver configuration ({e}); give addresses instead"
+            ),
+        })?;
     opts.timeout = Duration::from_secs(2);
     opts.attempts = 2;
     let resolver = TokioAsyncResolver::tokio(config, opts);
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let ips = resolver.lookup_ip(name.as_str()).await.map_err(|e| SpecError::Resolve {
-            name: name.clone(),
-            reason: e.to_string(),
-        })?;
+        let ips = resolver
+            .lookup_ip(name.as_str())
+            .await
+            .map_err(|e| SpecError::Resolve {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
         let mut ips: Vec<IpAddr> = ips.iter().collect();
         ips.sort();
         ips.dedup();

@@ -22,8 +22,18 @@ impl ScanSpec {
     pub fn from_space(scan_id: String, space: &TargetSpace, seed: u64) -> Self {
         Self {
             scan_id,
-            v4: space.v4().ranges().iter().map(|&(a, b)| (a.into(), b.into())).collect(),
-            v6: space.v6().ranges().iter().map(|&(a, b)| (a.into(), b.into())).collect(),
+            v4: space
+                .v4()
+                .ranges()
+                .iter()
+                .map(|&(a, b)| (a.into(), b.into()))
+                .collect(),
+            v6: space
+                .v6()
+                .ranges()
+                .iter()
+                .map(|&(a, b)| (a.into(), b.into()))
+                .collect(),
             ports: space.ports().to_vec(),
             seed,
         }
@@ -65,7 +75,9 @@ impl ShardSelector {
             input: input.to_string(),
             reason: reason.to_string(),
         };
-        let (k, n) = input.split_once('/').ok_or_else(|| err("expected K/N, e.g. 1/4"))?;
+        let (k, n) = input
+            .split_once('/')
+            .ok_or_else(|| err("expected K/N, e.g. 1/4"))?;
         let k: u64 = k.trim().parse().map_err(|_| err("K is not a number"))?;
         let n: u64 = n.trim().parse().map_err(|_| err("N is not a number"))?;
         if n == 0 {
@@ -95,7 +107,10 @@ mod tests {
         for bad in ["0/4", "5/4", "1/0", "1", "a/2", "1/b"] {
             assert!(ShardSelector::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(ShardSelector::parse("2/3").expect("ok"), ShardSelector { k: 2, n: 3 });
+        assert_eq!(
+            ShardSelector::parse("2/3").expect("ok"),
+            ShardSelector { k: 2, n: 3 }
+        );
     }
 
     fn check_tiling(total: u64, n: u64) -> Result<(), TestCaseError> {
@@ -146,7 +161,11 @@ mod tests {
         )
         .expect("space");
         let spec = ScanSpec::from_space("s".into(), &space, 7);
-        let shard = Shard { spec: spec.clone(), start: 3, end: 9 };
+        let shard = Shard {
+            spec: spec.clone(),
+            start: 3,
+            end: 9,
+        };
         let json = serde_json::to_string(&shard).expect("json");
         let back: Shard = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, shard);

@@ -20,17 +20,23 @@ pub struct TargetSpace {
 
 impl TargetSpace {
     /// Builds a space; fails if it is empty or its size does not fit in 64 bits.
-    pub fn new(v4: IntervalSet<u32>, v6: IntervalSet<u128>, ports: Vec<u16>) -> Result<Self, SpecError> {
+    pub fn new(
+        v4: IntervalSet<u32>,
+        v6: IntervalSet<u128>,
+        ports: Vec<u16>,
+    ) -> Result<Self, SpecError> {
         if ports.is_empty() {
             return Err(SpecError::NoPorts);
         }
         let v4_count = v4.count() as u64; // at most 2^32
         let v6_count = u64::try_from(v6.count()).map_err(|_| {
-            SpecError::Invalid("the IPv6 targets hold more than 2^64 addresses; name smaller prefixes".into())
+            SpecError::Invalid(
+                "the IPv6 targets hold more than 2^64 addresses; name smaller prefixes".into(),
+            )
         })?;
-        let addresses = v4_count
-            .checked_add(v6_count)
-            .ok_or_else(|| SpecError::Invalid("too many addresses; name smaller prefixes".into()))?;
+        let addresses = v4_count.checked_add(v6_count).ok_or_else(|| {
+            SpecError::Invalid("too many addresses; name smaller prefixes".into())
+        })?;
         let size = u128::from(addresses) * ports.len() as u128;
         let size = u64::try_from(size).map_err(|_| SpecError::TooLarge { probes: size })?;
         Ok(Self {

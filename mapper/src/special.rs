@@ -22,7 +22,10 @@ pub const SPECIAL_V4: &[(&str, &str)] = &[
     ("198.51.100.0/24", "documentation TEST-NET-2, RFC 5737"),
     ("203.0.113.0/24", "documentation TEST-NET-3, RFC 5737"),
     ("224.0.0.0/4", "multicast, RFC 5771"),
-    ("240.0.0.0/4", "reserved and limited broadcast, RFC 1112/919"),
+    (
+        "240.0.0.0/4",
+        "reserved and limited broadcast, RFC 1112/919",
+    ),
 ];
 
 pub const SPECIAL_V6: &[(&str, &str)] = &[
@@ -30,7 +33,10 @@ pub const SPECIAL_V6: &[(&str, &str)] = &[
     ("::1/128", "loopback, RFC 4291"),
     ("::ffff:0:0/96", "IPv4-mapped, RFC 4291"),
     ("64:ff9b::/96", "IPv4-IPv6 translation, RFC 6052"),
-    ("64:ff9b:1::/48", "local-use IPv4-IPv6 translation, RFC 8215"),
+    (
+        "64:ff9b:1::/48",
+        "local-use IPv4-IPv6 translation, RFC 8215",
+    ),
     ("100::/64", "discard-only, RFC 6666"),
     ("2001::/23", "IETF protocol assignments, RFC 2928"),
     ("2001:db8::/32", "documentation, RFC 3849"),
@@ -94,7 +100,13 @@ mod tests {
     #[test]
     fn well_known_members() {
         let v4 = special_v4();
-        for a in ["10.1.2.3", "127.0.0.1", "198.19.255.1", "255.255.255.255", "0.0.0.0"] {
+        for a in [
+            "10.1.2.3",
+            "127.0.0.1",
+            "198.19.255.1",
+            "255.255.255.255",
+            "0.0.0.0",
+        ] {
             let ip: Ipv4Addr = a.parse().expect("literal");
             assert!(v4.contains(u32::from(ip)), "{a} should be special");
         }
@@ -108,6 +120,8 @@ mod tests {
         );
         let v6 = special_v6();
         assert!(v6.contains(u128::from("::1".parse::<Ipv6Addr>().expect("literal"))));
-        assert!(!v6.contains(u128::from("2606:4700::1".parse::<Ipv6Addr>().expect("literal"))));
+        assert!(!v6.contains(u128::from(
+            "2606:4700::1".parse::<Ipv6Addr>().expect("literal")
+        )));
     }
 }

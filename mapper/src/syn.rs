@@ -63,7 +63,9 @@ pub fn run_syn(
             std::thread::sleep(Duration::from_millis(10));
         }
         done.store(true, Relaxed);
-        let received = rx.join().unwrap_or_else(|_| Err(EngineError::Runtime("receive thread panicked".into())));
+        let received = rx
+            .join()
+            .unwrap_or_else(|_| Err(EngineError::Runtime("receive thread panicked".into())));
         let finished = sent?;
         received?;
         Ok(finished)
@@ -195,7 +197,14 @@ mod tests {
             .collect()
     }
 
-    fn scan(net: &SimNet, space: &TargetSpace, start: u64, end: u64, retries: u32, closed: bool) -> (Vec<Hit>, Progress, Finished) {
+    fn scan(
+        net: &SimNet,
+        space: &TargetSpace,
+        start: u64,
+        end: u64,
+        retries: u32,
+        closed: bool,
+    ) -> (Vec<Hit>, Progress, Finished) {
         let guard = SendGuard::default();
         let run = SynRun {
             space,
@@ -212,8 +221,16 @@ mod tests {
         let progress = Progress::default();
         let (tx, rx) = mpsc::channel();
         let mut sender = net.clone();
-        let f = run_syn(&run, &probe, &mut sender, net.clone(), &progress, &AtomicBool::new(false), tx)
-            .expect("scan runs");
+        let f = run_syn(
+            &run,
+            &probe,
+            &mut sender,
+            net.clone(),
+            &progress,
+            &AtomicBool::new(false),
+            tx,
+        )
+        .expect("scan runs");
         (rx.into_iter().collect(), progress, f)
     }
 
@@ -235,10 +252,21 @@ mod tests {
         let (hits, progress, f) = scan(&net, &space, 0, space.size(), 0, false);
         assert!(f.interrupted_at.is_none());
         assert_eq!(found(&hits), open);
-        assert_eq!(hits.len(), open.len(), "no duplicates, no closed ports reported");
+        assert_eq!(
+            hits.len(),
+            open.len(),
+            "no duplicates, no closed ports reported"
+        );
         assert_eq!(Progress::get(&progress.sent), space.size());
-        assert_eq!(Progress::get(&progress.closed), space.size() - open.len() as u64);
-        assert_eq!(Progress::get(&progress.invalid), space.size(), "every forged reply counted");
+        assert_eq!(
+            Progress::get(&progress.closed),
+            space.size() - open.len() as u64
+        );
+        assert_eq!(
+            Progress::get(&progress.invalid),
+            space.size(),
+            "every forged reply counted"
+        );
     }
 
     #[test]
@@ -270,6 +298,10 @@ mod tests {
                 assert!(union.insert((h.ip, h.port)), "probe answered in two shards");
             }
         }
-        assert_eq!(union.len() as u64, space.size(), "closed shown: every probe answered once");
+        assert_eq!(
+            union.len() as u64,
+            space.size(),
+            "closed shown: every probe answered once"
+        );
     }
 }

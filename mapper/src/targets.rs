@@ -40,7 +40,10 @@ fn parse_one(t: &str) -> Result<Target, SpecError> {
                 err(t, format!("{addr:?} is not an IP address"))
             } else {
                 let max = if addr.contains(':') { 128 } else { 32 };
-                err(t, format!("prefix length {len:?} is not a number from 0 to {max}"))
+                err(
+                    t,
+                    format!("prefix length {len:?} is not a number from 0 to {max}"),
+                )
             }
         })?;
         return Ok(match net {
@@ -55,8 +58,12 @@ fn parse_one(t: &str) -> Result<Target, SpecError> {
         let (a, b) = (a.trim(), b.trim());
         if let (Ok(lo), Ok(hi)) = (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
             return match (lo, hi) {
-                (IpAddr::V4(lo), IpAddr::V4(hi)) if lo <= hi => Ok(Target::V4(lo.into(), hi.into())),
-                (IpAddr::V6(lo), IpAddr::V6(hi)) if lo <= hi => Ok(Target::V6(lo.into(), hi.into())),
+                (IpAddr::V4(lo), IpAddr::V4(hi)) if lo <= hi => {
+                    Ok(Target::V4(lo.into(), hi.into()))
+                }
+                (IpAddr::V6(lo), IpAddr::V6(hi)) if lo <= hi => {
+                    Ok(Target::V6(lo.into(), hi.into()))
+                }
                 (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
                     Err(err(t, "range start is after its end"))
                 }
@@ -64,11 +71,17 @@ fn parse_one(t: &str) -> Result<Target, SpecError> {
             };
         }
         if a.parse::<IpAddr>().is_ok() || looks_numeric(b) {
-            return Err(err(t, "a range is FIRST-LAST with two addresses of the same family"));
+            return Err(err(
+                t,
+                "a range is FIRST-LAST with two addresses of the same family",
+            ));
         }
     }
     if looks_numeric(t) {
-        return Err(err(t, "not a valid IPv4 address (four numbers 0-255 separated by dots)"));
+        return Err(err(
+            t,
+            "not a valid IPv4 address (four numbers 0-255 separated by dots)",
+        ));
     }
     validate_hostname(t).map_err(|reason| err(t, reason))?;
     Ok(Target::Host(t.trim_end_matches('.').to_ascii_lowercase()))
@@ -92,19 +105,28 @@ pub fn validate_hostname(name: &str) -> Result<(), String> {
         return Err("empty name".into());
     }
     if name.len() > 253 {
-        return Err(format!("name is {} bytes, over the 253 allowed", name.len()));
+        return Err(format!(
+            "name is {} bytes, over the 253 allowed",
+            name.len()
+        ));
     }
     for label in name.split('.') {
         if label.is_empty() {
             return Err("empty label (two dots in a row)".into());
         }
         if label.len() > 63 {
-            return Err(format!("label {label:?} is {} bytes, over the 63 allowed", label.len()));
+            return Err(format!(
+                "label {label:?} is {} bytes, over the 63 allowed",
+                label.len()
+            ));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(format!("label {label:?} starts or ends with a hyphen"));
         }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
             return Err(format!(
                 "{c:?} is not allowed in a host name (expected an address, CIDR, range or host name)"
             ));
@@ -185,7 +207,10 @@ mod tests {
         assert_eq!(one("10.0.0.5/30"), Target::V4(0x0a000004, 0x0a000007));
         assert_eq!(one("1.2.3.4-1.2.3.9"), Target::V4(0x01020304, 0x01020309));
         assert_eq!(one("::1"), Target::V6(1, 1));
-        assert_eq!(one("2001:db8::/126"), Target::V6(0x2001_0db8u128 << 96, (0x2001_0db8u128 << 96) + 3));
+        assert_eq!(
+            one("2001:db8::/126"),
+            Target::V6(0x2001_0db8u128 << 96, (0x2001_0db8u128 << 96) + 3)
+        );
         assert_eq!(one("Example.ORG."), Target::Host("example.org".into()));
         assert_eq!(parse_targets("1.1.1.1,2.2.2.2").expect("parses").len(), 2);
     }
@@ -205,7 +230,10 @@ mod tests {
             assert!(e.contains(needle), "{input}: {e}");
         }
         let long = format!("{}.com", "a".repeat(64));
-        assert!(parse_targets(&long).expect_err("long").to_string().contains("63"));
+        assert!(parse_targets(&long)
+            .expect_err("long")
+            .to_string()
+            .contains("63"));
     }
 
     #[test]

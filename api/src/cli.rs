@@ -1,0 +1,165 @@
+//! Command-line surface. Flags follow masscan and nmap where they overlap, so users
+//! bring their habits: `-p-`, `--top-ports`, `-iL`, `--rate`, `--shard`, `--resume-index`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aperture",
+    version,
+    about = "Map an organisation's Internet exposure surface"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find open TCP ports: stateless SYN over raw sockets, or connect scan.
+    Scan(Box<ScanArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per result (the default; the stable schema).
+    Jsonl,
+    Csv,
+    /// nmap-style grepable lines.
+    Grepable,
+    /// masscan-style list lines.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Targets: IPv4/IPv6 addresses, CIDRs (198.18.0.0/16), ranges (a-b), host names.
+    pub targets: Vec<String>,
+
+    /// Read targets from FILE ('-' for standard input). Also spelled -iL.
+    #[arg(long = "input-list", value_name = "FILE")]
+    pub input_list: Vec<PathBuf>,
+
+    /// Ports: 22,80,443 or 1-1024 or - (all). Also -p-.
+    #[arg(
+        short = 'p',
+        long = "ports",
+        value_name = "PORTS",
+        allow_hyphen_values = true
+    )]
+    pub ports: Option<String>,
+
+    /// The N most often exposed ports, from Aperture's own ranking.
+    #[arg(long = "top-ports", value_name = "N")]
+    pub top_ports: Option<usize>,
+
+    /// Addresses, CIDRs or ranges never to probe (repeatable, comma-separated).
+    #[arg(long, value_name = "TARGETS")]
+    pub exclude: Vec<String>,
+
+    /// File of exclusions, one or more per line, '#' comments.
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+
+    /// Include IANA special-purpose ranges (private, loopback, benchmarking, …).
+    #[arg(long)]
+    pub allow_special: bool,
+
+    /// Allow a scan of more than 2^32 probes.
+    #[arg(long)]
+    pub confirm_large: bool,
+
+    /// Packets (SYN) or connection attempts (connect) per second.
+    #[arg(long, default_value_t = 10_000, value_name = "PPS")]
+    pub rate: u64,
+
+    /// Extra passes over the targets; replies are de-duplicated.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub retries: u32,
+
+    /// Seconds to wait for late replies after the last probe (SYN engine).
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+    pub wait: f64,
+
+    /// Use the connect engine (no raw sockets; required for IPv6).
+    #[arg(long)]
+    pub connect: bool,
+
+    /// Connect engine: per-attempt timeout in milliseconds.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub timeout: u64,
+
+    /// Connect engine: connections in flight at once.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Report closed ports (RST / refused) as well as open ones.
+    #[arg(long)]
+    pub show_closed: bool,
+
+    /// Seed of the probe order; the same seed, targets and ports give the same order.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Run only shard K of N (1-based), e.g. 2/4. Shards partition the probes exactly.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
+    /// Continue an interrupted run from this position (printed on Ctrl-C).
+    #[arg(long = "resume-index", value_name = "I")]
+    pub resume_index: Option<u64>,
+
+    /// Print the probes that would be sent, in order, and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+
+    /// Write results to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Source address of SYN probes (default: the route's address toward the targets).
+    #[arg(long = "source-ip", value_name = "IP")]
+    pub source_ip: Option<std::net::Ipv4Addr>,
+
+    /// Source ports of SYN probes: BASE or BASE-LAST (default 61000-65095, outside
+    /// Linux's ephemeral range).
+    #[arg(long = "source-port", value_name = "PORTS")]
+    pub source_port: Option<String>,
+
+    /// IP TTL of SYN probes.
+    #[arg(long, default_value_t = 64)]
+    pub ttl: u8,
+
+    /// Scan identifier written into every result (default: random).
+    #[arg(long = "scan-id", value_name = "ID")]
+    pub scan_id: Option<String>,
+
+    /// Seconds between status lines when standard error is not a terminal.
+    #[arg(
+        long = "status-interval",
+        default_value_t = 5.0,
+        value_name = "SECONDS"
+    )]
+    pub status_interval: f64,
+
+    /// No progress or status lines (the final summary is still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Accepts the spellings masscan and nmap users type that clap cannot express:
+/// `-iL FILE` and `-p-`.
+pub fn normalise_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    args.map(|a| match a.to_str() {
+        Some("-iL") => OsString::from("--input-list"),
+        Some("-p-") => OsString::from("--ports=-"),
+        _ => a,
+    })
+    .collect()
+}

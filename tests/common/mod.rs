@@ -1,0 +1,119 @@
+//! Helpers shared by the end-to-end tests: run the real `aperture` binary, read its
+//! JSON Lines, find the lab.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_aperture"))
+}
+
+pub fn aperture(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the aperture binary runs")
+}
+
+pub fn is_root() -> bool {
+    // SAFETY-free check: /proc/self/status carries the effective uid.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// (ip, port, state) of every JSON line.
+pub fn results(text: &str) -> Vec<(IpAddr, u16, String)> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"));
+            let ip = v["ip"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("ip field");
+            let port = v["port"].as_u64().expect("port field") as u16;
+            let state = v["state"].as_str().expect("state field").to_string();
+            (ip, port, state)
+        })
+        .collect()
+}
+
+pub fn open_set(text: &str) -> BTreeSet<(IpAddr, u16)> {
+    results(text)
+        .into_iter()
+        .filter(|(_, _, s)| s == "open")
+        .map(|(ip, port, _)| (ip, port))
+        .collect()
+}
+
+/// Where the lab keeps its state (see scripts/lab).
+pub fn lab_dir() -> PathBuf {
+    PathBuf::from(std::env::var("APERTURE_LAB_DIR").unwrap_or_else(|_| "/tmp/aperture-lab".into()))
+}
+
+/// `Some(reason)` when the lab tests cannot run here. With APERTURE_LAB_REQUIRED=1 (set
+/// by scripts/test as root, i.e. in CI) a missing lab is a failure, not a skip.
+pub fn lab_unavailable() -> Option<String> {
+    let reason = if !is_root() {
+        Some("needs root (raw sockets and network namespaces)".to_string())
+    } else if !lab_dir().join("ground-truth.jsonl").exists() {
+        Some(format!(
+            "lab is not up (no {}/ground-truth.jsonl); run scripts/lab up",
+            lab_dir().display()
+        ))
+    } else {
+        None
+    };
+    if let Some(r) = &reason {
+        if std::env::var("APERTURE_LAB_REQUIRED").as_deref() == Ok("1") {
+            panic!("APERTURE_LAB_REQUIRED=1 but {r}");
+        }
+    }
+    reason
+}
+
+pub fn lab_env(key: &str) -> String {
+    let text = std::fs::read_to_string(lab_dir().join("lab.env")).expect("lab.env readable");
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim().trim_start_matches("export ") == key)
+        .map(|(_, v)| v.trim().trim_matches('"').trim_matches('\'').to_string())
+        .unwrap_or_else(|| panic!("{key} missing from lab.env"))
+}
+
+pub fn ground_truth() -> BTreeSet<(IpAddr, u16)> {
+    let text = std::fs::read_to_string(lab_dir().join("ground-truth.jsonl"))
+        .expect("ground truth readable");
+    open_set(&text)
+}
+
+/// Runs aperture inside the lab's scanner namespace.
+pub fn aperture_in_lab(args: &[&str]) -> Output {
+    let ns = lab_env("LAB_SCAN_NS");
+    Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .arg(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ip netns exec runs")
+}
