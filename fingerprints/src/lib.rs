@@ -7,3 +7,5 @@
 pub mod observation;
 
 pub use observation::{PortObservation, PortState, Probe, Proto, Reason, SCHEMA_VERSION};
+pub mod proto;
+pub mod session;

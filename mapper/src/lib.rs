@@ -8,6 +8,7 @@
 pub mod connect;
 pub mod cookie;
 pub mod engine;
+pub mod grab;
 pub mod error;
 pub mod intervals;
 pub mod pace;

@@ -1,0 +1,71 @@
+//! Protocol sessions and the registry the grabber walks: which protocols speak first,
+//! which port suggests which protocol, and in what order to try hellos on a silent port.
+
+use crate::session::Session;
+
+/// A protocol the grabber can try.
+#[derive(Debug, Clone, Copy)]
+pub struct Protocol {
+    pub name: &'static str,
+    /// Server speaks first (SSH, FTP, SMTP, …): identified from the sniffed greeting.
+    pub server_first: bool,
+    /// Ports where this protocol is the first guess.
+    pub ports: &'static [u16],
+    pub make: fn(Option<&str>) -> Box<dyn Session>,
+}
+
+/// One thing to try on a port that sent nothing.
+#[derive(Debug, Clone, Copy)]
+pub enum Candidate {
+    /// A TLS handshake (then the protocol inside is identified the same way).
+    Tls,
+    Session(&'static Protocol),
+}
+
+/// Ports where TLS is the first guess.
+pub const TLS_PORTS: &[u16] = &[
+    443, 465, 636, 853, 989, 990, 992, 993, 995, 2376, 4443, 5061, 5986, 6443, 8443, 8883, 9443, 10443,
+];
+
+static PROTOCOLS: &[Protocol] = &[];
+
+pub fn protocols() -> &'static [Protocol] {
+    PROTOCOLS
+}
+
+pub fn by_name(name: &str) -> Option<&'static Protocol> {
+    PROTOCOLS.iter().find(|p| p.name == name)
+}
+
+/// Server-first protocols, tried against a sniffed greeting: the port's own guess first.
+pub fn server_first(port: u16) -> Vec<&'static Protocol> {
+    let mut list: Vec<&'static Protocol> = PROTOCOLS.iter().filter(|p| p.server_first).collect();
+    list.sort_by_key(|p| !p.ports.contains(&port));
+    list
+}
+
+/// Client-first hellos for a silent port: the port's guesses, then TLS and HTTP (the
+/// most common services on odd ports), then the rest.
+pub fn client_first(port: u16) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    let hinted: Vec<&'static Protocol> = PROTOCOLS
+        .iter()
+        .filter(|p| !p.server_first && p.ports.contains(&port))
+        .collect();
+    if TLS_PORTS.contains(&port) {
+        out.push(Candidate::Tls);
+    }
+    out.extend(hinted.iter().map(|&p| Candidate::Session(p)));
+    if !TLS_PORTS.contains(&port) {
+        out.push(Candidate::Tls);
+    }
+    if let Some(http) = by_name("http") {
+        if !hinted.iter().any(|p| p.name == "http") {
+            out.push(Candidate::Session(http));
+        }
+    }
+    for p in PROTOCOLS.iter().filter(|p| !p.server_first && p.name != "http" && !p.ports.contains(&port)) {
+        out.push(Candidate::Session(p));
+    }
+    out
+}

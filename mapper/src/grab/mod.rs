@@ -1,0 +1,490 @@
+//! Grabbing: after a port is found open, connect and find out what speaks there.
+//!
+//! Order of play on one port (each connection under its own deadline, every read
+//! under the byte cap):
+//! 1. Connect and listen briefly: a server-first protocol (SSH, FTP, SMTP, …) greets
+//!    us, and the greeting is matched against those protocols' sessions.
+//! 2. A silent port gets client-first hellos, the port's likely protocol first, then
+//!    TLS, HTTP and the rest, a fresh connection for each (a wrong hello can poison one).
+//! 3. Inside TLS the same two steps run again (IMAPS greets, HTTPS waits for a request).
+//!    STARTTLS upgrades in place when a session asks for it.
+//! The parsing is all in `fingerprints`; this module only moves bytes.
+
+pub mod conn;
+pub mod tls;
+
+use crate::pace::Pacer;
+use aperture_fingerprints::proto::{self, Candidate};
+use aperture_fingerprints::session::{Banner, Session};
+use conn::{converse, read_some, Conn, Ended, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tls::{server_name, TlsClients};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::TlsConnector;
+
+#[derive(Debug, Clone)]
+pub struct GrabOptions {
+    /// Deadline of each connection, from connect to close.
+    pub deadline: Duration,
+    /// How long a fresh connection waits for a server-first greeting.
+    pub banner_wait: Duration,
+    /// Bytes read at most from one connection.
+    pub byte_cap: usize,
+    /// Connections tried per port to identify it (JARM and favicon not counted).
+    pub max_attempts: usize,
+    /// Stop after this many hellos drew no byte at all: the port is silent.
+    pub max_silent: usize,
+    pub jarm: bool,
+    pub favicon: bool,
+}
+
+impl Default for GrabOptions {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(5),
+            banner_wait: Duration::from_millis(1500),
+            byte_cap: 64 * 1024,
+            max_attempts: 6,
+            max_silent: 2,
+            jarm: true,
+            favicon: true,
+        }
+    }
+}
+
+/// One open port to look at.
+#[derive(Debug, Clone)]
+pub struct GrabTarget {
+    pub ip: IpAddr,
+    pub port: u16,
+    /// A name for SNI, Host and EHLO, when the target came from one.
+    pub hostname: Option<String>,
+}
+
+/// TLS as observed on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSeen {
+    pub version: Option<String>,
+    pub cipher: Option<String>,
+    pub alpn: Option<String>,
+    pub sni: Option<String>,
+    /// DER certificates, leaf first, as the server sent them.
+    pub chain: Vec<Vec<u8>>,
+    /// Got by our own ClientHello because rustls could not talk to the server.
+    pub legacy: bool,
+    /// Reached through STARTTLS.
+    pub starttls: bool,
+    pub error: Option<String>,
+}
+
+/// Everything learned about one port, still raw: `fingerprints` turns it into facts.
+#[derive(Debug, Clone, Default)]
+pub struct Grabbed {
+    pub banner: Option<Banner>,
+    pub tls: Option<TlsSeen>,
+    /// The HTTP response (capped) when the port spoke HTTP.
+    pub http_response: Option<Vec<u8>>,
+    /// The raw response to the favicon request.
+    pub favicon_response: Option<Vec<u8>>,
+    pub jarm_components: Option<Vec<String>>,
+    pub attempts: u32,
+    pub silent: bool,
+    pub elapsed: Duration,
+}
+
+/// The hooks into TLS byte formats the grabber needs from `fingerprints::tls`.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsCodec {
+    pub legacy_hello: fn(Option<&str>) -> Vec<u8>,
+    /// Certificates and version from a ≤ TLS 1.2 server flight: `None` while incomplete,
+    /// `Some(Err)` when the bytes are not TLS.
+    pub parse_flight: fn(&[u8]) -> Option<Result<TlsSeen, String>>,
+    pub jarm_probes: fn(&str, u16) -> Vec<Vec<u8>>,
+    pub jarm_component: fn(&[u8]) -> String,
+}
+
+/// Shared, read-only state of a grabbing run.
+#[derive(Debug, Clone)]
+pub struct Grabber {
+    pub opts: GrabOptions,
+    pub tls: TlsClients,
+    pub codec: TlsCodec,
+}
+
+async fn connect(addr: SocketAddr, until: Instant) -> Option<TcpStream> {
+    match timeout_at(until, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+enum TlsAttempt {
+    Up(Box<tokio_rustls::client::TlsStream<TcpStream>>, TlsSeen),
+    /// TLS, but rustls would not finish the handshake (old versions, odd server).
+    Failed(String),
+    TimedOut,
+}
+
+async fn handshake(
+    tcp: TcpStream,
+    cfg: Arc<rustls::ClientConfig>,
+    host: Option<&str>,
+    ip: IpAddr,
+    until: Instant,
+) -> TlsAttempt {
+    let connector = TlsConnector::from(cfg);
+    match timeout_at(until, connector.connect(server_name(host, ip), tcp)).await {
+        Err(_) => TlsAttempt::TimedOut,
+        Ok(Err(e)) => TlsAttempt::Failed(e.to_string()),
+        Ok(Ok(stream)) => {
+            let (_, c) = stream.get_ref();
+            let seen = TlsSeen {
+                version: c.protocol_version().and_then(|v| v.as_str()).map(|v| v.replace('_', ".")),
+                cipher: c.negotiated_cipher_suite().and_then(|s| s.suite().as_str()).map(str::to_string),
+                alpn: c.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
+                sni: host.map(str::to_string),
+                chain: c
+                    .peer_certificates()
+                    .map(|certs| certs.iter().map(|d| d.as_ref().to_vec()).collect())
+                    .unwrap_or_default(),
+                ..TlsSeen::default()
+            };
+            TlsAttempt::Up(Box::new(stream), seen)
+        }
+    }
+}
+
+impl Grabber {
+    fn until(&self) -> Instant {
+        Instant::now() + self.opts.deadline
+    }
+
+    /// Identifies one open port. Never fails: what could not be learned is left empty.
+    pub async fn grab(&self, target: &GrabTarget) -> Grabbed {
+        let started = Instant::now();
+        let mut out = Grabbed::default();
+        self.identify(target, &mut out).await;
+        out.elapsed = started.elapsed();
+        out
+    }
+
+    async fn identify(&self, t: &GrabTarget, out: &mut Grabbed) {
+        let addr = SocketAddr::new(t.ip, t.port);
+        let host = t.hostname.as_deref();
+        let until = self.until();
+        out.attempts += 1;
+        let Some(tcp) = connect(addr, until).await else {
+            return;
+        };
+        let mut conn = Conn::Plain(tcp);
+        let mut sniff = Vec::new();
+        let wait = (Instant::now() + self.opts.banner_wait).min(until);
+        if read_some(&mut conn, &mut sniff, wait, self.opts.byte_cap).await == Read::Data {
+            self.server_first(conn, t, sniff, until, out).await;
+            return;
+        }
+
+        // Silent so far: client-first hellos. The first reuses this connection.
+        let mut reuse = Some(conn);
+        let mut silent = 0;
+        for candidate in proto::client_first(t.port) {
+            if out.attempts as usize >= self.opts.max_attempts || silent >= self.opts.max_silent {
+                break;
+            }
+            let until = self.until();
+            let conn = match reuse.take() {
+                Some(c) => c,
+                None => {
+                    out.attempts += 1;
+                    match connect(addr, until).await {
+                        Some(tcp) => Conn::Plain(tcp),
+                        None => return,
+                    }
+                }
+            };
+            let Conn::Plain(tcp) = conn else {
+                return;
+            };
+            match candidate {
+                Candidate::Tls => match self.tls_port(tcp, t, until, out).await {
+                    Some(true) => return,
+                    Some(false) => silent += 1,
+                    None => {}
+                },
+                Candidate::Session(p) => {
+                    let mut session = (p.make)(host);
+                    let mut conn = Conn::Plain(tcp);
+                    let mut buf = Vec::new();
+                    let action = session.start();
+                    let ended = converse(&mut conn, session.as_mut(), action, &mut buf, until, self.opts.byte_cap).await;
+                    match ended {
+                        Ended::Silent => silent += 1,
+                        Ended::NoMatch => {}
+                        _ => {
+                            self.finish_session(conn, session, ended, buf, t, until, out).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        out.silent = out.banner.is_none() && out.tls.is_none();
+    }
+
+    /// A greeting arrived: find the server-first protocol it belongs to.
+    async fn server_first(&self, mut conn: Conn, t: &GrabTarget, sniff: Vec<u8>, until: Instant, out: &mut Grabbed) {
+        let host = t.hostname.as_deref();
+        for p in proto::server_first(t.port) {
+            let mut session = (p.make)(host);
+            let action = session.start();
+            let mut buf = sniff.clone();
+            let ended = converse(&mut conn, session.as_mut(), action, &mut buf, until, self.opts.byte_cap).await;
+            if ended != Ended::NoMatch {
+                self.finish_session(conn, session, ended, buf, t, until, out).await;
+                return;
+            }
+        }
+        // Nobody claims it: keep the greeting, rules may still recognise it.
+        out.banner = Some(Banner {
+            protocol: "unknown".into(),
+            text: aperture_fingerprints::session::printable(&sniff),
+            ..Banner::default()
+        });
+    }
+
+    /// A session recognised the port; follow STARTTLS, keep HTTP bytes, fetch extras.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_session(
+        &self,
+        mut conn: Conn,
+        mut session: Box<dyn Session>,
+        mut ended: Ended,
+        mut buf: Vec<u8>,
+        t: &GrabTarget,
+        until: Instant,
+        out: &mut Grabbed,
+    ) {
+        if ended == Ended::StartTls {
+            if let Conn::Plain(tcp) = conn {
+                match handshake(tcp, self.tls.observe.clone(), t.hostname.as_deref(), t.ip, until).await {
+                    TlsAttempt::Up(stream, mut seen) => {
+                        seen.starttls = true;
+                        out.tls = Some(seen);
+                        let mut tls_conn = Conn::Tls(stream);
+                        let action = session.after_tls();
+                        buf.clear();
+                        ended = converse(&mut tls_conn, session.as_mut(), action, &mut buf, until, self.opts.byte_cap).await;
+                        conn = tls_conn;
+                    }
+                    TlsAttempt::Failed(e) => {
+                        out.tls = Some(TlsSeen {
+                            starttls: true,
+                            error: Some(e),
+                            ..TlsSeen::default()
+                        });
+                        return self.record(session, out);
+                    }
+                    TlsAttempt::TimedOut => {
+                        out.tls = Some(TlsSeen {
+                            starttls: true,
+                            error: Some("handshake timed out".into()),
+                            ..TlsSeen::default()
+                        });
+                        return self.record(session, out);
+                    }
+                }
+            } else {
+                return self.record(session, out);
+            }
+        }
+        let _ = ended;
+        let _ = conn.shutdown().await;
+        let is_http = session.protocol() == "http";
+        if is_http {
+            out.http_response = Some(buf);
+        }
+        self.record(session, out);
+        if is_http && self.opts.favicon {
+            out.favicon_response = self.fetch(t, out.tls.is_some(), b"/favicon.ico").await;
+        }
+    }
+
+    fn record(&self, session: Box<dyn Session>, out: &mut Grabbed) {
+        out.banner = Some(session.banner());
+    }
+
+    /// TLS on a client-first port. Some(true): identified; Some(false): silent; None: not TLS.
+    async fn tls_port(&self, tcp: TcpStream, t: &GrabTarget, until: Instant, out: &mut Grabbed) -> Option<bool> {
+        let host = t.hostname.as_deref();
+        let addr = SocketAddr::new(t.ip, t.port);
+        match handshake(tcp, self.tls.observe.clone(), host, t.ip, until).await {
+            TlsAttempt::TimedOut => Some(false),
+            TlsAttempt::Failed(error) => {
+                // Maybe TLS that rustls will not speak: ask with our own legacy hello.
+                out.attempts += 1;
+                let until = self.until();
+                let tcp = connect(addr, until).await?;
+                match self.legacy_flight(tcp, host, until).await {
+                    Some(Ok(mut seen)) => {
+                        seen.legacy = true;
+                        seen.error = Some(error);
+                        seen.sni = host.map(str::to_string);
+                        out.tls = Some(seen);
+                        out.banner = Some(Banner {
+                            protocol: "tls".into(),
+                            ..Banner::default()
+                        });
+                        self.jarm(t, out).await;
+                        Some(true)
+                    }
+                    _ => None,
+                }
+            }
+            TlsAttempt::Up(stream, seen) => {
+                let h2 = seen.alpn.as_deref() == Some("h2");
+                out.tls = Some(seen);
+                self.inside_tls(Conn::Tls(stream), t, h2, until, out).await;
+                self.jarm(t, out).await;
+                Some(true)
+            }
+        }
+    }
+
+    /// The protocol inside a TLS connection: greeting first, else an HTTP request.
+    async fn inside_tls(&self, mut conn: Conn, t: &GrabTarget, h2: bool, until: Instant, out: &mut Grabbed) {
+        let mut sniff = Vec::new();
+        let wait = (Instant::now() + self.opts.banner_wait / 3).min(until);
+        if read_some(&mut conn, &mut sniff, wait, self.opts.byte_cap).await == Read::Data {
+            self.server_first(conn, t, sniff, until, out).await;
+            return;
+        }
+        let Some(http) = proto::by_name("http") else {
+            return;
+        };
+        if h2 {
+            // The server chose HTTP/2: ask again offering only HTTP/1.1.
+            out.attempts += 1;
+            let until = self.until();
+            let Some(tcp) = connect(SocketAddr::new(t.ip, t.port), until).await else {
+                return;
+            };
+            match handshake(tcp, self.tls.http1.clone(), t.hostname.as_deref(), t.ip, until).await {
+                TlsAttempt::Up(stream, _) => conn = Conn::Tls(stream),
+                _ => return,
+            }
+        }
+        let mut session = (http.make)(t.hostname.as_deref());
+        let mut buf = Vec::new();
+        let action = session.start();
+        let ended = converse(&mut conn, session.as_mut(), action, &mut buf, until, self.opts.byte_cap).await;
+        if !matches!(ended, Ended::NoMatch | Ended::Silent) {
+            self.finish_session(conn, session, ended, buf, t, until, out).await;
+        } else {
+            out.banner = Some(Banner {
+                protocol: "tls".into(),
+                ..Banner::default()
+            });
+        }
+    }
+
+    async fn legacy_flight(&self, mut tcp: TcpStream, host: Option<&str>, until: Instant) -> Option<Result<TlsSeen, String>> {
+        let hello = (self.codec.legacy_hello)(host);
+        timeout_at(until, tcp.write_all(&hello)).await.ok()?.ok()?;
+        let mut buf = Vec::new();
+        loop {
+            match read_some(&mut tcp, &mut buf, until, self.opts.byte_cap).await {
+                Read::Data => {
+                    if let Some(result) = (self.codec.parse_flight)(&buf) {
+                        return Some(result);
+                    }
+                }
+                _ => return (self.codec.parse_flight)(&buf),
+            }
+        }
+    }
+
+    /// JARM: ten crafted ClientHellos, one connection each, the server's answers hashed.
+    async fn jarm(&self, t: &GrabTarget, out: &mut Grabbed) {
+        if !self.opts.jarm {
+            return;
+        }
+        let host = t.hostname.clone().unwrap_or_else(|| t.ip.to_string());
+        let mut components = Vec::with_capacity(10);
+        for hello in (self.codec.jarm_probes)(&host, t.port) {
+            let until = self.until();
+            let mut reply = Vec::new();
+            if let Some(mut tcp) = connect(SocketAddr::new(t.ip, t.port), until).await {
+                if matches!(timeout_at(until, tcp.write_all(&hello)).await, Ok(Ok(()))) {
+                    // The reference implementation reads one segment of up to 1484 bytes.
+                    let _ = read_some(&mut tcp, &mut reply, until, 1484).await;
+                }
+            }
+            components.push((self.codec.jarm_component)(&reply));
+        }
+        out.jarm_components = Some(components);
+    }
+
+    /// A plain GET on a new connection (TLS if the port was TLS), raw response back.
+    async fn fetch(&self, t: &GrabTarget, tls: bool, path: &[u8]) -> Option<Vec<u8>> {
+        let until = self.until();
+        let tcp = connect(SocketAddr::new(t.ip, t.port), until).await?;
+        let mut conn = if tls {
+            match handshake(tcp, self.tls.http1.clone(), t.hostname.as_deref(), t.ip, until).await {
+                TlsAttempt::Up(s, _) => Conn::Tls(s),
+                _ => return None,
+            }
+        } else {
+            Conn::Plain(tcp)
+        };
+        let host = t.hostname.clone().unwrap_or_else(|| match t.ip {
+            IpAddr::V6(a) => format!("[{a}]"),
+            IpAddr::V4(a) => a.to_string(),
+        });
+        let mut req = Vec::with_capacity(128);
+        req.extend_from_slice(b"GET ");
+        req.extend_from_slice(path);
+        req.extend_from_slice(format!(" HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Aperture\r\nAccept: */*\r\nConnection: close\r\n\r\n").as_bytes());
+        timeout_at(until, conn.write_all(&req)).await.ok()?.ok()?;
+        let mut buf = Vec::new();
+        while read_some(&mut conn, &mut buf, until, self.opts.byte_cap).await == Read::Data {}
+        (!buf.is_empty()).then_some(buf)
+    }
+}
+
+/// Grabs many ports with bounded concurrency and paced connection starts, streaming
+/// each result (with the caller's payload) as it completes.
+pub fn spawn_grab_pool<T: Send + 'static>(
+    grabber: Arc<Grabber>,
+    concurrency: usize,
+    rate: u64,
+    mut targets: mpsc::Receiver<(GrabTarget, T)>,
+    results: std::sync::mpsc::Sender<(GrabTarget, T, Grabbed)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        let pacer = Arc::new(Pacer::new(rate));
+        let mut tasks = tokio::task::JoinSet::new();
+        while let Some((target, payload)) = targets.recv().await {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            pacer.ready().await;
+            let (grabber, results) = (grabber.clone(), results.clone());
+            tasks.spawn(async move {
+                let _permit = permit;
+                let grabbed = grabber.grab(&target).await;
+                let _ = results.send((target, payload, grabbed));
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+    })
+}
