@@ -241,16 +241,22 @@ def cmd_record(a):
     send_pk = 0
     send_ok = True
     rcs = []
+    time_ok = True
     for inv in a.inv:
-        tfile, sfile, rc = inv.split(":")
-        rcs.append(int(rc))
+        parts = inv.split(":")
+        tfile, sfile, rc = parts[0], parts[1], int(parts[2])
+        wall_fallback = float(parts[3]) if len(parts) > 3 and parts[3] else 0.0
+        rcs.append(rc)
         t = read_time(tfile)
         if t is None:
-            send_ok = False
-            continue
-        wall += t[0]
-        cpu += t[1] + t[2]
-        rss = max(rss, t[3])
+            # GNU time writes nothing when it is killed (timeout): use the
+            # wall time measured by the caller, no CPU/RSS.
+            time_ok = False
+            wall += wall_fallback
+        else:
+            wall += t[0]
+            cpu += t[1] + t[2]
+            rss = max(rss, t[3])
         w = send_window(sfile, a.probes // len(a.inv))
         if w is None:
             send_ok = False
@@ -269,11 +275,12 @@ def cmd_record(a):
         "rc": max(rcs, key=abs) if rcs else None,
         "timeout": any(r in (124, 137) for r in rcs),
         "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-        "cpu_s_per_m": round(cpu / (a.probes / 1e6), 3) if a.probes else None,
-        "peak_rss_kib": rss,
+        "cpu_s_per_m": round(cpu / (a.probes / 1e6), 3) if a.probes and time_ok else None,
+        "peak_rss_kib": rss if time_ok else None,
         "send_s": round(send_s, 3) if send_ok else None,
         "target_rsts": send_pk if send_ok else None,
         "pps": round(pps), "pps_method": pps_method,
+        "time_ok": time_ok, "busy": bool(a.busy),
         "gt": len(gt), "found": len(found), "tp": tp, "fp": fp,
         "recall": round(tp / len(gt), 6) if gt else 0.0,
     }
@@ -294,6 +301,11 @@ def med_range(vals, fmt):
     return f"{fmt(m)} [{fmt(min(vals))}–{fmt(max(vals))}]"
 
 
+def med_only(vals, fmt):
+    vals = [v for v in vals if v is not None]
+    return fmt(statistics.median(vals)) if vals else "-"
+
+
 def cmd_report(a):
     recs = []
     if os.path.exists(a.results):
@@ -303,10 +315,12 @@ def cmd_report(a):
     for r in recs:
         key = (r["tool"], r["size"])
         if key not in groups:
-            groups[key] = {"search": [], "runs": [], "skip": None}
+            groups[key] = {"search": [], "runs": [], "skip": None, "stop": None}
             order.append(key)
         if r.get("phase") == "skip":
             groups[key]["skip"] = r.get("reason", "skipped")
+        elif r.get("phase") == "note":
+            groups[key]["stop"] = r.get("reason", "")
         elif r.get("phase") == "search":
             groups[key]["search"].append(r)
         else:
@@ -342,17 +356,23 @@ def cmd_report(a):
             notes.append("non-zero exit in a run")
         if tool == "zmap":
             notes.append(f"{runs[0]['invocations']} per-port runs summed")
+        if any(r.get("busy") for r in runs + g["search"]):
+            notes.append("lab shared with other processes during some runs")
+        if not all(r.get("time_ok", True) for r in runs):
+            notes.append("no GNU time data for some runs")
+        if g.get("stop"):
+            notes.append(g["stop"])
         recalls = [r["recall"] * 100 for r in runs]
         rec_s = f"{statistics.median(recalls):.2f}% [min {min(recalls):.2f}%]" if len(recalls) > 1 \
             else f"{recalls[0]:.2f}%"
         rows.append([
             tool, size, f"{rate:,}", str(len(runs)),
             med_range([r["wall_s"] for r in runs], lambda v: f"{v:.1f}"),
-            med_range([r["pps"] for r in runs], lambda v: f"{v / 1000:.0f}k"),
+            med_range([r["pps"] for r in runs], lambda v: f"{v / 1000:.1f}k"),
             rec_s,
             str(max(r["fp"] for r in runs)),
-            f"{statistics.median([r['cpu_s_per_m'] for r in runs]):.2f}",
-            f"{statistics.median([r['peak_rss_kib'] for r in runs]) / 1024:.1f}",
+            med_only([r["cpu_s_per_m"] for r in runs], lambda v: f"{v:.2f}"),
+            med_only([r["peak_rss_kib"] for r in runs], lambda v: f"{v / 1024:.1f}"),
             "; ".join(notes),
         ])
 
@@ -377,8 +397,10 @@ def cmd_report(a):
     md.append("")
     md.append("wall s and probes/s: median [min–max] over the runs; recall: median [min] "
               "against ground truth ∩ scanned space; FP: open results not in the ground truth; "
-              "probes/s: probes / send window measured on the aplab-s tx counter "
-              "(5 ms sampling) unless noted; CPU: user+sys of the tool from GNU time.")
+              "probes/s: probes / send window, timed for every tool alike by the rise of the "
+              "target namespace's Tcp OutRsts counter (one RST per probe to a closed port, "
+              "5 ms sampling), unless noted; CPU s / M probes: user+sys of the tool (GNU time) "
+              "per million probes; peak RSS: GNU time %M (zmap: max over its per-port runs).")
     if a.commands and os.path.exists(a.commands):
         md += ["", "## Commands", "", "```"]
         md += [l.rstrip("\n") for l in open(a.commands)]
@@ -414,6 +436,8 @@ def main():
     p.add_argument("--net", required=True)
     p.add_argument("--inv", action="append", required=True)
     p.add_argument("--out", action="append", default=[])
+    p.add_argument("--busy", action="store_true",
+                   help="other processes were using the scanner namespace")
 
     p = sub.add_parser("report")
     p.add_argument("--results", required=True)

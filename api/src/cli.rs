@@ -140,6 +140,39 @@ pub struct ScanArgs {
     #[arg(long = "scan-id", value_name = "ID")]
     pub scan_id: Option<String>,
 
+    /// Identify what listens on each open port: banners, TLS and certificates, HTTP,
+    /// product and version.
+    #[arg(long)]
+    pub grab: bool,
+
+    /// Grab: deadline of each connection, in seconds.
+    #[arg(long = "grab-timeout", default_value_t = 5.0, value_name = "SECONDS")]
+    pub grab_timeout: f64,
+
+    /// Grab: how long to listen for a server-first greeting, in seconds.
+    #[arg(long = "banner-wait", default_value_t = 1.5, value_name = "SECONDS")]
+    pub banner_wait: f64,
+
+    /// Grab: ports being identified at once.
+    #[arg(long = "grab-concurrency", default_value_t = 256, value_name = "N")]
+    pub grab_concurrency: usize,
+
+    /// Grab: new connections per second.
+    #[arg(long = "grab-rate", default_value_t = 1000, value_name = "N")]
+    pub grab_rate: u64,
+
+    /// Grab: bytes read at most from one connection.
+    #[arg(long = "byte-cap", default_value_t = 65536, value_name = "BYTES")]
+    pub byte_cap: usize,
+
+    /// Grab: skip the JARM fingerprint of TLS services (saves ten connections a port).
+    #[arg(long = "no-jarm")]
+    pub no_jarm: bool,
+
+    /// Grab: skip fetching /favicon.ico from web services.
+    #[arg(long = "no-favicon")]
+    pub no_favicon: bool,
+
     /// Seconds between status lines when standard error is not a terminal.
     #[arg(
         long = "status-interval",

@@ -5,10 +5,13 @@ use crate::cli::ScanArgs;
 use crate::output::ResultWriter;
 use crate::status::StatusReporter;
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED};
-use aperture_fingerprints::{PortObservation, Probe, Proto};
+use aperture_fingerprints::{PortObservation, PortState, Probe, Proto};
 use aperture_mapper::connect::{run_connect, ConnectRun};
 use aperture_mapper::cookie::CookieKey;
 use aperture_mapper::engine::{Finished, Hit, Progress};
+use aperture_mapper::grab::report::report;
+use aperture_mapper::grab::tls::TlsClients;
+use aperture_mapper::grab::{spawn_grab_pool, GrabOptions, GrabTarget, Grabber};
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::probe::TcpSyn;
@@ -16,6 +19,7 @@ use aperture_mapper::rawsock::{raw_sockets_permitted, source_for, RawReceiver, R
 use aperture_mapper::shard::ShardSelector;
 use aperture_mapper::syn::{run_syn, SynRun};
 use aperture_mapper::{EngineError, SpecError};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr};
@@ -231,11 +235,28 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         Probe::Syn
     };
     let writer_scan_id = scan_id.clone();
+    let (out_tx, out_rx) = mpsc::channel::<PortObservation>();
     let writer_thread = std::thread::spawn(move || -> io::Result<u64> {
         writer.begin()?;
         let mut n = 0;
+        for obs in out_rx {
+            writer.write(&obs)?;
+            n += 1;
+        }
+        writer.finish()?;
+        Ok(n)
+    });
+    // Open ports go through the grab pool when asked; everything else straight out.
+    let grab = if args.grab {
+        let _inside = runtime.enter();
+        Some(start_grabbing(&args, &plan, out_tx.clone())?)
+    } else {
+        None
+    };
+    let grab_queue = grab.as_ref().map(|g| g.queue.clone());
+    let dispatcher = std::thread::spawn(move || {
         for hit in rx {
-            writer.write(&PortObservation {
+            let obs = PortObservation {
                 ip: hit.ip,
                 port: hit.port,
                 proto: Proto::Tcp,
@@ -245,11 +266,26 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
                 timestamp: hit.at,
                 scan_id: writer_scan_id.clone(),
                 probe: probe_kind,
-            })?;
-            n += 1;
+                service: None,
+            };
+            match &grab_queue {
+                Some(queue) if obs.state == PortState::Open => {
+                    let target = GrabTarget {
+                        ip: obs.ip,
+                        port: obs.port,
+                        hostname: None,
+                    };
+                    if queue.blocking_send((target, obs)).is_err() {
+                        break;
+                    }
+                }
+                _ => {
+                    if out_tx.send(obs).is_err() {
+                        break;
+                    }
+                }
+            }
         }
-        writer.finish()?;
-        Ok(n)
     });
     let reporter = StatusReporter::start(progress.clone(), interval, args.quiet);
     let began = Instant::now();
@@ -282,6 +318,12 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
             tx,
         )
     };
+    let _ = dispatcher.join();
+    if let Some(g) = grab {
+        drop(g.queue);
+        let _ = runtime.block_on(g.pool);
+        let _ = g.collector.join();
+    }
     reporter.finish();
     let written = writer_thread
         .join()
@@ -366,4 +408,77 @@ fn run_syn_scan(
         stop,
         tx,
     )?)
+}
+
+struct Grabbing {
+    queue: tokio::sync::mpsc::Sender<(GrabTarget, PortObservation)>,
+    pool: tokio::task::JoinHandle<()>,
+    collector: std::thread::JoinHandle<()>,
+}
+
+/// Starts the grab pool (inside the runtime) and the thread that turns finished grabs
+/// into reported observations.
+fn start_grabbing(
+    args: &ScanArgs,
+    plan: &Plan,
+    out: mpsc::Sender<PortObservation>,
+) -> Result<Grabbing, Failure> {
+    if args.grab_concurrency == 0 || args.grab_rate == 0 || args.byte_cap < 1024 {
+        return Err(bad(
+            "--grab-concurrency and --grab-rate must be at least 1, --byte-cap at least 1024",
+        ));
+    }
+    let opts = GrabOptions {
+        deadline: seconds("--grab-timeout", args.grab_timeout)?.max(Duration::from_millis(100)),
+        banner_wait: seconds("--banner-wait", args.banner_wait)?,
+        byte_cap: args.byte_cap,
+        jarm: !args.no_jarm,
+        favicon: !args.no_favicon,
+        ..GrabOptions::default()
+    };
+    let tls = TlsClients::new().map_err(|e| Failure::Failed(format!("cannot set up TLS: {e}")))?;
+    let grabber = Arc::new(Grabber {
+        opts,
+        tls,
+        codec: aperture_mapper::grab::default_codec(),
+    });
+    // A target named by host name gets that name for SNI, Host and EHLO.
+    let names: HashMap<IpAddr, String> = plan
+        .resolved
+        .iter()
+        .flat_map(|(name, ips)| ips.iter().map(move |ip| (*ip, name.clone())))
+        .collect();
+    let (queue, targets) = tokio::sync::mpsc::channel::<(GrabTarget, PortObservation)>(4096);
+    let (done_tx, done_rx) = mpsc::channel();
+    let (named_tx, named_rx) = tokio::sync::mpsc::channel(4096);
+    // Fill in names on the way in: the dispatcher does not know them.
+    tokio::spawn(async move {
+        let mut targets = targets;
+        while let Some((mut t, obs)) = targets.recv().await {
+            t.hostname = names.get(&t.ip).cloned();
+            if named_tx.send((t, obs)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let pool = spawn_grab_pool(
+        grabber,
+        args.grab_concurrency,
+        args.grab_rate,
+        named_rx,
+        done_tx,
+    );
+    let collector = std::thread::spawn(move || {
+        for (_target, mut obs, grabbed) in done_rx {
+            obs.service = Some(report(&grabbed));
+            if out.send(obs).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Grabbing {
+        queue,
+        pool,
+        collector,
+    })
 }

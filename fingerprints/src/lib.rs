@@ -7,5 +7,7 @@
 pub mod observation;
 
 pub use observation::{PortObservation, PortState, Probe, Proto, Reason, SCHEMA_VERSION};
+pub mod http_facts;
 pub mod proto;
+pub mod report;
 pub mod session;

@@ -54,6 +54,9 @@ pub struct PortObservation {
     pub timestamp: SystemTime,
     pub scan_id: String,
     pub probe: Probe,
+    /// What a grab (`--grab`) learned; absent without one.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<crate::report::ServiceReport>,
 }
 
 impl fmt::Display for Proto {
@@ -125,6 +128,7 @@ mod tests {
             timestamp: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             scan_id: "s1".into(),
             probe: Probe::Syn,
+            service: None,
         };
         let text = serde_json::to_string(&obs).expect("serialises");
         assert_eq!(

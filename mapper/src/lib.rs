@@ -8,8 +8,8 @@
 pub mod connect;
 pub mod cookie;
 pub mod engine;
-pub mod grab;
 pub mod error;
+pub mod grab;
 pub mod intervals;
 pub mod pace;
 pub mod packet_io;

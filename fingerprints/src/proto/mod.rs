@@ -1,6 +1,16 @@
 //! Protocol sessions and the registry the grabber walks: which protocols speak first,
 //! which port suggests which protocol, and in what order to try hellos on a silent port.
 
+pub mod ftp;
+pub mod http;
+pub mod imap;
+mod lines;
+pub mod memcached;
+pub mod pop3;
+pub mod redis;
+pub mod smtp;
+pub mod ssh;
+
 use crate::session::Session;
 
 /// A protocol the grabber can try.
@@ -24,10 +34,63 @@ pub enum Candidate {
 
 /// Ports where TLS is the first guess.
 pub const TLS_PORTS: &[u16] = &[
-    443, 465, 636, 853, 989, 990, 992, 993, 995, 2376, 4443, 5061, 5986, 6443, 8443, 8883, 9443, 10443,
+    443, 465, 636, 853, 989, 990, 992, 993, 995, 2376, 4443, 5061, 5986, 6443, 8443, 8883, 9443,
+    10443,
 ];
 
-static PROTOCOLS: &[Protocol] = &[];
+static PROTOCOLS: &[Protocol] = &[
+    Protocol {
+        name: "ssh",
+        server_first: true,
+        ports: &[22, 2222, 22222],
+        make: |h| Box::new(ssh::SshSession::new(h)),
+    },
+    Protocol {
+        name: "ftp",
+        server_first: true,
+        ports: &[21, 2121],
+        make: |h| Box::new(ftp::FtpSession::new(h)),
+    },
+    Protocol {
+        name: "smtp",
+        server_first: true,
+        ports: &[25, 465, 587, 2525],
+        make: |h| Box::new(smtp::SmtpSession::new(h)),
+    },
+    Protocol {
+        name: "imap",
+        server_first: true,
+        ports: &[143, 993],
+        make: |h| Box::new(imap::ImapSession::new(h)),
+    },
+    Protocol {
+        name: "pop3",
+        server_first: true,
+        ports: &[110, 995],
+        make: |h| Box::new(pop3::Pop3Session::new(h)),
+    },
+    Protocol {
+        name: "http",
+        server_first: false,
+        ports: &[
+            80, 81, 443, 591, 3000, 5000, 8000, 8008, 8080, 8081, 8088, 8443, 8888, 9000, 9090,
+            9200,
+        ],
+        make: |h| Box::new(http::HttpSession::new(h)),
+    },
+    Protocol {
+        name: "redis",
+        server_first: false,
+        ports: &[6379, 6380, 16379, 26379],
+        make: |h| Box::new(redis::RedisSession::new(h)),
+    },
+    Protocol {
+        name: "memcached",
+        server_first: false,
+        ports: &[11211],
+        make: |h| Box::new(memcached::MemcachedSession::new(h)),
+    },
+];
 
 pub fn protocols() -> &'static [Protocol] {
     PROTOCOLS
@@ -64,7 +127,10 @@ pub fn client_first(port: u16) -> Vec<Candidate> {
             out.push(Candidate::Session(http));
         }
     }
-    for p in PROTOCOLS.iter().filter(|p| !p.server_first && p.name != "http" && !p.ports.contains(&port)) {
+    for p in PROTOCOLS
+        .iter()
+        .filter(|p| !p.server_first && p.name != "http" && !p.ports.contains(&port))
+    {
         out.push(Candidate::Session(p));
     }
     out

@@ -17,7 +17,11 @@ pub enum Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -26,7 +30,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, data),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
@@ -56,7 +64,12 @@ pub enum Read {
 }
 
 /// Reads what is available (at least one byte) into `buf`, never past `cap`.
-pub async fn read_some<R: AsyncRead + Unpin>(conn: &mut R, buf: &mut Vec<u8>, until: Instant, cap: usize) -> Read {
+pub async fn read_some<R: AsyncRead + Unpin>(
+    conn: &mut R,
+    buf: &mut Vec<u8>,
+    until: Instant,
+    cap: usize,
+) -> Read {
     if buf.len() >= cap {
         return Read::Full;
     }
@@ -115,7 +128,9 @@ pub async fn converse<R: AsyncRead + AsyncWrite + Unpin>(
                         heard = true;
                         action = session.on_data(buf);
                     }
-                    Read::Eof | Read::TimedOut => return if heard { Ended::Partial } else { Ended::Silent },
+                    Read::Eof | Read::TimedOut => {
+                        return if heard { Ended::Partial } else { Ended::Silent }
+                    }
                 }
             }
             Action::NeedMore => match read_some(conn, buf, until, cap).await {
@@ -124,7 +139,9 @@ pub async fn converse<R: AsyncRead + AsyncWrite + Unpin>(
                     action = session.on_data(buf);
                 }
                 Read::Full => return Ended::Partial,
-                Read::Eof | Read::TimedOut => return if heard { Ended::Partial } else { Ended::Silent },
+                Read::Eof | Read::TimedOut => {
+                    return if heard { Ended::Partial } else { Ended::Silent }
+                }
             },
             Action::StartTls => return Ended::StartTls,
             Action::Done => return Ended::Done,
@@ -218,7 +235,15 @@ mod tests {
         let mut buf = Vec::new();
         let until = Instant::now() + Duration::from_secs(3);
         let t0 = Instant::now();
-        let ended = converse(&mut client, &mut toy(), Action::NeedMore, &mut buf, until, 1024).await;
+        let ended = converse(
+            &mut client,
+            &mut toy(),
+            Action::NeedMore,
+            &mut buf,
+            until,
+            1024,
+        )
+        .await;
         assert_eq!(ended, Ended::NoMatch);
         assert!(t0.elapsed() < Duration::from_millis(500));
     }
@@ -228,7 +253,15 @@ mod tests {
         let (mut client, _server_kept_open) = duplex(1024);
         let deadline = Duration::from_millis(300);
         let t0 = Instant::now();
-        let ended = converse(&mut client, &mut toy(), Action::NeedMore, &mut Vec::new(), t0 + deadline, 1024).await;
+        let ended = converse(
+            &mut client,
+            &mut toy(),
+            Action::NeedMore,
+            &mut Vec::new(),
+            t0 + deadline,
+            1024,
+        )
+        .await;
         assert_eq!(ended, Ended::Silent);
         assert!(t0.elapsed() < deadline + Duration::from_millis(200));
 
@@ -242,7 +275,15 @@ mod tests {
             }
         });
         let t0 = Instant::now();
-        let ended = converse(&mut client, &mut toy(), Action::NeedMore, &mut Vec::new(), t0 + deadline, 1024).await;
+        let ended = converse(
+            &mut client,
+            &mut toy(),
+            Action::NeedMore,
+            &mut Vec::new(),
+            t0 + deadline,
+            1024,
+        )
+        .await;
         assert_eq!(ended, Ended::Partial);
         assert!(t0.elapsed() < deadline + Duration::from_millis(200));
     }
@@ -257,7 +298,15 @@ mod tests {
         });
         let mut buf = Vec::new();
         let until = Instant::now() + Duration::from_secs(5);
-        let ended = converse(&mut client, &mut toy(), Action::NeedMore, &mut buf, until, 16 * 1024).await;
+        let ended = converse(
+            &mut client,
+            &mut toy(),
+            Action::NeedMore,
+            &mut buf,
+            until,
+            16 * 1024,
+        )
+        .await;
         assert_eq!(ended, Ended::Partial);
         assert_eq!(buf.len(), 16 * 1024, "never more than the cap");
     }

@@ -11,6 +11,7 @@
 //! The parsing is all in `fingerprints`; this module only moves bytes.
 
 pub mod conn;
+pub mod report;
 pub mod tls;
 
 use crate::pace::Pacer;
@@ -116,6 +117,19 @@ pub struct Grabber {
     pub codec: TlsCodec,
 }
 
+/// The name a session puts in Host headers and greetings: the target's name, or for
+/// HTTP the address and port (a Host header must not be empty).
+fn session_host(protocol: &str, t: &GrabTarget) -> Option<String> {
+    match (&t.hostname, protocol) {
+        (Some(h), _) => Some(h.clone()),
+        (None, "http") => Some(match t.ip {
+            IpAddr::V6(a) => format!("[{a}]:{}", t.port),
+            IpAddr::V4(a) => format!("{a}:{}", t.port),
+        }),
+        _ => None,
+    }
+}
+
 async fn connect(addr: SocketAddr, until: Instant) -> Option<TcpStream> {
     match timeout_at(until, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => {
@@ -147,9 +161,17 @@ async fn handshake(
         Ok(Ok(stream)) => {
             let (_, c) = stream.get_ref();
             let seen = TlsSeen {
-                version: c.protocol_version().and_then(|v| v.as_str()).map(|v| v.replace('_', ".")),
-                cipher: c.negotiated_cipher_suite().and_then(|s| s.suite().as_str()).map(str::to_string),
-                alpn: c.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
+                version: c
+                    .protocol_version()
+                    .and_then(|v| v.as_str())
+                    .map(|v| v.replace('_', ".")),
+                cipher: c
+                    .negotiated_cipher_suite()
+                    .and_then(|s| s.suite().as_str())
+                    .map(str::to_string),
+                alpn: c
+                    .alpn_protocol()
+                    .map(|p| String::from_utf8_lossy(p).into_owned()),
                 sni: host.map(str::to_string),
                 chain: c
                     .peer_certificates()
@@ -178,7 +200,6 @@ impl Grabber {
 
     async fn identify(&self, t: &GrabTarget, out: &mut Grabbed) {
         let addr = SocketAddr::new(t.ip, t.port);
-        let host = t.hostname.as_deref();
         let until = self.until();
         out.attempts += 1;
         let Some(tcp) = connect(addr, until).await else {
@@ -199,7 +220,9 @@ impl Grabber {
             if out.attempts as usize >= self.opts.max_attempts || silent >= self.opts.max_silent {
                 break;
             }
-            let until = self.until();
+            // The first hello reuses the sniffing connection, and its deadline with it.
+            let fresh = reuse.is_none();
+            let until = if fresh { self.until() } else { until };
             let conn = match reuse.take() {
                 Some(c) => c,
                 None => {
@@ -220,16 +243,25 @@ impl Grabber {
                     None => {}
                 },
                 Candidate::Session(p) => {
-                    let mut session = (p.make)(host);
+                    let mut session = (p.make)(session_host(p.name, t).as_deref());
                     let mut conn = Conn::Plain(tcp);
                     let mut buf = Vec::new();
                     let action = session.start();
-                    let ended = converse(&mut conn, session.as_mut(), action, &mut buf, until, self.opts.byte_cap).await;
+                    let ended = converse(
+                        &mut conn,
+                        session.as_mut(),
+                        action,
+                        &mut buf,
+                        until,
+                        self.opts.byte_cap,
+                    )
+                    .await;
                     match ended {
                         Ended::Silent => silent += 1,
                         Ended::NoMatch => {}
                         _ => {
-                            self.finish_session(conn, session, ended, buf, t, until, out).await;
+                            self.finish_session(conn, session, ended, buf, t, until, out)
+                                .await;
                             return;
                         }
                     }
@@ -240,15 +272,31 @@ impl Grabber {
     }
 
     /// A greeting arrived: find the server-first protocol it belongs to.
-    async fn server_first(&self, mut conn: Conn, t: &GrabTarget, sniff: Vec<u8>, until: Instant, out: &mut Grabbed) {
+    async fn server_first(
+        &self,
+        mut conn: Conn,
+        t: &GrabTarget,
+        sniff: Vec<u8>,
+        until: Instant,
+        out: &mut Grabbed,
+    ) {
         let host = t.hostname.as_deref();
         for p in proto::server_first(t.port) {
             let mut session = (p.make)(host);
             let action = session.start();
             let mut buf = sniff.clone();
-            let ended = converse(&mut conn, session.as_mut(), action, &mut buf, until, self.opts.byte_cap).await;
+            let ended = converse(
+                &mut conn,
+                session.as_mut(),
+                action,
+                &mut buf,
+                until,
+                self.opts.byte_cap,
+            )
+            .await;
             if ended != Ended::NoMatch {
-                self.finish_session(conn, session, ended, buf, t, until, out).await;
+                self.finish_session(conn, session, ended, buf, t, until, out)
+                    .await;
                 return;
             }
         }
@@ -274,14 +322,30 @@ impl Grabber {
     ) {
         if ended == Ended::StartTls {
             if let Conn::Plain(tcp) = conn {
-                match handshake(tcp, self.tls.observe.clone(), t.hostname.as_deref(), t.ip, until).await {
+                match handshake(
+                    tcp,
+                    self.tls.observe.clone(),
+                    t.hostname.as_deref(),
+                    t.ip,
+                    until,
+                )
+                .await
+                {
                     TlsAttempt::Up(stream, mut seen) => {
                         seen.starttls = true;
                         out.tls = Some(seen);
                         let mut tls_conn = Conn::Tls(stream);
                         let action = session.after_tls();
                         buf.clear();
-                        ended = converse(&mut tls_conn, session.as_mut(), action, &mut buf, until, self.opts.byte_cap).await;
+                        ended = converse(
+                            &mut tls_conn,
+                            session.as_mut(),
+                            action,
+                            &mut buf,
+                            until,
+                            self.opts.byte_cap,
+                        )
+                        .await;
                         conn = tls_conn;
                     }
                     TlsAttempt::Failed(e) => {
@@ -322,7 +386,13 @@ impl Grabber {
     }
 
     /// TLS on a client-first port. Some(true): identified; Some(false): silent; None: not TLS.
-    async fn tls_port(&self, tcp: TcpStream, t: &GrabTarget, until: Instant, out: &mut Grabbed) -> Option<bool> {
+    async fn tls_port(
+        &self,
+        tcp: TcpStream,
+        t: &GrabTarget,
+        until: Instant,
+        out: &mut Grabbed,
+    ) -> Option<bool> {
         let host = t.hostname.as_deref();
         let addr = SocketAddr::new(t.ip, t.port);
         match handshake(tcp, self.tls.observe.clone(), host, t.ip, until).await {
@@ -359,7 +429,14 @@ impl Grabber {
     }
 
     /// The protocol inside a TLS connection: greeting first, else an HTTP request.
-    async fn inside_tls(&self, mut conn: Conn, t: &GrabTarget, h2: bool, until: Instant, out: &mut Grabbed) {
+    async fn inside_tls(
+        &self,
+        mut conn: Conn,
+        t: &GrabTarget,
+        h2: bool,
+        until: Instant,
+        out: &mut Grabbed,
+    ) {
         let mut sniff = Vec::new();
         let wait = (Instant::now() + self.opts.banner_wait / 3).min(until);
         if read_some(&mut conn, &mut sniff, wait, self.opts.byte_cap).await == Read::Data {
@@ -376,17 +453,34 @@ impl Grabber {
             let Some(tcp) = connect(SocketAddr::new(t.ip, t.port), until).await else {
                 return;
             };
-            match handshake(tcp, self.tls.http1.clone(), t.hostname.as_deref(), t.ip, until).await {
+            match handshake(
+                tcp,
+                self.tls.http1.clone(),
+                t.hostname.as_deref(),
+                t.ip,
+                until,
+            )
+            .await
+            {
                 TlsAttempt::Up(stream, _) => conn = Conn::Tls(stream),
                 _ => return,
             }
         }
-        let mut session = (http.make)(t.hostname.as_deref());
+        let mut session = (http.make)(session_host("http", t).as_deref());
         let mut buf = Vec::new();
         let action = session.start();
-        let ended = converse(&mut conn, session.as_mut(), action, &mut buf, until, self.opts.byte_cap).await;
+        let ended = converse(
+            &mut conn,
+            session.as_mut(),
+            action,
+            &mut buf,
+            until,
+            self.opts.byte_cap,
+        )
+        .await;
         if !matches!(ended, Ended::NoMatch | Ended::Silent) {
-            self.finish_session(conn, session, ended, buf, t, until, out).await;
+            self.finish_session(conn, session, ended, buf, t, until, out)
+                .await;
         } else {
             out.banner = Some(Banner {
                 protocol: "tls".into(),
@@ -395,7 +489,12 @@ impl Grabber {
         }
     }
 
-    async fn legacy_flight(&self, mut tcp: TcpStream, host: Option<&str>, until: Instant) -> Option<Result<TlsSeen, String>> {
+    async fn legacy_flight(
+        &self,
+        mut tcp: TcpStream,
+        host: Option<&str>,
+        until: Instant,
+    ) -> Option<Result<TlsSeen, String>> {
         let hello = (self.codec.legacy_hello)(host);
         timeout_at(until, tcp.write_all(&hello)).await.ok()?.ok()?;
         let mut buf = Vec::new();
@@ -437,7 +536,15 @@ impl Grabber {
         let until = self.until();
         let tcp = connect(SocketAddr::new(t.ip, t.port), until).await?;
         let mut conn = if tls {
-            match handshake(tcp, self.tls.http1.clone(), t.hostname.as_deref(), t.ip, until).await {
+            match handshake(
+                tcp,
+                self.tls.http1.clone(),
+                t.hostname.as_deref(),
+                t.ip,
+                until,
+            )
+            .await
+            {
                 TlsAttempt::Up(s, _) => Conn::Tls(s),
                 _ => return None,
             }
@@ -487,4 +594,15 @@ pub fn spawn_grab_pool<T: Send + 'static>(
         }
         while tasks.join_next().await.is_some() {}
     })
+}
+
+/// TLS byte formats from `fingerprints::tls`. Until those land, the legacy path and
+/// JARM report nothing.
+pub fn default_codec() -> TlsCodec {
+    TlsCodec {
+        legacy_hello: |_| Vec::new(),
+        parse_flight: |_| Some(Err("legacy TLS not available".into())),
+        jarm_probes: |_, _| Vec::new(),
+        jarm_component: |_| String::new(),
+    }
 }

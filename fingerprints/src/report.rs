@@ -1,0 +1,67 @@
+//! What a grab adds to a port observation: the service behind it, and the TLS,
+//! certificate and HTTP facts exposure reviews live on. Part of the JSONL contract.
+
+use crate::http_facts::HttpFacts;
+use crate::session::Banner;
+use serde::{Deserialize, Serialize};
+
+/// TLS as negotiated (or, for servers rustls cannot talk to, as read from our own
+/// legacy handshake).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// The certificate came from our own ClientHello (old versions or ciphers).
+    pub legacy: bool,
+    /// Reached through STARTTLS on a cleartext protocol.
+    pub starttls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jarm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpReport {
+    #[serde(flatten)]
+    pub facts: HttpFacts,
+    /// Shodan-compatible favicon hash (mmh3 of the base64 with newlines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub favicon_hash: Option<i32>,
+}
+
+/// Everything a grab learned about one open port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banner: Option<Banner>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpReport>,
+    /// Connections the grab used, and whether the port never answered a hello.
+    pub grab: GrabStats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrabStats {
+    pub connections: u32,
+    pub silent: bool,
+    pub millis: u64,
+}
