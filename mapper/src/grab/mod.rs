@@ -8,6 +8,7 @@
 //!    TLS, HTTP and the rest, a fresh connection for each (a wrong hello can poison one).
 //! 3. Inside TLS the same two steps run again (IMAPS greets, HTTPS waits for a request).
 //!    STARTTLS upgrades in place when a session asks for it.
+//!
 //! The parsing is all in `fingerprints`; this module only moves bytes.
 
 pub mod conn;
