@@ -165,6 +165,15 @@ pub struct ScanArgs {
     #[arg(long = "byte-cap", default_value_t = 65536, value_name = "BYTES")]
     pub byte_cap: usize,
 
+    /// Grab: also identify with Rapid7 Recog XML fingerprints from DIR (not shipped;
+    /// our own rules decide first, Recog fills in where they find nothing).
+    #[arg(long = "recog-dir", value_name = "DIR")]
+    pub recog_dir: Option<PathBuf>,
+
+    /// Grab: days before expiry at which a certificate counts as expiring soon.
+    #[arg(long = "expiring-days", default_value_t = 30, value_name = "DAYS")]
+    pub expiring_days: u32,
+
     /// Grab: skip the JARM fingerprint of TLS services (saves ten connections a port).
     #[arg(long = "no-jarm")]
     pub no_jarm: bool,

@@ -7,7 +7,11 @@
 pub mod observation;
 
 pub use observation::{PortObservation, PortState, Probe, Proto, Reason, SCHEMA_VERSION};
+pub mod cert;
 pub mod http_facts;
+pub mod identify;
 pub mod proto;
+pub mod reader;
 pub mod report;
 pub mod session;
+pub mod tls;

@@ -1,7 +1,9 @@
 //! What a grab adds to a port observation: the service behind it, and the TLS,
 //! certificate and HTTP facts exposure reviews live on. Part of the JSONL contract.
 
+use crate::cert::CertSummary;
 use crate::http_facts::HttpFacts;
+use crate::identify::RiskClass;
 use crate::session::Banner;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,9 @@ pub struct TlsReport {
     pub jarm: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Certificates of the chain that could not be parsed (malformed DER).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate_errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,11 +53,27 @@ pub struct ServiceReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpe: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
+    /// What kind of exposure this is, for the exposure policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskClass>,
+    /// Credentials would cross the network in clear.
+    pub cleartext_auth: bool,
+    /// 0–100: how sure the identification is; absent when nothing was identified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<u8>,
+    /// The rule or fingerprint that matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub banner: Option<Banner>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsReport>,
+    /// The certificate chain as presented, leaf first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate: Vec<CertSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpReport>,
     /// Connections the grab used, and whether the port never answered a hello.

@@ -1,13 +1,20 @@
 //! Protocol sessions and the registry the grabber walks: which protocols speak first,
 //! which port suggests which protocol, and in what order to try hellos on a silent port.
 
+pub mod dns_tcp;
 pub mod ftp;
 pub mod http;
 pub mod imap;
+pub mod ldap;
 mod lines;
 pub mod memcached;
+pub mod mqtt;
+pub mod mysql;
 pub mod pop3;
+pub mod postgres;
+pub mod rdp;
 pub mod redis;
+pub mod smb;
 pub mod smtp;
 pub mod ssh;
 
@@ -90,7 +97,55 @@ static PROTOCOLS: &[Protocol] = &[
         ports: &[11211],
         make: |h| Box::new(memcached::MemcachedSession::new(h)),
     },
+    Protocol {
+        name: "mysql",
+        server_first: true,
+        ports: &[3306, 3307],
+        make: |h| Box::new(mysql::MysqlSession::new(h)),
+    },
+    Protocol {
+        name: "postgres",
+        server_first: false,
+        ports: &[5432, 5433],
+        make: |h| Box::new(postgres::PostgresSession::new(h)),
+    },
+    Protocol {
+        name: "mqtt",
+        server_first: false,
+        ports: &[1883],
+        make: |h| Box::new(mqtt::MqttSession::new(h)),
+    },
+    Protocol {
+        name: "dns",
+        server_first: false,
+        ports: &[53, 5353],
+        make: |h| Box::new(dns_tcp::DnsTcpSession::new(h)),
+    },
+    Protocol {
+        name: "rdp",
+        server_first: false,
+        ports: &[3389],
+        make: |h| Box::new(rdp::RdpSession::new(h)),
+    },
+    Protocol {
+        name: "smb",
+        server_first: false,
+        ports: &[445],
+        make: |h| Box::new(smb::SmbSession::new(h)),
+    },
+    Protocol {
+        name: "ldap",
+        server_first: false,
+        ports: &[389, 3268],
+        make: |h| Box::new(ldap::LdapSession::new(h)),
+    },
 ];
+
+/// Whether the port's first guess is a client-first protocol or TLS (so a long wait
+/// for a greeting would be wasted).
+pub fn client_first_hinted(port: u16) -> bool {
+    TLS_PORTS.contains(&port) || PROTOCOLS.iter().any(|p| !p.server_first && p.ports.contains(&port))
+}
 
 pub fn protocols() -> &'static [Protocol] {
     PROTOCOLS

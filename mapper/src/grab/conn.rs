@@ -118,7 +118,12 @@ pub async fn converse<R: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match action {
             Action::Send(bytes) => {
-                match timeout_at(until, conn.write_all(&bytes)).await {
+                // TLS buffers writes: flush so the request actually leaves.
+                let sent = async {
+                    conn.write_all(&bytes).await?;
+                    conn.flush().await
+                };
+                match timeout_at(until, sent).await {
                     Ok(Ok(())) => {}
                     _ => return if heard { Ended::Partial } else { Ended::Silent },
                 }

@@ -22,6 +22,12 @@ use conn::{converse, read_some, Conn, Ended, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use aperture_fingerprints::tls::hello::legacy_hello;
+use aperture_fingerprints::tls::jarm::{
+    jarm_answer_complete, jarm_hash, jarm_probes, jarm_read_server_hello, JARM_RECV_LIMIT,
+};
+use aperture_fingerprints::tls::record::{alert_name, parse_server_flight, partial_server_flight, Flight, ServerFlight};
+use aperture_fingerprints::tls::version_name as tls_version_name;
 use tls::{server_name, TlsClients};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -93,21 +99,11 @@ pub struct Grabbed {
     pub http_response: Option<Vec<u8>>,
     /// The raw response to the favicon request.
     pub favicon_response: Option<Vec<u8>>,
-    pub jarm_components: Option<Vec<String>>,
+    /// JARM fingerprint of a TLS port.
+    pub jarm: Option<String>,
     pub attempts: u32,
     pub silent: bool,
     pub elapsed: Duration,
-}
-
-/// The hooks into TLS byte formats the grabber needs from `fingerprints::tls`.
-#[derive(Debug, Clone, Copy)]
-pub struct TlsCodec {
-    pub legacy_hello: fn(Option<&str>) -> Vec<u8>,
-    /// Certificates and version from a ≤ TLS 1.2 server flight: `None` while incomplete,
-    /// `Some(Err)` when the bytes are not TLS.
-    pub parse_flight: fn(&[u8]) -> Option<Result<TlsSeen, String>>,
-    pub jarm_probes: fn(&str, u16) -> Vec<Vec<u8>>,
-    pub jarm_component: fn(&[u8]) -> String,
 }
 
 /// Shared, read-only state of a grabbing run.
@@ -115,7 +111,26 @@ pub struct TlsCodec {
 pub struct Grabber {
     pub opts: GrabOptions,
     pub tls: TlsClients,
-    pub codec: TlsCodec,
+}
+
+/// What JARM reports when the server did not answer every probe.
+const JARM_ZERO: &str = "00000000000000000000000000000000000000000000000000000000000000";
+
+/// Client randoms and the like: fresh per connection, never needed again.
+fn random_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    let _ = getrandom::getrandom(&mut b);
+    b
+}
+
+fn seen_from_flight(f: &ServerFlight) -> TlsSeen {
+    TlsSeen {
+        version: f.version_name.map(str::to_string),
+        cipher: f.cipher_name.map(str::to_string).or_else(|| Some(format!("0x{:04x}", f.cipher_suite))),
+        alpn: f.alpn.clone(),
+        chain: f.certificates.clone(),
+        ..TlsSeen::default()
+    }
 }
 
 /// The name a session puts in Host headers and greetings: the target's name, or for
@@ -164,8 +179,8 @@ async fn handshake(
             let seen = TlsSeen {
                 version: c
                     .protocol_version()
-                    .and_then(|v| v.as_str())
-                    .map(|v| v.replace('_', ".")),
+                    .and_then(|v| tls_version_name(u16::from(v)))
+                    .map(str::to_string),
                 cipher: c
                     .negotiated_cipher_suite()
                     .and_then(|s| s.suite().as_str())
@@ -208,7 +223,14 @@ impl Grabber {
         };
         let mut conn = Conn::Plain(tcp);
         let mut sniff = Vec::new();
-        let wait = (Instant::now() + self.opts.banner_wait).min(until);
+        // Where the port suggests a client-first protocol, listen only briefly: a
+        // server-first service there still shows itself in answer to the wrong hello.
+        let listen = if proto::client_first_hinted(t.port) {
+            self.opts.banner_wait / 6
+        } else {
+            self.opts.banner_wait
+        };
+        let wait = (Instant::now() + listen).min(until);
         if read_some(&mut conn, &mut sniff, wait, self.opts.byte_cap).await == Read::Data {
             self.server_first(conn, t, sniff, until, out).await;
             return;
@@ -221,7 +243,11 @@ impl Grabber {
             if out.attempts as usize >= self.opts.max_attempts || silent >= self.opts.max_silent {
                 break;
             }
-            // The first hello reuses the sniffing connection, and its deadline with it.
+            // The first hello reuses the sniffing connection, and its deadline with it,
+            // unless listening used up most of that deadline.
+            if until.saturating_duration_since(Instant::now()) < self.opts.deadline / 2 {
+                reuse = None;
+            }
             let fresh = reuse.is_none();
             let until = if fresh { self.until() } else { until };
             let conn = match reuse.take() {
@@ -259,6 +285,11 @@ impl Grabber {
                     .await;
                     match ended {
                         Ended::Silent => silent += 1,
+                        // The wrong hello drew a greeting: a server-first protocol?
+                        Ended::NoMatch if !buf.is_empty() && self.claimed(&buf, t.port) => {
+                            self.server_first(conn, t, buf, until, out).await;
+                            return;
+                        }
                         Ended::NoMatch => {}
                         _ => {
                             self.finish_session(conn, session, ended, buf, t, until, out)
@@ -270,6 +301,15 @@ impl Grabber {
             }
         }
         out.silent = out.banner.is_none() && out.tls.is_none();
+    }
+
+    /// Whether some server-first protocol recognises these bytes as its greeting.
+    fn claimed(&self, greeting: &[u8], port: u16) -> bool {
+        proto::server_first(port).iter().any(|p| {
+            let mut s = (p.make)(None);
+            let _ = s.start();
+            s.on_data(greeting) != aperture_fingerprints::session::Action::NoMatch
+        })
     }
 
     /// A greeting arrived: find the server-first protocol it belongs to.
@@ -490,46 +530,71 @@ impl Grabber {
         }
     }
 
-    async fn legacy_flight(
-        &self,
-        mut tcp: TcpStream,
-        host: Option<&str>,
-        until: Instant,
-    ) -> Option<Result<TlsSeen, String>> {
-        let hello = (self.codec.legacy_hello)(host);
+    /// Our own ClientHello (TLS 1.0–1.2, old ciphers too) and the plaintext server
+    /// flight it draws: the certificate of servers rustls will not talk to.
+    async fn legacy_flight(&self, mut tcp: TcpStream, host: Option<&str>, until: Instant) -> Option<Result<TlsSeen, String>> {
+        let hello = legacy_hello(host, random_bytes());
         timeout_at(until, tcp.write_all(&hello)).await.ok()?.ok()?;
         let mut buf = Vec::new();
         loop {
-            match read_some(&mut tcp, &mut buf, until, self.opts.byte_cap).await {
-                Read::Data => {
-                    if let Some(result) = (self.codec.parse_flight)(&buf) {
-                        return Some(result);
+            let read = read_some(&mut tcp, &mut buf, until, self.opts.byte_cap).await;
+            match parse_server_flight(&buf) {
+                Flight::Complete(f) => return Some(Ok(seen_from_flight(&f))),
+                Flight::Incomplete if read == Read::Data => continue,
+                Flight::Incomplete => {
+                    // Cut short (deadline, cap, EOF): keep whatever certificates arrived.
+                    return partial_server_flight(&buf)
+                        .filter(|f| !f.certificates.is_empty())
+                        .map(|f| Ok(seen_from_flight(&f)));
+                }
+                Flight::Alert { description, .. } => {
+                    return Some(Err(format!("alert {}", alert_name(description).unwrap_or("unknown"))))
+                }
+                Flight::NotTls => return Some(Err("not TLS".into())),
+                Flight::Malformed(e) => {
+                    return match partial_server_flight(&buf).filter(|f| !f.certificates.is_empty()) {
+                        Some(f) => Some(Ok(seen_from_flight(&f))),
+                        None => Some(Err(format!("malformed TLS: {e}"))),
                     }
                 }
-                _ => return (self.codec.parse_flight)(&buf),
+                _ => return Some(Err("unrecognised TLS answer".into())),
             }
         }
     }
 
-    /// JARM: ten crafted ClientHellos, one connection each, the server's answers hashed.
+    /// JARM: ten crafted ClientHellos, one connection each, the answers hashed. As in
+    /// the reference implementation, a probe that times out voids the whole hash.
     async fn jarm(&self, t: &GrabTarget, out: &mut Grabbed) {
         if !self.opts.jarm {
             return;
         }
         let host = t.hostname.clone().unwrap_or_else(|| t.ip.to_string());
-        let mut components = Vec::with_capacity(10);
-        for hello in (self.codec.jarm_probes)(&host, t.port) {
+        let probes = jarm_probes(&host, t.port, &random_bytes());
+        let mut components: [String; 10] = Default::default();
+        for (hello, component) in probes.iter().zip(components.iter_mut()) {
             let until = self.until();
+            let Some(mut tcp) = connect(SocketAddr::new(t.ip, t.port), until).await else {
+                out.jarm = Some(JARM_ZERO.to_string());
+                return;
+            };
+            if !matches!(timeout_at(until, tcp.write_all(hello)).await, Ok(Ok(()))) {
+                out.jarm = Some(JARM_ZERO.to_string());
+                return;
+            }
             let mut reply = Vec::new();
-            if let Some(mut tcp) = connect(SocketAddr::new(t.ip, t.port), until).await {
-                if matches!(timeout_at(until, tcp.write_all(&hello)).await, Ok(Ok(()))) {
-                    // The reference implementation reads one segment of up to 1484 bytes.
-                    let _ = read_some(&mut tcp, &mut reply, until, 1484).await;
+            loop {
+                match read_some(&mut tcp, &mut reply, until, JARM_RECV_LIMIT).await {
+                    Read::Data if !jarm_answer_complete(&reply) => continue,
+                    Read::TimedOut if reply.is_empty() => {
+                        out.jarm = Some(JARM_ZERO.to_string());
+                        return;
+                    }
+                    _ => break,
                 }
             }
-            components.push((self.codec.jarm_component)(&reply));
+            *component = jarm_read_server_hello(&reply);
         }
-        out.jarm_components = Some(components);
+        out.jarm = Some(jarm_hash(&components));
     }
 
     /// A plain GET on a new connection (TLS if the port was TLS), raw response back.
@@ -560,7 +625,11 @@ impl Grabber {
         req.extend_from_slice(b"GET ");
         req.extend_from_slice(path);
         req.extend_from_slice(format!(" HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Aperture\r\nAccept: */*\r\nConnection: close\r\n\r\n").as_bytes());
-        timeout_at(until, conn.write_all(&req)).await.ok()?.ok()?;
+        let sent = async {
+            conn.write_all(&req).await?;
+            conn.flush().await
+        };
+        timeout_at(until, sent).await.ok()?.ok()?;
         let mut buf = Vec::new();
         while read_some(&mut conn, &mut buf, until, self.opts.byte_cap).await == Read::Data {}
         (!buf.is_empty()).then_some(buf)
@@ -595,15 +664,4 @@ pub fn spawn_grab_pool<T: Send + 'static>(
         }
         while tasks.join_next().await.is_some() {}
     })
-}
-
-/// TLS byte formats from `fingerprints::tls`. Until those land, the legacy path and
-/// JARM report nothing.
-pub fn default_codec() -> TlsCodec {
-    TlsCodec {
-        legacy_hello: |_| Vec::new(),
-        parse_flight: |_| Some(Err("legacy TLS not available".into())),
-        jarm_probes: |_, _| Vec::new(),
-        jarm_component: |_| String::new(),
-    }
 }

@@ -1,7 +1,9 @@
 //! Turning raw grab results into the reported facts: parse HTTP, hash the favicon,
 //! summarise certificates, identify the product. All parsing is `fingerprints`' code.
 
-use super::Grabbed;
+use super::{GrabTarget, Grabbed};
+use aperture_fingerprints::cert::summarize;
+use aperture_fingerprints::identify::Identifier;
 use aperture_fingerprints::http_facts::{favicon_hash, parse_response, Parsed};
 use aperture_fingerprints::report::{GrabStats, HttpReport, ServiceReport, TlsReport};
 
@@ -25,7 +27,14 @@ fn favicon(bytes: &[u8]) -> Option<i32> {
     (body.len() == facts.body_length).then(|| favicon_hash(body))
 }
 
-pub fn report(g: &Grabbed) -> ServiceReport {
+/// `now_unix` dates the certificate checks; `expiring_days` is the "expiring soon" window.
+pub fn report(
+    g: &Grabbed,
+    target: &GrabTarget,
+    now_unix: i64,
+    expiring_days: u32,
+    identifier: Option<&Identifier>,
+) -> ServiceReport {
     let mut r = ServiceReport {
         banner: g.banner.clone(),
         grab: GrabStats {
@@ -39,6 +48,18 @@ pub fn report(g: &Grabbed) -> ServiceReport {
         if b.protocol != "unknown" {
             r.service = Some(b.protocol.clone());
         }
+        if let Some(id) = identifier.and_then(|i| i.identify(b)) {
+            r.service = Some(id.service);
+            r.product = id.product;
+            r.vendor = id.vendor;
+            r.version = id.version;
+            r.cpe = id.cpe;
+            r.os = id.os;
+            r.risk = Some(id.risk);
+            r.cleartext_auth = id.cleartext_auth && g.tls.as_ref().is_none_or(|t| !t.starttls);
+            r.confidence = Some(id.confidence);
+            r.rule = id.rule_id;
+        }
     }
     if let Some(t) = &g.tls {
         r.tls = Some(TlsReport {
@@ -48,9 +69,22 @@ pub fn report(g: &Grabbed) -> ServiceReport {
             sni: t.sni.clone(),
             legacy: t.legacy,
             starttls: t.starttls,
-            jarm: None,
+            jarm: g.jarm.clone(),
             error: t.error.clone(),
+            certificate_errors: Vec::new(),
         });
+        // Mismatch is judged against the name we asked for, else the address we dialled.
+        let name = t.sni.clone().or_else(|| target.hostname.clone()).unwrap_or_else(|| target.ip.to_string());
+        for (position, der) in t.chain.iter().enumerate() {
+            match summarize(der, position, now_unix, Some(&name), expiring_days) {
+                Ok(summary) => r.certificate.push(summary),
+                Err(e) => {
+                    if let Some(tls) = r.tls.as_mut() {
+                        tls.certificate_errors.push(format!("certificate {position}: {e}"));
+                    }
+                }
+            }
+        }
     }
     if let Some(bytes) = &g.http_response {
         if let Some(facts) = http_facts(bytes) {
