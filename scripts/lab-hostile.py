@@ -15,7 +15,8 @@ without hanging, allocating without bound or crashing.
                                    break) as fast as the client reads
     .4  tls-stall    443           reads the ClientHello, sends 3 of the 5 bytes
                                    of a ServerHello record header, stalls
-    .5  bad-cert     443           TLS 1.2: well-formed ServerHello, Certificate
+    .5  bad-cert     443           TLS 1.2: well-formed ServerHello (with
+                                   renegotiation_info if asked), Certificate
                                    whose certificate is truncated/garbage DER,
                                    ServerHelloDone (all hand-built)
     .6  bad-lengths  443           TLS 1.2: well-formed ServerHello, then a
@@ -269,7 +270,17 @@ def parse_client_hello(body):
         cs_len = struct.unpack("!H", body[p:p + 2])[0]
         p += 2
         suites = [struct.unpack("!H", body[p + i:p + i + 2])[0] for i in range(0, cs_len - 1, 2)]
-        return {"session_id": session_id, "suites": suites}
+        p += cs_len
+        p += 1 + body[p]  # compression methods
+        exts = []
+        if p + 2 <= len(body):
+            end = p + 2 + struct.unpack("!H", body[p:p + 2])[0]
+            p += 2
+            while p + 4 <= min(end, len(body)):
+                etype, elen = struct.unpack("!HH", body[p:p + 4])
+                exts.append(etype)
+                p += 4 + elen
+        return {"session_id": session_id, "suites": suites, "extensions": exts}
     except (IndexError, struct.error):
         return None
 
@@ -286,11 +297,16 @@ def server_hello(hello, rng):
         suite = next((s for s in offered
                       if s >> 8 != 0x13 and s not in (0x00FF, 0x5600) and (s & 0x0F0F) != 0x0A0A),
                      0xC02F)
+    # Secure renegotiation (RFC 5746): answer it when the client asks, or
+    # modern clients abort before they ever look at the Certificate.
+    exts = b""
+    if hello and (0x00FF in offered or 0xFF01 in hello.get("extensions", ())):
+        exts += u16(0xFF01) + u16(1) + b"\x00"
     random_bytes = bytes(rng.randrange(256) for _ in range(32))
     body = (b"\x03\x03" + random_bytes
             + b"\x20" + bytes(rng.randrange(256) for _ in range(32))  # session id
             + u16(suite) + b"\x00"                                    # null compression
-            + u16(0))                                                  # no extensions
+            + u16(len(exts)) + exts)
     return handshake(2, body)
 
 

@@ -5,12 +5,12 @@ use crate::cli::ScanArgs;
 use crate::output::ResultWriter;
 use crate::status::StatusReporter;
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED};
+use aperture_fingerprints::identify::recog::load_recog_dir;
+use aperture_fingerprints::identify::{CombineMode, Identifier};
 use aperture_fingerprints::{PortObservation, PortState, Probe, Proto};
 use aperture_mapper::connect::{run_connect, ConnectRun};
 use aperture_mapper::cookie::CookieKey;
 use aperture_mapper::engine::{Finished, Hit, Progress};
-use aperture_fingerprints::identify::recog::load_recog_dir;
-use aperture_fingerprints::identify::{CombineMode, Identifier};
 use aperture_mapper::grab::report::report;
 use aperture_mapper::grab::tls::TlsClients;
 use aperture_mapper::grab::{spawn_grab_pool, GrabOptions, GrabTarget, Grabber};
@@ -439,17 +439,19 @@ fn start_grabbing(
         ..GrabOptions::default()
     };
     let tls = TlsClients::new().map_err(|e| Failure::Failed(format!("cannot set up TLS: {e}")))?;
-    let mut identifier =
-        Identifier::builtin().map_err(|e| Failure::Failed(format!("built-in identification rules: {e}")))?;
+    let mut identifier = Identifier::builtin()
+        .map_err(|e| Failure::Failed(format!("built-in identification rules: {e}")))?;
     if let Some(dir) = &args.recog_dir {
-        let db = load_recog_dir(dir).map_err(|e| bad(format!("cannot load Recog fingerprints from {}: {e}", dir.display())))?;
+        let db = load_recog_dir(dir).map_err(|e| {
+            bad(format!(
+                "cannot load Recog fingerprints from {}: {e}",
+                dir.display()
+            ))
+        })?;
         identifier = identifier.with_recog(db, CombineMode::default());
     }
     let expiring_days = args.expiring_days;
-    let grabber = Arc::new(Grabber {
-        opts,
-        tls,
-    });
+    let grabber = Arc::new(Grabber { opts, tls });
     // A target named by host name gets that name for SNI, Host and EHLO.
     let names: HashMap<IpAddr, String> = plan
         .resolved
@@ -482,7 +484,13 @@ fn start_grabbing(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
-            obs.service = Some(report(&grabbed, &target, now, expiring_days, Some(&identifier)));
+            obs.service = Some(report(
+                &grabbed,
+                &target,
+                now,
+                expiring_days,
+                Some(&identifier),
+            ));
             if out.send(obs).is_err() {
                 break;
             }

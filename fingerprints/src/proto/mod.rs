@@ -144,7 +144,10 @@ static PROTOCOLS: &[Protocol] = &[
 /// Whether the port's first guess is a client-first protocol or TLS (so a long wait
 /// for a greeting would be wasted).
 pub fn client_first_hinted(port: u16) -> bool {
-    TLS_PORTS.contains(&port) || PROTOCOLS.iter().any(|p| !p.server_first && p.ports.contains(&port))
+    TLS_PORTS.contains(&port)
+        || PROTOCOLS
+            .iter()
+            .any(|p| !p.server_first && p.ports.contains(&port))
 }
 
 pub fn protocols() -> &'static [Protocol] {

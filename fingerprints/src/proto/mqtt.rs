@@ -24,10 +24,27 @@ pub fn connect_packet() -> Vec<u8> {
     out
 }
 
+/// Mosquitto (and some others) publish their version here to anyone allowed to
+/// subscribe; an anonymous broker thereby names itself.
+const VERSION_TOPIC: &[u8] = b"$SYS/broker/version";
+
+/// SUBSCRIBE (packet id 1, QoS 0) to the broker's version topic.
+pub fn subscribe_packet() -> Vec<u8> {
+    let mut body = vec![0x00, 0x01];
+    body.extend_from_slice(&(VERSION_TOPIC.len() as u16).to_be_bytes());
+    body.extend_from_slice(VERSION_TOPIC);
+    body.push(0x00);
+    let mut out = vec![0x82, body.len() as u8];
+    out.extend_from_slice(&body);
+    out
+}
+
 #[derive(Debug)]
 pub struct MqttSession {
     banner: Banner,
     outcome: Option<Action>,
+    /// CONNACK accepted and the version topic subscribed: now reading SUBACK/PUBLISH.
+    subscribed: bool,
 }
 
 /// The meaning of a 3.1.1 CONNACK return code.
@@ -81,7 +98,62 @@ impl MqttSession {
                 ..Banner::default()
             },
             outcome: None,
+            subscribed: false,
         }
+    }
+
+    /// After SUBSCRIBE: SUBACK, then (if allowed) the retained PUBLISH of the version.
+    fn parse_sys(&mut self, data: &[u8]) -> Action {
+        let mut r = Reader::new(data);
+        // A handful of packets at most; anything else ends the session with what we have.
+        for _ in 0..8 {
+            let Some(kind) = r.u8() else {
+                return Action::NeedMore;
+            };
+            let mut remaining = 0usize;
+            let mut shift = 0;
+            loop {
+                let Some(b) = r.u8() else {
+                    return Action::NeedMore;
+                };
+                remaining |= usize::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    break;
+                }
+                shift += 7;
+                if shift > 21 || remaining > MAX_REMAINING {
+                    return Action::Done;
+                }
+            }
+            let Some(body) = r.take(remaining) else {
+                return Action::NeedMore;
+            };
+            match kind & 0xf0 {
+                // SUBACK: 0x80 means the broker refused the subscription.
+                0x90 => {
+                    if body.get(2) == Some(&0x80) {
+                        return Action::Done;
+                    }
+                }
+                0x30 => {
+                    let mut b = Reader::new(body);
+                    let topic = b.u16_be().and_then(|n| b.take(usize::from(n)));
+                    if kind & 0x06 != 0 {
+                        // QoS > 0 carries a packet id before the payload.
+                        let _ = b.u16_be();
+                    }
+                    if topic == Some(VERSION_TOPIC) {
+                        let payload = b.rest();
+                        self.banner
+                            .fields
+                            .insert("version".into(), crate::reader::field_text(payload, 128));
+                        return Action::Done;
+                    }
+                }
+                _ => return Action::Done,
+            }
+        }
+        Action::Done
     }
 
     fn parse(&mut self, data: &[u8]) -> Action {
@@ -134,6 +206,10 @@ impl MqttSession {
         f.insert("session_present".into(), (flags & 1 != 0).to_string());
         f.insert("protocol_level".into(), if v5 { "5" } else { "4" }.into());
         self.banner.text = printable(data.get(..r.position()).unwrap_or(data));
+        if rc == 0 && !v5 {
+            self.subscribed = true;
+            return Action::Send(subscribe_packet());
+        }
         Action::Done
     }
 }
@@ -151,8 +227,15 @@ impl Session for MqttSession {
         if let Some(done) = &self.outcome {
             return done.clone();
         }
+        if self.subscribed {
+            let action = self.parse_sys(data);
+            if action == Action::Done {
+                self.outcome = Some(Action::Done);
+            }
+            return action;
+        }
         let action = self.parse(data);
-        if action != Action::NeedMore {
+        if !matches!(action, Action::NeedMore | Action::Send(_)) {
             self.outcome = Some(action.clone());
         }
         action
@@ -204,7 +287,10 @@ pub(crate) mod tests {
     fn mosquitto_anonymous_allowed() {
         let mut s = MqttSession::new(None);
         let _ = s.start();
-        assert_eq!(feed_bytewise(&mut s, ACCEPTED), Action::Done);
+        assert_eq!(
+            feed_bytewise(&mut s, ACCEPTED),
+            Action::Send(subscribe_packet())
+        );
         let b = s.banner();
         assert_eq!(b.protocol, "mqtt");
         assert_eq!(b.fields["return_code"], "0");
@@ -212,6 +298,35 @@ pub(crate) mod tests {
         assert_eq!(b.fields["anonymous"], "true");
         assert_eq!(b.fields["session_present"], "false");
         check_splits(|| MqttSession::new(None), &[], ACCEPTED);
+    }
+
+    #[test]
+    fn anonymous_broker_names_its_version() {
+        let mut s = MqttSession::new(None);
+        let _ = s.start();
+        assert_eq!(s.on_data(ACCEPTED), Action::Send(subscribe_packet()));
+        let mut reply = vec![0x90, 0x03, 0x00, 0x01, 0x00];
+        let topic = b"$SYS/broker/version";
+        let payload = b"mosquitto version 2.0.11";
+        reply.push(0x31);
+        reply.push((2 + topic.len() + payload.len()) as u8);
+        reply.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+        reply.extend_from_slice(topic);
+        reply.extend_from_slice(payload);
+        for cut in 0..reply.len() {
+            let mut fresh = MqttSession::new(None);
+            let _ = fresh.start();
+            let _ = fresh.on_data(ACCEPTED);
+            assert_eq!(fresh.on_data(&reply[..cut]), Action::NeedMore, "cut {cut}");
+        }
+        assert_eq!(s.on_data(&reply), Action::Done);
+        assert_eq!(s.banner().fields["version"], "mosquitto version 2.0.11");
+        // A refused subscription ends the session with the CONNACK facts.
+        let mut s = MqttSession::new(None);
+        let _ = s.start();
+        let _ = s.on_data(ACCEPTED);
+        assert_eq!(s.on_data(&[0x90, 0x03, 0x00, 0x01, 0x80]), Action::Done);
+        assert_eq!(s.banner().fields["anonymous"], "true");
     }
 
     #[test]

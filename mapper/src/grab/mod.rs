@@ -18,16 +18,18 @@ pub mod tls;
 use crate::pace::Pacer;
 use aperture_fingerprints::proto::{self, Candidate};
 use aperture_fingerprints::session::{Banner, Session};
-use conn::{converse, read_some, Conn, Ended, Read};
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
 use aperture_fingerprints::tls::hello::legacy_hello;
 use aperture_fingerprints::tls::jarm::{
     jarm_answer_complete, jarm_hash, jarm_probes, jarm_read_server_hello, JARM_RECV_LIMIT,
 };
-use aperture_fingerprints::tls::record::{alert_name, parse_server_flight, partial_server_flight, Flight, ServerFlight};
+use aperture_fingerprints::tls::record::{
+    alert_name, parse_server_flight, partial_server_flight, Flight, ServerFlight,
+};
 use aperture_fingerprints::tls::version_name as tls_version_name;
+use conn::{converse, read_some, Conn, Ended, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 use tls::{server_name, TlsClients};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -126,7 +128,10 @@ fn random_bytes() -> [u8; 32] {
 fn seen_from_flight(f: &ServerFlight) -> TlsSeen {
     TlsSeen {
         version: f.version_name.map(str::to_string),
-        cipher: f.cipher_name.map(str::to_string).or_else(|| Some(format!("0x{:04x}", f.cipher_suite))),
+        cipher: f
+            .cipher_name
+            .map(str::to_string)
+            .or_else(|| Some(format!("0x{:04x}", f.cipher_suite))),
         alpn: f.alpn.clone(),
         chain: f.certificates.clone(),
         ..TlsSeen::default()
@@ -532,7 +537,12 @@ impl Grabber {
 
     /// Our own ClientHello (TLS 1.0–1.2, old ciphers too) and the plaintext server
     /// flight it draws: the certificate of servers rustls will not talk to.
-    async fn legacy_flight(&self, mut tcp: TcpStream, host: Option<&str>, until: Instant) -> Option<Result<TlsSeen, String>> {
+    async fn legacy_flight(
+        &self,
+        mut tcp: TcpStream,
+        host: Option<&str>,
+        until: Instant,
+    ) -> Option<Result<TlsSeen, String>> {
         let hello = legacy_hello(host, random_bytes());
         timeout_at(until, tcp.write_all(&hello)).await.ok()?.ok()?;
         let mut buf = Vec::new();
@@ -548,11 +558,15 @@ impl Grabber {
                         .map(|f| Ok(seen_from_flight(&f)));
                 }
                 Flight::Alert { description, .. } => {
-                    return Some(Err(format!("alert {}", alert_name(description).unwrap_or("unknown"))))
+                    return Some(Err(format!(
+                        "alert {}",
+                        alert_name(description).unwrap_or("unknown")
+                    )))
                 }
                 Flight::NotTls => return Some(Err("not TLS".into())),
                 Flight::Malformed(e) => {
-                    return match partial_server_flight(&buf).filter(|f| !f.certificates.is_empty()) {
+                    return match partial_server_flight(&buf).filter(|f| !f.certificates.is_empty())
+                    {
                         Some(f) => Some(Ok(seen_from_flight(&f))),
                         None => Some(Err(format!("malformed TLS: {e}"))),
                     }

@@ -3,8 +3,8 @@
 
 use super::{GrabTarget, Grabbed};
 use aperture_fingerprints::cert::summarize;
-use aperture_fingerprints::identify::Identifier;
 use aperture_fingerprints::http_facts::{favicon_hash, parse_response, Parsed};
+use aperture_fingerprints::identify::Identifier;
 use aperture_fingerprints::report::{GrabStats, HttpReport, ServiceReport, TlsReport};
 
 fn http_facts(bytes: &[u8]) -> Option<aperture_fingerprints::http_facts::HttpFacts> {
@@ -74,13 +74,18 @@ pub fn report(
             certificate_errors: Vec::new(),
         });
         // Mismatch is judged against the name we asked for, else the address we dialled.
-        let name = t.sni.clone().or_else(|| target.hostname.clone()).unwrap_or_else(|| target.ip.to_string());
+        let name = t
+            .sni
+            .clone()
+            .or_else(|| target.hostname.clone())
+            .unwrap_or_else(|| target.ip.to_string());
         for (position, der) in t.chain.iter().enumerate() {
             match summarize(der, position, now_unix, Some(&name), expiring_days) {
                 Ok(summary) => r.certificate.push(summary),
                 Err(e) => {
                     if let Some(tls) = r.tls.as_mut() {
-                        tls.certificate_errors.push(format!("certificate {position}: {e}"));
+                        tls.certificate_errors
+                            .push(format!("certificate {position}: {e}"));
                     }
                 }
             }
