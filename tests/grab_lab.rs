@@ -83,6 +83,7 @@ fn lab_services_are_identified_with_their_certificates() {
         eprintln!("skipped: {why}");
         return;
     }
+    let _serial = lab_lock();
     let truth = jsonl("services.jsonl");
     assert!(truth.len() >= 10, "the lab should run at least ten services");
     let (found, _, _) = grab(&truth, &[]);
@@ -153,6 +154,7 @@ fn hostile_hosts_end_within_their_deadlines_with_bounded_memory() {
         eprintln!("skipped: {why}");
         return;
     }
+    let _serial = lab_lock();
     let hostile = jsonl("hostile.jsonl");
     if hostile.is_empty() {
         panic!("hostile.jsonl is empty: the lab should run hostile hosts");

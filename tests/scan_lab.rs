@@ -27,6 +27,7 @@ fn syn_scan_of_the_lab_equals_the_ground_truth() {
         eprintln!("skipped: {why}");
         return;
     }
+    let _serial = lab_lock();
     let truth = ground_truth();
     assert!(truth.len() >= 100, "lab should have listeners");
     let ports = lab_env("LAB_PORTS");
@@ -61,6 +62,7 @@ fn connect_scan_of_the_lab_equals_the_ground_truth() {
         eprintln!("skipped: {why}");
         return;
     }
+    let _serial = lab_lock();
     let truth: BTreeSet<_> = ground_truth()
         .into_iter()
         .filter(|(ip, _)| in_slash18(ip))
@@ -98,6 +100,7 @@ fn shards_of_a_lab_scan_add_up_to_the_ground_truth() {
         eprintln!("skipped: {why}");
         return;
     }
+    let _serial = lab_lock();
     let truth: BTreeSet<_> = ground_truth()
         .into_iter()
         .filter(|(ip, _)| in_slash18(ip))
@@ -137,6 +140,7 @@ fn the_lab_is_isolated() {
         eprintln!("skipped: {why}");
         return;
     }
+    let _serial = lab_lock();
     let ns = lab_env("LAB_SCAN_NS");
     let routes = std::process::Command::new("ip")
         .args(["netns", "exec", &ns, "ip", "route", "show"])

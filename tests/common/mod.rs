@@ -117,3 +117,10 @@ pub fn aperture_in_lab(args: &[&str]) -> Output {
         .output()
         .expect("ip netns exec runs")
 }
+
+/// Lab scans share two cores and one veth pair: run them one at a time, so a scan's
+/// recall never depends on what another test is doing.
+pub fn lab_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
