@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 truth_file, work, runs, tls_line, s_time_line, ap_cmd, nmap_cmd, tls_target, tls_secs, tls_conc = sys.argv[1:11]
 runs = int(runs)
-truth = {(r["ip"], r["port"]): r for r in map(json.loads, filter(str.strip, open(truth_file)))}
+truth = {(r["ip"], r["port"]): r for r in map(json.loads, filter(str.strip, open(truth_file))) if r.get("proto", "tcp") == "tcp"}
 
 
 def norm(s):

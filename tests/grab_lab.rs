@@ -16,7 +16,12 @@ fn jsonl(name: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(lab_dir().join(name)).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: bad line {l:?}: {e}")))
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("{name}: bad line {l:?}: {e}"))
+        })
+        // Grabbing is TCP; the lab also lists UDP (DNS).
+        .filter(|v| v["proto"].as_str().unwrap_or("tcp") == "tcp")
         .collect()
 }
 
@@ -35,11 +40,17 @@ fn services_unavailable() -> Option<String> {
 }
 
 fn norm(s: &str) -> String {
-    s.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+    s.to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
 }
 
 fn key(v: &Value) -> (String, u64) {
-    (v["ip"].as_str().unwrap_or_default().to_string(), v["port"].as_u64().unwrap_or_default())
+    (
+        v["ip"].as_str().unwrap_or_default().to_string(),
+        v["port"].as_u64().unwrap_or_default(),
+    )
 }
 
 /// Runs a grab scan of these (ip, port) pairs in the scanner namespace, under
@@ -47,7 +58,11 @@ fn key(v: &Value) -> (String, u64) {
 fn grab(rows: &[Value], extra: &[&str]) -> (BTreeMap<(String, u64), Value>, Option<u64>, f64) {
     let ips: BTreeSet<String> = rows.iter().map(|r| key(r).0).collect();
     let ports: BTreeSet<u64> = rows.iter().map(|r| key(r).1).collect();
-    let ports = ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+    let ports = ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let ns = lab_env("LAB_SCAN_NS");
     let timed = std::path::Path::new("/usr/bin/time").exists();
     let mut cmd = Command::new("ip");
@@ -56,7 +71,18 @@ fn grab(rows: &[Value], extra: &[&str]) -> (BTreeMap<(String, u64), Value>, Opti
         cmd.args(["/usr/bin/time", "-f", "MAXRSS_KB=%M"]);
     }
     cmd.arg(bin())
-        .args(["scan", "-p", &ports, "--allow-special", "--grab", "--rate", "5000", "--wait", "1", "-q"])
+        .args([
+            "scan",
+            "-p",
+            &ports,
+            "--allow-special",
+            "--grab",
+            "--rate",
+            "5000",
+            "--wait",
+            "1",
+            "-q",
+        ])
         .args(ips.iter())
         .args(extra)
         .stdin(Stdio::null());
@@ -85,7 +111,10 @@ fn lab_services_are_identified_with_their_certificates() {
     }
     let _serial = lab_lock();
     let truth = jsonl("services.jsonl");
-    assert!(truth.len() >= 10, "the lab should run at least ten services");
+    assert!(
+        truth.len() >= 10,
+        "the lab should run at least ten services"
+    );
     let (found, _, _) = grab(&truth, &[]);
     let mut problems = Vec::new();
     for t in &truth {
@@ -99,12 +128,17 @@ fn lab_services_are_identified_with_their_certificates() {
         let (want_n, got_n) = (norm(want_product), norm(got_product));
         let same = !got_n.is_empty() && (got_n.contains(&want_n) || want_n.contains(&got_n));
         if !want_n.is_empty() && !same {
-            problems.push(format!("{ip}:{port}: product {got_product:?}, expected {want_product:?} (banner {})", r["banner"]));
+            problems.push(format!(
+                "{ip}:{port}: product {got_product:?}, expected {want_product:?} (banner {})",
+                r["banner"]
+            ));
         }
         if let Some(want) = t["version"].as_str() {
             let got = r["version"].as_str().unwrap_or_default();
             if got != want {
-                problems.push(format!("{ip}:{port} {want_product}: version {got:?}, expected {want:?}"));
+                problems.push(format!(
+                    "{ip}:{port} {want_product}: version {got:?}, expected {want:?}"
+                ));
             }
         }
         if t["starttls"].as_bool() == Some(true) && r["tls"]["starttls"].as_bool() != Some(true) {
@@ -126,7 +160,10 @@ fn lab_services_are_identified_with_their_certificates() {
                 ("key_bits", "key_bits"),
             ] {
                 if !c[theirs].is_null() && leaf[ours] != c[theirs] {
-                    problems.push(format!("{ip}:{port}: certificate {ours} = {}, expected {}", leaf[ours], c[theirs]));
+                    problems.push(format!(
+                        "{ip}:{port}: certificate {ours} = {}, expected {}",
+                        leaf[ours], c[theirs]
+                    ));
                 }
             }
             if let Some(sans) = c["sans"].as_array() {
@@ -145,7 +182,12 @@ fn lab_services_are_identified_with_their_certificates() {
             }
         }
     }
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -167,16 +209,30 @@ fn hostile_hosts_end_within_their_deadlines_with_bounded_memory() {
             panic!("{ip}:{port} ({}) not found open", h["behaviour"]);
         };
         let stats = &r["grab"];
-        let (conns, millis) = (stats["connections"].as_u64().unwrap_or(0), stats["millis"].as_u64().unwrap_or(0));
+        let (conns, millis) = (
+            stats["connections"].as_u64().unwrap_or(0),
+            stats["millis"].as_u64().unwrap_or(0),
+        );
         // Each connection is bounded by the deadline; JARM and favicon add theirs.
         let budget = (conns + 11) * deadline_ms + 1000;
-        assert!(millis <= budget, "{ip}:{port} {}: {millis} ms over {budget} ms ({stats})", h["behaviour"]);
+        assert!(
+            millis <= budget,
+            "{ip}:{port} {}: {millis} ms over {budget} ms ({stats})",
+            h["behaviour"]
+        );
         if let Some(banner) = r["banner"]["text"].as_str() {
-            assert!(banner.len() <= 8 * 1024, "{ip}:{port}: banner not capped ({} bytes)", banner.len());
+            assert!(
+                banner.len() <= 8 * 1024,
+                "{ip}:{port}: banner not capped ({} bytes)",
+                banner.len()
+            );
         }
     }
     if let Some(kb) = rss {
-        assert!(kb < 200 * 1024, "peak RSS {kb} KiB: grabbing must stay bounded");
+        assert!(
+            kb < 200 * 1024,
+            "peak RSS {kb} KiB: grabbing must stay bounded"
+        );
     }
     assert!(elapsed < 120.0, "the hostile scan took {elapsed:.0}s");
 }

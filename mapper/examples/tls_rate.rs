@@ -23,10 +23,19 @@ fn main() {
     let Some(addr) = args.get(1).and_then(|a| a.parse::<SocketAddr>().ok()) else {
         usage()
     };
-    let seconds: f64 = args.get(2).map(|s| s.parse().unwrap_or_else(|_| usage())).unwrap_or(10.0);
-    let concurrency: usize = args.get(3).map(|s| s.parse().unwrap_or_else(|_| usage())).unwrap_or(64);
+    let seconds: f64 = args
+        .get(2)
+        .map(|s| s.parse().unwrap_or_else(|_| usage()))
+        .unwrap_or(10.0);
+    let concurrency: usize = args
+        .get(3)
+        .map(|s| s.parse().unwrap_or_else(|_| usage()))
+        .unwrap_or(64);
     let sni = args.get(4).cloned();
-    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    else {
         eprintln!("cannot start runtime");
         std::process::exit(1)
     };
@@ -42,16 +51,28 @@ fn main() {
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..concurrency.max(1) {
-            let (ok, summaries, errors, stop) = (ok.clone(), summaries.clone(), errors.clone(), stop.clone());
+            let (ok, summaries, errors, stop) =
+                (ok.clone(), summaries.clone(), errors.clone(), stop.clone());
             let connector = TlsConnector::from(clients.observe.clone());
             let sni = sni.clone();
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Relaxed) {
                     let attempt = async {
                         let tcp = TcpStream::connect(addr).await.ok()?;
-                        let tls = connector.connect(server_name(sni.as_deref(), addr.ip()), tcp).await.ok()?;
-                        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-                        let chain = tls.get_ref().1.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
+                        let tls = connector
+                            .connect(server_name(sni.as_deref(), addr.ip()), tcp)
+                            .await
+                            .ok()?;
+                        let now = SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map(|d| d.as_secs() as i64)
+                            .unwrap_or(0);
+                        let chain = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .map(|c| c.to_vec())
+                            .unwrap_or_default();
                         let mut n = 0;
                         for (i, der) in chain.iter().enumerate() {
                             if summarize(der.as_ref(), i, now, sni.as_deref(), 30).is_ok() {

@@ -89,7 +89,9 @@ impl PostgresSession {
                 self.banner.starttls = Some(true);
                 self.set("ssl", "true".into());
                 self.banner.text = "S".into();
-                Action::Done
+                // Upgrade, then ask for a session over TLS: the answer (auth method or
+                // error) is what proves PostgreSQL and names its authentication.
+                Action::StartTls
             }
             [b'N'] => {
                 self.banner.starttls = Some(false);
@@ -301,6 +303,15 @@ impl Session for PostgresSession {
         action
     }
 
+    fn after_tls(&mut self) -> Action {
+        if self.banner.starttls != Some(true) {
+            return Action::Done;
+        }
+        self.phase = Phase::StartupReply;
+        self.consumed = 0;
+        Action::Send(startup_message())
+    }
+
     fn banner(&self) -> Banner {
         self.banner.clone()
     }
@@ -395,10 +406,18 @@ pub(crate) mod tests {
         let mut s = PostgresSession::new(None);
         assert_eq!(s.start(), Action::Send(SSL_REQUEST.to_vec()));
         assert_eq!(s.on_data(b""), Action::NeedMore);
-        assert_eq!(s.on_data(b"S"), Action::Done);
+        assert_eq!(s.on_data(b"S"), Action::StartTls);
         assert_eq!(s.banner().fields["ssl"], "true");
         assert_eq!(s.banner().starttls, Some(true));
         assert_eq!(s.banner().protocol, "postgres");
+        // Over TLS: the startup message, answered by a SCRAM request.
+        assert_eq!(s.after_tls(), Action::Send(startup_message()));
+        let mut sasl = vec![b'R'];
+        let body = b"\0\0\0\x0aSCRAM-SHA-256\0\0";
+        sasl.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        sasl.extend_from_slice(body);
+        assert_eq!(s.on_data(&sasl), Action::Done);
+        assert_eq!(s.banner().fields["auth"], "sasl");
     }
 
     #[test]

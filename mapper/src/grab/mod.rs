@@ -12,6 +12,7 @@
 //! The parsing is all in `fingerprints`; this module only moves bytes.
 
 pub mod conn;
+pub mod legacy;
 pub mod report;
 pub mod tls;
 
@@ -458,6 +459,7 @@ impl Grabber {
                             protocol: "tls".into(),
                             ..Banner::default()
                         });
+                        self.http_over_legacy_tls(t, out).await;
                         self.jarm(t, out).await;
                         Some(true)
                     }
@@ -471,6 +473,48 @@ impl Grabber {
                 self.jarm(t, out).await;
                 Some(true)
             }
+        }
+    }
+
+    /// Web servers behind TLS 1.0/1.1 only: ask over the legacy path what they serve.
+    async fn http_over_legacy_tls(&self, t: &GrabTarget, out: &mut Grabbed) {
+        let Some(http) = proto::by_name("http") else {
+            return;
+        };
+        let addr = SocketAddr::new(t.ip, t.port);
+        let mut session = (http.make)(session_host("http", t).as_deref());
+        let aperture_fingerprints::session::Action::Send(request) = session.start() else {
+            return;
+        };
+        out.attempts += 1;
+        let sni = t.hostname.clone();
+        let Some(reply) = legacy::legacy_tls_request(
+            addr,
+            sni.clone(),
+            request,
+            self.opts.deadline,
+            self.opts.byte_cap,
+        )
+        .await
+        else {
+            return;
+        };
+        if session.on_data(&reply) == aperture_fingerprints::session::Action::NoMatch {
+            return;
+        }
+        out.banner = Some(session.banner());
+        out.http_response = Some(reply);
+        if self.opts.favicon {
+            let host = session_host("http", t).unwrap_or_default();
+            let req = format!("GET /favicon.ico HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Aperture\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+            out.favicon_response = legacy::legacy_tls_request(
+                addr,
+                sni,
+                req.into_bytes(),
+                self.opts.deadline,
+                self.opts.byte_cap,
+            )
+            .await;
         }
     }
 
