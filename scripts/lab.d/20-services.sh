@@ -64,6 +64,8 @@ SVC_IP_EXPIRED=198.19.1.11
 SVC_IP_SELF=198.19.1.12
 SVC_IP_WEAK=198.19.1.13
 SVC_IP_LEGACY=198.19.1.14
+# ECDSA P-256: what a modern site serves, and what TLS throughput is measured against.
+SVC_IP_ECDSA=198.19.1.15
 SVC_IP_SSH=198.19.1.20
 SVC_IP_FTP=198.19.1.21
 SVC_IP_SMTP=198.19.1.25
@@ -258,6 +260,7 @@ EOF
     svc_leaf expired expired.lab.test "DNS:expired.lab.test,IP:$SVC_IP_EXPIRED" rsa:2048 20200101000000Z 20210101000000Z
     svc_leaf weak    weak.lab.test    "DNS:weak.lab.test,IP:$SVC_IP_WEAK" rsa:1024
     svc_leaf legacy  legacy.lab.test  "DNS:legacy.lab.test,IP:$SVC_IP_LEGACY" rsa:2048
+    svc_leaf ecdsa   ecdsa.lab.test   "DNS:ecdsa.lab.test,IP:$SVC_IP_ECDSA" ec:P-256
     svc_leaf mail    mail.lab.test    "DNS:mail.lab.test,IP:$SVC_IP_SMTP" rsa:2048
     svc_leaf imap    imap.lab.test    "DNS:imap.lab.test,DNS:pop3.lab.test,IP:$SVC_IP_MAIL" rsa:2048
     svc_leaf db      db.lab.test      "DNS:db.lab.test,IP:$SVC_IP_PG" ec:P-256
@@ -348,7 +351,7 @@ EOF
 # Aperture lab nginx: one master (root), one worker (www-data).
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes auto;
 user www-data;
 pid $D/nginx.pid;
 error_log $D/error.log warn;
@@ -414,6 +417,14 @@ http {
         ssl_certificate_key $P/legacy.key;
         ssl_protocols TLSv1 TLSv1.1;
         ssl_ciphers DEFAULT:@SECLEVEL=0;
+        root $D/www-alt;
+    }
+    server {
+        listen $SVC_IP_ECDSA:443 ssl;
+        server_name ecdsa.lab.test;
+        ssl_certificate $P/ecdsa.chain.crt;
+        ssl_certificate_key $P/ecdsa.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
         root $D/www-alt;
     }
 }
@@ -812,6 +823,7 @@ $SVC_IP_EXPIRED 443 tcp https nginx 1 0 $P/expired.crt
 $SVC_IP_SELF 443 tcp https nginx 1 0 $P/self.crt
 $SVC_IP_WEAK 443 tcp https nginx 1 0 $P/weak.crt
 $SVC_IP_LEGACY 443 tcp https nginx 1 0 $P/legacy.crt
+$SVC_IP_ECDSA 443 tcp https nginx 1 0 $P/ecdsa.crt
 $SVC_IP_SSH 22 tcp ssh OpenSSH 0 0 -
 $SVC_IP_SSH 2222 tcp ssh OpenSSH 0 0 -
 $SVC_IP_FTP 21 tcp ftp vsftpd 0 0 -
