@@ -8,6 +8,7 @@ pub mod observation;
 
 pub use observation::{PortObservation, PortState, Probe, Proto, Reason, SCHEMA_VERSION};
 pub mod cert;
+pub mod dns;
 pub mod http_facts;
 pub mod identify;
 pub mod proto;
