@@ -197,6 +197,7 @@ def report(work, truth_path, n, small, out_md):
     if meta.get("aperture_skip"):
         rows.append(("aperture domains", "skipped", "—", "—", "—"))
         notes.append(f"aperture rows skipped: {meta['aperture_skip']}")
+        cmds += [f"{meta[f'cmd_aperture_{size}']}    (not run)" for size in (n, small) if meta.get(f"cmd_aperture_{size}")]
     else:
         for size in (n, small):
             label = f"aperture domains ({size:,} labels)"

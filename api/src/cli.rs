@@ -20,6 +20,69 @@ pub struct Cli {
 pub enum Command {
     /// Find open TCP ports: stateless SYN over raw sockets, or connect scan.
     Scan(Box<ScanArgs>),
+    /// Enumerate names, records and addresses under seed domains, with DNS findings.
+    Domains(Box<DomainsArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DomainsFormat {
+    /// One JSON object per zone and per name (the default; the stable schema).
+    Jsonl,
+    /// In-zone addresses only, one per line: ready for `aperture scan -iL -`.
+    Addresses,
+}
+
+#[derive(Debug, Args)]
+pub struct DomainsArgs {
+    /// Seed zones (IDN accepted: bücher.example).
+    pub seeds: Vec<String>,
+
+    /// Resolver to ask, IP or IP:PORT (repeatable; default: the system's).
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub resolver: Vec<String>,
+
+    /// Wordlist file, one label per line, streamed (default: Aperture's own list).
+    #[arg(long, value_name = "FILE")]
+    pub wordlist: Option<PathBuf>,
+
+    /// Skip wordlist guessing.
+    #[arg(long)]
+    pub no_wordlist: bool,
+
+    /// Skip zone-transfer attempts.
+    #[arg(long)]
+    pub no_axfr: bool,
+
+    /// Look up PTR names of the addresses in these CIDRs (at most 65536 addresses).
+    #[arg(long, value_name = "CIDR")]
+    pub ptr: Vec<String>,
+
+    /// Take certificate names (SANs, CNs) from an `aperture scan --grab` JSONL file.
+    #[arg(long = "from-grab", value_name = "FILE")]
+    pub from_grab: Vec<PathBuf>,
+
+    /// Per-query timeout in milliseconds.
+    #[arg(long, default_value_t = 1500, value_name = "MS")]
+    pub timeout: u64,
+
+    /// Extra attempts after a time-out, SERVFAIL or REFUSED.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub retries: usize,
+
+    /// Queries in flight at once.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Queries per second.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub qps: u64,
+
+    #[arg(long, value_enum, default_value_t = DomainsFormat::Jsonl)]
+    pub format: DomainsFormat,
+
+    /// Write to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,6 +100,11 @@ pub enum Format {
 pub struct ScanArgs {
     /// Targets: IPv4/IPv6 addresses, CIDRs (198.18.0.0/16), ranges (a-b), host names.
     pub targets: Vec<String>,
+
+    /// Scan the in-zone addresses of an `aperture domains` JSONL file ('-' for standard
+    /// input); their names are used for SNI and Host when grabbing.
+    #[arg(long = "from-domains", value_name = "FILE")]
+    pub from_domains: Option<PathBuf>,
 
     /// Read targets from FILE ('-' for standard input). Also spelled -iL.
     #[arg(long = "input-list", value_name = "FILE")]

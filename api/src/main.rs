@@ -1,6 +1,7 @@
 //! `aperture`: one binary, subcommands. Today `scan`; `serve` and `worker` come later.
 
 mod cli;
+mod domains;
 mod output;
 mod scan;
 mod status;
@@ -34,5 +35,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         cli::Command::Scan(args) => scan::run(*args),
+        cli::Command::Domains(args) => domains::run(*args),
     }
 }

@@ -146,8 +146,29 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Failed(format!("cannot start async runtime: {e}")))?;
+    let named = match &args.from_domains {
+        Some(path) => domain_addresses(path)?,
+        None => Vec::new(),
+    };
+    let mut targets = args.targets.clone();
+    let ipv6_ok = use_connect || args.dry_run;
+    let skipped_v6 = named
+        .iter()
+        .flat_map(|(_, ips)| ips)
+        .filter(|ip| ip.is_ipv6() && !ipv6_ok)
+        .count();
+    if skipped_v6 > 0 {
+        eprintln!("note: skipped {skipped_v6} IPv6 address(es) from --from-domains; the SYN engine is IPv4-only (use --connect)");
+    }
+    targets.extend(
+        named
+            .iter()
+            .flat_map(|(_, ips)| ips.iter())
+            .filter(|ip| ipv6_ok || ip.is_ipv4())
+            .map(|ip| ip.to_string()),
+    );
     let request = TargetRequest {
-        targets: args.targets.clone(),
+        targets,
         target_files: args.input_list.clone(),
         excludes: args.exclude.clone(),
         exclude_files: args.exclude_file.clone(),
@@ -157,7 +178,9 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         confirm_large: args.confirm_large,
         ipv6: use_connect || args.dry_run,
     };
-    let plan: Plan = runtime.block_on(plan(&request))?;
+    let mut plan: Plan = runtime.block_on(plan(&request))?;
+    // Names from `aperture domains` travel with their addresses (SNI, Host, EHLO).
+    plan.resolved.extend(named);
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
@@ -501,4 +524,50 @@ fn start_grabbing(
         pool,
         collector,
     })
+}
+
+/// In-zone, resolved names and their addresses from an `aperture domains` JSONL file.
+fn domain_addresses(path: &std::path::Path) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
+    use std::io::BufRead;
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let f =
+            File::open(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let mut out = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+            bad(format!(
+                "{}:{}: not an aperture domains JSON line: {e}",
+                path.display(),
+                n + 1
+            ))
+        })?;
+        if v["type"] != "name" || v["related"] == true || v["status"] != "resolved" {
+            continue;
+        }
+        let (Some(name), Some(addrs)) = (v["name"].as_str(), v["addresses"].as_array()) else {
+            continue;
+        };
+        let ips: Vec<IpAddr> = addrs
+            .iter()
+            .filter_map(|a| a.as_str()?.parse().ok())
+            .collect();
+        if !ips.is_empty() {
+            out.push((name.to_string(), ips));
+        }
+    }
+    if out.is_empty() {
+        return Err(bad(format!(
+            "{}: no resolved in-zone names with addresses",
+            path.display()
+        )));
+    }
+    Ok(out)
 }

@@ -7,6 +7,7 @@
 
 pub mod connect;
 pub mod cookie;
+pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod grab;

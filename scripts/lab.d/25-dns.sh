@@ -36,8 +36,27 @@
 #     SOA of every zone, an AXFR of corp.test succeeds with the expected number
 #     of records and an AXFR of locked.test is refused (else fails, naming
 #     what is not there);
-#   - writes, atomically, the ground truth $LAB_DIR/dns-truth.json (structure:
-#     see the end of dns_generate below) and $LAB_DIR/dns.env.
+#   - writes, atomically, the ground truth $LAB_DIR/dns-truth.json and
+#     $LAB_DIR/dns.env (LAB_DNS_ENUM_SERVER, LAB_DNS_TRUTH, ...). The truth:
+#       {"server": "198.19.3.53", "seed": S, "wordlist": ..., "wordlist_lines": 2000,
+#        "ptr_only": [names only PTR reveals (NXDOMAIN forward)],
+#        "zones": {
+#          "corp.test": {"axfr": "allowed", "axfr_rcode": "NOERROR",
+#             "axfr_allowed_from": [...], "records_total": N,
+#             "names": {fqdn: {"records": {"A": [...], "AAAA": [...], "CNAME": [...],
+#                                          "MX": ["10 mail.corp.test"], "TXT": [...],
+#                                          "SRV": [...], "CAA": [...], "NS": [...], "SOA": [...]},
+#                              "in_wordlist": bool (<label>.corp.test, label among the
+#                                             first wordlist_lines labels),
+#                              "found_by": subset of ["wordlist", "axfr", "ptr", "cname"]}},
+#             "wildcard": ["wild.corp.test"], "wildcard_records": {...},
+#             "cname_chains": {fqdn: {"path": [...], "length": n, "A": [...], "AAAA": [...]}},
+#             "cname_loops": [[...]], "dangling": [...], "dangling_targets": {...},
+#             "idn": {"xn--bcher-kva.corp.test": "bücher.corp.test", ...}},
+#          "locked.test": {"axfr": "refused", "axfr_rcode": "NOTAUTH", "names": {...}},
+#          "3.19.198.in-addr.arpa": {"axfr": "refused", "ptr": {"198.19.3.x": fqdn}}}}
+#     Names are lowercase, without the final dot; record data as in a zone
+#     file but names without their final dot and TXT unquoted.
 # On `down` it stops exactly the knotd whose PID is in $LAB_DIR/dns.pid (only
 # if its command line is knotd with this hook's config), removes its routes,
 # $LAB_DIR/dns/ and its files.
@@ -529,8 +548,8 @@ dns_routes_down() {
 }
 
 dns_down() {
-    local pid _
-    pid=$(tr -dc '0-9' <"$DNS_PIDF" 2>/dev/null || true)
+    local pid="" _
+    [ -s "$DNS_PIDF" ] && pid=$(tr -dc '0-9' 2>/dev/null <"$DNS_PIDF" || true)
     if dns_is_ours "$pid"; then
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 100); do

@@ -5,6 +5,7 @@
 //! came off the wire or out of a form, and never trusts them.
 
 pub mod name;
+pub mod observation;
 pub mod txt;
 
 pub use name::{random_label, DomainName, NameError};

@@ -1,0 +1,216 @@
+//! A paced DNS client over UDP (TCP when truncated), with hickory's message types. It
+//! returns whole answers — rcode, CNAME chain and all — which the resolver API folds
+//! away (an NXDOMAIN after a CNAME is exactly a dangling CNAME, the thing to report).
+
+use crate::pace::Pacer;
+use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_resolver::proto::serialize::binary::BinDecodable;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{oneshot, Semaphore};
+
+type Waiters = Arc<Mutex<HashMap<u16, oneshot::Sender<Message>>>>;
+
+/// The answer to one question.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Answer(Message),
+    /// No usable answer: time-out, SERVFAIL, REFUSED, malformed. Never "the name is gone".
+    Unknown(String),
+}
+
+#[derive(Debug, Default)]
+pub struct QueryStats {
+    pub sent: AtomicU64,
+    pub answered: AtomicU64,
+    pub timeouts: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Upstream {
+    addr: SocketAddr,
+    socket: Arc<UdpSocket>,
+    waiters: Waiters,
+}
+
+#[derive(Debug)]
+pub struct Querier {
+    upstreams: Vec<Upstream>,
+    next_id: AtomicU16,
+    next_server: AtomicU64,
+    pacer: Pacer,
+    slots: Semaphore,
+    timeout: Duration,
+    attempts: usize,
+    pub stats: QueryStats,
+}
+
+impl Querier {
+    /// One UDP socket per resolver, each with a task that routes answers by query id.
+    pub async fn new(
+        resolvers: &[SocketAddr],
+        qps: u64,
+        concurrency: usize,
+        timeout: Duration,
+        attempts: usize,
+    ) -> std::io::Result<Arc<Self>> {
+        let mut upstreams = Vec::new();
+        for &addr in resolvers {
+            let bind: SocketAddr = if addr.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            }
+            .parse()
+            .map_err(std::io::Error::other)?;
+            let socket = Arc::new(UdpSocket::bind(bind).await?);
+            socket.connect(addr).await?;
+            let waiters: Waiters = Arc::default();
+            let (sock, w) = (socket.clone(), waiters.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = sock.recv(&mut buf).await {
+                    let Ok(msg) = Message::from_bytes(&buf[..n]) else {
+                        continue;
+                    };
+                    let waiter = w.lock().ok().and_then(|mut m| m.remove(&msg.id()));
+                    if let Some(tx) = waiter {
+                        let _ = tx.send(msg);
+                    }
+                }
+            });
+            upstreams.push(Upstream {
+                addr,
+                socket,
+                waiters,
+            });
+        }
+        if upstreams.is_empty() {
+            return Err(std::io::Error::other("no resolver to ask"));
+        }
+        let mut seed = [0u8; 2];
+        let _ = getrandom::getrandom(&mut seed);
+        Ok(Arc::new(Self {
+            upstreams,
+            next_id: AtomicU16::new(u16::from_le_bytes(seed)),
+            next_server: AtomicU64::new(0),
+            pacer: Pacer::new(qps.max(1)),
+            slots: Semaphore::new(concurrency.max(1)),
+            timeout,
+            attempts: attempts.max(1),
+            stats: QueryStats::default(),
+        }))
+    }
+
+    /// Asks `name` `rtype`, pacing and bounding concurrency, with retries across resolvers.
+    pub async fn ask(&self, name: &Name, rtype: RecordType) -> Reply {
+        let Ok(_permit) = self.slots.acquire().await else {
+            return Reply::Unknown("shutting down".into());
+        };
+        let mut last = String::from("no answer");
+        for _ in 0..self.attempts {
+            self.pacer.ready().await;
+            let up = &self.upstreams
+                [(self.next_server.fetch_add(1, Relaxed) as usize) % self.upstreams.len()];
+            match self.once(up, name, rtype).await {
+                Ok(msg) if msg.truncated() => match self.over_tcp(up.addr, name, rtype).await {
+                    Ok(msg) => return classify(msg),
+                    Err(e) => last = e,
+                },
+                Ok(msg) => match classify(msg) {
+                    // SERVFAIL/REFUSED may be one bad server: try again, maybe another.
+                    Reply::Unknown(e) => last = e,
+                    answer => return answer,
+                },
+                Err(e) => last = e,
+            }
+        }
+        Reply::Unknown(last)
+    }
+
+    fn query(&self, name: &Name, rtype: RecordType) -> (u16, Result<Vec<u8>, String>) {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let mut m = Message::new();
+        m.set_id(id)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Query)
+            .set_recursion_desired(true)
+            .add_query(Query::query(name.clone(), rtype));
+        (id, m.to_vec().map_err(|e| e.to_string()))
+    }
+
+    async fn once(&self, up: &Upstream, name: &Name, rtype: RecordType) -> Result<Message, String> {
+        let (id, bytes) = self.query(name, rtype);
+        let bytes = bytes?;
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut w) = up.waiters.lock() {
+            w.insert(id, tx);
+        }
+        self.stats.sent.fetch_add(1, Relaxed);
+        let result = match up.socket.send(&bytes).await {
+            Err(e) => Err(e.to_string()),
+            Ok(_) => match tokio::time::timeout(self.timeout, rx).await {
+                Ok(Ok(msg)) => {
+                    self.stats.answered.fetch_add(1, Relaxed);
+                    // An answer to another question with our id is not an answer.
+                    let same = msg
+                        .queries()
+                        .first()
+                        .is_some_and(|q| q.name() == name && q.query_type() == rtype);
+                    if same {
+                        Ok(msg)
+                    } else {
+                        Err("mismatched answer".into())
+                    }
+                }
+                _ => {
+                    self.stats.timeouts.fetch_add(1, Relaxed);
+                    Err("timed out".into())
+                }
+            },
+        };
+        if let Ok(mut w) = up.waiters.lock() {
+            w.remove(&id);
+        }
+        result
+    }
+
+    async fn over_tcp(
+        &self,
+        server: SocketAddr,
+        name: &Name,
+        rtype: RecordType,
+    ) -> Result<Message, String> {
+        let (_, bytes) = self.query(name, rtype);
+        let bytes = bytes?;
+        let exchange = async {
+            let mut tcp = TcpStream::connect(server)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&bytes);
+            tcp.write_all(&framed).await.map_err(|e| e.to_string())?;
+            let mut len = [0u8; 2];
+            tcp.read_exact(&mut len).await.map_err(|e| e.to_string())?;
+            let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            tcp.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+            Message::from_bytes(&buf).map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(self.timeout * 2, exchange)
+            .await
+            .map_err(|_| "timed out over TCP".to_string())?
+    }
+}
+
+fn classify(msg: Message) -> Reply {
+    match msg.response_code() {
+        ResponseCode::NoError | ResponseCode::NXDomain => Reply::Answer(msg),
+        other => Reply::Unknown(other.to_string()),
+    }
+}
