@@ -323,3 +323,129 @@ fn names_lead_to_ports() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn dangling_records_and_certificate_names() {
+    let Some(truth) = dns_truth() else {
+        return;
+    };
+    let _serial = lab_lock();
+    let server = truth["server"].as_str().expect("server").to_string();
+    let dir = std::env::temp_dir().join(format!("aperture-dangle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = |n: &str| dir.join(n).to_str().expect("utf8").to_string();
+
+    // Which of 198.19.1.0/24 answers on 80 or 443, per a real scan.
+    let out = aperture_in_lab(&[
+        "scan",
+        "198.19.1.0/24",
+        "-p",
+        "80,443",
+        "--allow-special",
+        "--wait",
+        "1",
+        "-o",
+        &path("scan.jsonl"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let open: BTreeSet<String> = std::fs::read_to_string(path("scan.jsonl"))
+        .expect("scan output")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["ip"].as_str().map(String::from))
+        .collect();
+    assert!(
+        open.contains("198.19.1.10"),
+        "the lab web server answers: {open:?}"
+    );
+
+    let out = aperture_in_lab(&[
+        "domains",
+        "corp.test",
+        "--resolver",
+        &server,
+        "--no-wordlist",
+        "--from-scan",
+        &path("scan.jsonl"),
+        "--scanned",
+        "198.19.1.0/24",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: BTreeMap<String, Value> = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "name")
+        .map(|v| (v["name"].as_str().unwrap_or("").to_string(), v))
+        .collect();
+    let mut checked = 0;
+    for (name, t) in names_of(&truth, "corp.test") {
+        let Some(a) = t["records"]["A"].get(0).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        if !a.starts_with("198.19.1.") || !t["records"]["CNAME"].is_null() {
+            continue;
+        }
+        let Some(r) = rows.get(&name) else {
+            continue;
+        };
+        let flagged = r["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["kind"] == "dangling-address");
+        assert_eq!(
+            flagged,
+            !open.contains(a),
+            "{name} -> {a}: dangling-address finding {flagged}, open {}",
+            open.contains(a)
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "only {checked} names pointed into the scanned range"
+    );
+
+    // Certificate names from a grab become names of the zone they belong to.
+    let out = aperture_in_lab(&[
+        "scan",
+        "198.19.1.10",
+        "-p",
+        "443",
+        "--allow-special",
+        "--grab",
+        "--no-jarm",
+        "--wait",
+        "0.5",
+        "-o",
+        &path("grab.jsonl"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = aperture_in_lab(&[
+        "domains",
+        "lab.test",
+        "--resolver",
+        "198.19.1.53",
+        "--no-wordlist",
+        "--no-axfr",
+        "--from-grab",
+        &path("grab.jsonl"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let api = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["name"] == "api.lab.test");
+    let by_cert = api.as_ref().is_some_and(|v| {
+        v["found_by"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s == "certificate")
+    });
+    assert!(
+        by_cert,
+        "api.lab.test (a SAN of the lab certificate) not found by certificate: {api:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

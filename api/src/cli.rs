@@ -61,6 +61,15 @@ pub struct DomainsArgs {
     #[arg(long = "from-grab", value_name = "FILE")]
     pub from_grab: Vec<PathBuf>,
 
+    /// Results of `aperture scan` (JSONL): names pointing at an address in --scanned with
+    /// no open port in these results are reported as dangling records.
+    #[arg(long = "from-scan", value_name = "FILE", requires = "scanned")]
+    pub from_scan: Vec<PathBuf>,
+
+    /// Address ranges the --from-scan scan covered (CIDRs, ranges, addresses).
+    #[arg(long, value_name = "TARGETS")]
+    pub scanned: Vec<String>,
+
     /// Per-query timeout in milliseconds.
     #[arg(long, default_value_t = 1500, value_name = "MS")]
     pub timeout: u64,

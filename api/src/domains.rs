@@ -4,7 +4,7 @@ use crate::cli::{DomainsArgs, DomainsFormat};
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED};
 use aperture_fingerprints::dns::observation::NameStatus;
 use aperture_fingerprints::dns::DomainName;
-use aperture_mapper::dns::{enumerate, DomainOptions, Wordlist};
+use aperture_mapper::dns::{enumerate, DomainOptions, ScanEvidence, Wordlist};
 use aperture_mapper::targets::{parse_targets, Target};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -65,6 +65,42 @@ fn certificate_names(path: &std::path::Path) -> Result<Vec<String>, String> {
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// Open addresses from scan results, and the ranges that scan covered.
+fn scan_evidence(files: &[std::path::PathBuf], scanned: &[String]) -> Result<ScanEvidence, String> {
+    let mut evidence = ScanEvidence::default();
+    for s in scanned {
+        for t in parse_targets(s).map_err(|e| format!("--scanned: {e}"))? {
+            match t {
+                Target::V4(a, b) => evidence
+                    .covered
+                    .push((Ipv4Addr::from(a).into(), Ipv4Addr::from(b).into())),
+                Target::V6(a, b) => evidence
+                    .covered
+                    .push((Ipv6Addr::from(a).into(), Ipv6Addr::from(b).into())),
+                Target::Host(h) => {
+                    return Err(format!(
+                        "--scanned takes addresses or CIDRs, not host names ({h})"
+                    ))
+                }
+            }
+        }
+    }
+    for path in files {
+        let f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for line in BufReader::new(f).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["state"] == "open" {
+                if let Some(ip) = v["ip"].as_str().and_then(|s| s.parse().ok()) {
+                    evidence.open.insert(ip);
+                }
+            }
+        }
+    }
+    Ok(evidence)
 }
 
 fn ptr_addresses(cidrs: &[String]) -> Result<Vec<IpAddr>, String> {
@@ -149,6 +185,14 @@ pub fn run(args: DomainsArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return bad(e),
     };
+    let scan = if args.from_scan.is_empty() {
+        None
+    } else {
+        match scan_evidence(&args.from_scan, &args.scanned) {
+            Ok(e) => Some(e),
+            Err(e) => return bad(e),
+        }
+    };
     let out: Box<dyn Write> = match &args.output {
         Some(p) => match File::create(p) {
             Ok(f) => Box::new(BufWriter::new(f)),
@@ -166,6 +210,7 @@ pub fn run(args: DomainsArgs) -> ExitCode {
         axfr: !args.no_axfr,
         ptr_addresses: ptr,
         certificate_names: cert_names,
+        scan,
         ..DomainOptions::default()
     };
     let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()

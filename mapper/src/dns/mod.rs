@@ -75,6 +75,28 @@ pub struct DomainOptions {
     pub wildcard_probes: usize,
     /// CNAME chains longer than this are reported, not followed.
     pub max_chain: usize,
+    /// A port scan's coverage and open addresses: a name pointing at a covered address
+    /// with no open port is a dangling record.
+    pub scan: Option<ScanEvidence>,
+}
+
+/// What a port scan saw, for dangling-record checks.
+#[derive(Debug, Clone, Default)]
+pub struct ScanEvidence {
+    /// Address ranges the scan covered (inclusive).
+    pub covered: Vec<(IpAddr, IpAddr)>,
+    /// Addresses with at least one open port.
+    pub open: HashSet<IpAddr>,
+}
+
+impl ScanEvidence {
+    fn covers(&self, a: IpAddr) -> bool {
+        self.covered.iter().any(|&(lo, hi)| match (lo, hi, a) {
+            (IpAddr::V4(l), IpAddr::V4(h), IpAddr::V4(x)) => l <= x && x <= h,
+            (IpAddr::V6(l), IpAddr::V6(h), IpAddr::V6(x)) => l <= x && x <= h,
+            _ => false,
+        })
+    }
 }
 
 impl Default for DomainOptions {
@@ -91,6 +113,7 @@ impl Default for DomainOptions {
             certificate_names: Vec::new(),
             wildcard_probes: 3,
             max_chain: 8,
+            scan: None,
         }
     }
 }
@@ -426,6 +449,22 @@ pub async fn enumerate(
         .map(|n| n.values().cloned().collect())
         .unwrap_or_default();
     names.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(scan) = &opts.scan {
+        for n in names.iter_mut().filter(|n| !n.related) {
+            let dangling: Vec<IpAddr> = n
+                .addresses
+                .iter()
+                .copied()
+                .filter(|&a| scan.covers(a) && !scan.open.contains(&a))
+                .collect();
+            for address in dangling {
+                n.findings.push(DnsFinding::DanglingAddress {
+                    name: n.name.clone(),
+                    address,
+                });
+            }
+        }
+    }
     for z in &mut zones {
         z.names_found = names
             .iter()
