@@ -61,7 +61,9 @@ impl Querier {
         attempts: usize,
     ) -> std::io::Result<Arc<Self>> {
         let mut upstreams = Vec::new();
-        for &addr in resolvers {
+        // Two sockets per resolver: each has its own answer-routing task, so receiving
+        // spreads over the runtime's threads.
+        for &addr in resolvers.iter().flat_map(|a| [a, a]) {
             let bind: SocketAddr = if addr.is_ipv4() {
                 "0.0.0.0:0"
             } else {
@@ -69,7 +71,18 @@ impl Querier {
             }
             .parse()
             .map_err(std::io::Error::other)?;
-            let socket = Arc::new(UdpSocket::bind(bind).await?);
+            // Answers arrive in bursts at tens of thousands a second: a large receive
+            // buffer keeps them from being dropped while the router task catches up.
+            let raw = socket2::Socket::new(
+                socket2::Domain::for_address(bind),
+                socket2::Type::DGRAM,
+                None,
+            )?;
+            let _ = raw.set_recv_buffer_size(8 << 20);
+            let _ = raw.set_send_buffer_size(4 << 20);
+            raw.set_nonblocking(true)?;
+            raw.bind(&bind.into())?;
+            let socket = Arc::new(UdpSocket::from_std(raw.into())?);
             socket.connect(addr).await?;
             let waiters: Waiters = Arc::default();
             let (sock, w) = (socket.clone(), waiters.clone());
@@ -114,11 +127,15 @@ impl Querier {
             return Reply::Unknown("shutting down".into());
         };
         let mut last = String::from("no answer");
-        for _ in 0..self.attempts {
+        for attempt in 0..self.attempts {
+            // Backoff: the first try waits a fraction of the timeout, the last the whole
+            // of it, so one lost packet costs a short wait, not the full timeout.
+            let shift = (self.attempts - 1 - attempt).min(4) as u32;
+            let wait = (self.timeout / 2u32.pow(shift)).max(Duration::from_millis(50));
             self.pacer.ready().await;
             let up = &self.upstreams
                 [(self.next_server.fetch_add(1, Relaxed) as usize) % self.upstreams.len()];
-            match self.once(up, name, rtype).await {
+            match self.once(up, name, rtype, wait).await {
                 Ok(msg) if msg.truncated() => match self.over_tcp(up.addr, name, rtype).await {
                     Ok(msg) => return classify(msg),
                     Err(e) => last = e,
@@ -145,7 +162,13 @@ impl Querier {
         (id, m.to_vec().map_err(|e| e.to_string()))
     }
 
-    async fn once(&self, up: &Upstream, name: &Name, rtype: RecordType) -> Result<Message, String> {
+    async fn once(
+        &self,
+        up: &Upstream,
+        name: &Name,
+        rtype: RecordType,
+        wait: Duration,
+    ) -> Result<Message, String> {
         let (id, bytes) = self.query(name, rtype);
         let bytes = bytes?;
         let (tx, rx) = oneshot::channel();
@@ -155,7 +178,7 @@ impl Querier {
         self.stats.sent.fetch_add(1, Relaxed);
         let result = match up.socket.send(&bytes).await {
             Err(e) => Err(e.to_string()),
-            Ok(_) => match tokio::time::timeout(self.timeout, rx).await {
+            Ok(_) => match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(msg)) => {
                     self.stats.answered.fetch_add(1, Relaxed);
                     // An answer to another question with our id is not an answer.
