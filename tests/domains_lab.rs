@@ -83,6 +83,39 @@ fn bad_domains_input_is_refused_with_one_clear_line() {
     }
 }
 
+/// A resolver that never answers (a closed port on loopback): names are unknown, never
+/// gone, and the run still ends with its summary.
+#[test]
+fn a_silent_resolver_gives_unknown_not_gone() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let resolver = format!("127.0.0.1:{port}");
+    let out = aperture(&[
+        "domains",
+        "example.test",
+        "--resolver",
+        &resolver,
+        "--no-wordlist",
+        "--no-axfr",
+        "--timeout",
+        "200",
+        "--retries",
+        "1",
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let seed = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "name" && v["name"] == "example.test")
+        .unwrap_or_else(|| panic!("seed not reported: {}", stdout(&out)));
+    assert_eq!(seed["status"], "unknown", "{seed}");
+    assert!(err.contains("done:"), "{err}");
+}
+
 fn dns_truth() -> Option<Value> {
     if let Some(why) = lab_unavailable() {
         eprintln!("skipped: {why}");
@@ -270,6 +303,39 @@ fn the_lab_zones_are_enumerated_to_their_ground_truth() {
             problems.push(format!("{p} (only in PTR records) not found by ptr"));
         }
     }
+    for rtype in ["SOA", "NS", "MX", "CAA", "TXT"] {
+        if zones["corp.test"]["records"][rtype]
+            .as_array()
+            .is_none_or(|v| v.is_empty())
+        {
+            problems.push(format!(
+                "corp.test {rtype} records missing: {}",
+                zones["corp.test"]["records"]
+            ));
+        }
+    }
+    let by = |name: &str, source: &str| {
+        found.get(name).is_some_and(|r| {
+            r["found_by"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s == source)
+        })
+    };
+    if !by("_sip._tcp.corp.test", "srv") || found["_sip._tcp.corp.test"]["records"]["SRV"].is_null()
+    {
+        problems.push(format!(
+            "SRV _sip._tcp.corp.test not found by srv: {:?}",
+            found.get("_sip._tcp.corp.test")
+        ));
+    }
+    if !by("www.corp.test", "cname") {
+        problems.push("www.corp.test (end of the a→b→c→www chain) not found by cname".to_string());
+    }
+    if !by("mail.corp.test", "mx") {
+        problems.push("mail.corp.test (an MX target) not found by mx".to_string());
+    }
     if zones["corp.test"]["spf"]["all"] != "fail" || zones["corp.test"]["dmarc"]["p"] != "reject" {
         problems.push(format!(
             "SPF/DMARC of corp.test: {} / {}",
@@ -304,7 +370,41 @@ fn names_lead_to_ports() {
         file.to_str().expect("utf8"),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // www.corp.test points at the lab web server (198.19.1.10): scanning the names finds it.
+    // The plain address list feeds `scan -iL`.
+    let addrs = dir.join("addresses.txt");
+    let out = aperture_in_lab(&[
+        "domains",
+        "corp.test",
+        "--resolver",
+        &server,
+        "--no-wordlist",
+        "--format",
+        "addresses",
+        "-o",
+        addrs.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = std::fs::read_to_string(&addrs).expect("addresses");
+    assert!(
+        listed
+            .lines()
+            .all(|l| l.parse::<std::net::IpAddr>().is_ok()),
+        "{listed}"
+    );
+    let out = aperture_in_lab(&[
+        "scan",
+        "-iL",
+        addrs.to_str().expect("utf8"),
+        "-p",
+        "80",
+        "--allow-special",
+        "--wait",
+        "0.5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(open_set(&stdout(&out)).contains(&("198.19.1.10".parse().expect("ip"), 80)));
+    // --from-domains: www.corp.test points at the lab web server (198.19.1.10), and the
+    // grab carries a corp.test name into SNI.
     let out = aperture_in_lab(&[
         "scan",
         "--from-domains",

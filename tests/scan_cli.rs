@@ -14,55 +14,92 @@ use std::time::Duration;
 #[test]
 fn bad_input_is_refused_with_one_clear_line() {
     let missing = "/nonexistent/aperture-targets.txt";
+    // Every case carries --dry-run and names only documentation or lab addresses: if a
+    // check ever regressed, the test would fail on printed probes, never send a packet.
     let cases: &[(&[&str], &str)] = &[
         (&["scan", "198.51.100.0/33", "-p", "80"], "prefix length"),
-        (&["scan", "1.2.3.300", "-p", "80"], "not a valid IPv4"),
-        (&["scan", "1.2.3.9-1.2.3.1", "-p", "80"], "after its end"),
-        (&["scan", "1.2.3.4", "-p", "0"], "port 0"),
-        (&["scan", "1.2.3.4", "-p", "65536"], "above 65535"),
-        (&["scan", "1.2.3.4", "-p", "80-70"], "starts after"),
+        (&["scan", "203.0.113.300", "-p", "80"], "not a valid IPv4"),
+        (
+            &["scan", "203.0.113.9-203.0.113.1", "-p", "80"],
+            "after its end",
+        ),
+        (&["scan", "203.0.113.4", "-p", "0"], "port 0"),
+        (&["scan", "203.0.113.4", "-p", "65536"], "above 65535"),
+        (&["scan", "203.0.113.4", "-p", "80-70"], "starts after"),
         (&["scan", "-p", "80"], "no targets"),
-        (&["scan", "1.2.3.4"], "no ports"),
+        (&["scan", "203.0.113.4"], "no ports"),
         (&["scan", "10.0.0.0/8", "-p", "80"], "--allow-special"),
         (&["scan", "192.168.1.1", "-p", "80"], "192.168.0.0/16"),
         (
-            &["scan", "8.8.8.0/24", "-p", "80", "--exclude", "8.8.0.0/16"],
+            &[
+                "scan",
+                "198.18.1.0/24",
+                "-p",
+                "80",
+                "--allow-special",
+                "--exclude",
+                "198.18.0.0/16",
+            ],
             "excluded by --exclude",
         ),
-        (&["scan", "1.0.0.0/8", "-p-"], "--confirm-large"),
         (
-            &["scan", "1.2.3.4", "-p", "80", "--shard", "3/2"],
-            "invalid shard",
-        ),
-        (
-            &["scan", "1.2.3.4", "-p", "80", "--resume-index", "5"],
-            "outside this shard",
-        ),
-        (&["scan", "-iL", missing, "-p", "80"], "cannot read"),
-        (&["scan", "1.2.3.4", "-p", "80", "--rate", "0"], "--rate"),
-        (
-            &["scan", "1.2.3.4", "-p", "80", "--exclude", "example.org"],
-            "not host names",
+            &["scan", "198.18.0.0/15", "-p-", "--allow-special"],
+            "--confirm-large",
         ),
         (
             &[
                 "scan",
-                "2001:4860::1",
+                "198.18.0.4",
                 "-p",
                 "80",
-                "--dry-run",
-                "--top-ports",
+                "--allow-special",
+                "--shard",
+                "3/2",
+            ],
+            "invalid shard",
+        ),
+        (
+            &[
+                "scan",
+                "198.18.0.4",
+                "-p",
+                "80",
+                "--allow-special",
+                "--resume-index",
                 "5",
             ],
+            "outside this shard",
+        ),
+        (&["scan", "-iL", missing, "-p", "80"], "cannot read"),
+        (
+            &[
+                "scan",
+                "198.18.0.4",
+                "-p",
+                "80",
+                "--allow-special",
+                "--rate",
+                "0",
+            ],
+            "--rate",
+        ),
+        (
+            &["scan", "198.18.0.4", "-p", "80", "--exclude", "example.org"],
+            "not host names",
+        ),
+        (
+            &["scan", "2001:db8::1", "-p", "80", "--top-ports", "5"],
             "not both",
         ),
         (
-            &["scan", "1.2.3.4", "-p", "80", "--no-such-flag"],
+            &["scan", "198.18.0.4", "-p", "80", "--no-such-flag"],
             "--no-such-flag",
         ),
     ];
     for (args, needle) in cases {
-        let out = aperture(args);
+        let mut args = args.to_vec();
+        args.push("--dry-run");
+        let out = aperture(&args);
         let err = stderr(&out);
         assert_eq!(
             out.status.code(),
@@ -515,4 +552,72 @@ fn unprivileged_runs_fall_back_to_connect() {
         "{err}"
     );
     assert_eq!(open_set(&stdout(&out)).len(), 1);
+}
+
+/// Not a terminal: plain status lines at --status-interval, then the summary; and the
+/// rate is honoured (640 probes at 400/s cannot finish in much under 1.6 s).
+#[test]
+fn status_lines_and_pacing_without_a_terminal() {
+    let started = std::time::Instant::now();
+    let out = aperture(&[
+        "scan",
+        "127.0.0.0/26",
+        "-p",
+        "1-10",
+        "--allow-special",
+        "--connect",
+        "--rate",
+        "400",
+        "--timeout",
+        "200",
+        "--status-interval",
+        "0.2",
+    ]);
+    let elapsed = started.elapsed().as_secs_f64();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let status = err
+        .lines()
+        .filter(|l| l.starts_with("status: sent="))
+        .count();
+    assert!(
+        status >= 3,
+        "expected periodic status lines, got {status}: {err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("done:") && l.contains("sent=640")),
+        "{err}"
+    );
+    assert!(
+        elapsed >= 1.3,
+        "640 probes at 400/s took only {elapsed:.2}s: not paced"
+    );
+}
+
+/// On a terminal: a progress bar (sent/total, pps, found, ETA) instead of status lines.
+#[test]
+fn progress_bar_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is needed to give the scan a terminal");
+        return;
+    }
+    let cmd = format!(
+        "{} scan 127.0.0.0/26 -p 1-10 --allow-special --connect --rate 400 --timeout 200",
+        bin().display()
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    let text = stdout(&out);
+    assert!(
+        text.contains("probes") && text.contains("pps") && text.contains("eta"),
+        "no progress bar: {text:?}"
+    );
+    assert!(
+        !text.contains("status: sent="),
+        "status lines are for non-terminals: {text:?}"
+    );
 }

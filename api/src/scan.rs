@@ -61,12 +61,6 @@ pub fn run(args: ScanArgs) -> ExitCode {
     }
 }
 
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    u64::from_le_bytes(b)
-}
-
 fn bad(msg: impl Into<String>) -> Failure {
     Failure::BadInput(msg.into())
 }
@@ -150,25 +144,8 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         Some(path) => domain_addresses(path)?,
         None => Vec::new(),
     };
-    let mut targets = args.targets.clone();
-    let ipv6_ok = use_connect || args.dry_run;
-    let skipped_v6 = named
-        .iter()
-        .flat_map(|(_, ips)| ips)
-        .filter(|ip| ip.is_ipv6() && !ipv6_ok)
-        .count();
-    if skipped_v6 > 0 {
-        eprintln!("note: skipped {skipped_v6} IPv6 address(es) from --from-domains; the SYN engine is IPv4-only (use --connect)");
-    }
-    targets.extend(
-        named
-            .iter()
-            .flat_map(|(_, ips)| ips.iter())
-            .filter(|ip| ipv6_ok || ip.is_ipv4())
-            .map(|ip| ip.to_string()),
-    );
     let request = TargetRequest {
-        targets,
+        targets: args.targets.clone(),
         target_files: args.input_list.clone(),
         excludes: args.exclude.clone(),
         exclude_files: args.exclude_file.clone(),
@@ -177,10 +154,9 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         allow_special: args.allow_special,
         confirm_large: args.confirm_large,
         ipv6: use_connect || args.dry_run,
+        named,
     };
-    let mut plan: Plan = runtime.block_on(plan(&request))?;
-    // Names from `aperture domains` travel with their addresses (SNI, Host, EHLO).
-    plan.resolved.extend(named);
+    let plan: Plan = runtime.block_on(plan(&request))?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
@@ -197,12 +173,14 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         }
         start = i;
     }
-    let seed = args.seed.unwrap_or_else(random_u64);
+    let seed = args
+        .seed
+        .unwrap_or_else(aperture_mapper::entropy::random_u64);
     let order = Permutation::new(space.size(), seed);
     let scan_id = args
         .scan_id
         .clone()
-        .unwrap_or_else(|| format!("{:012x}", random_u64() >> 16));
+        .unwrap_or_else(|| format!("{:012x}", aperture_mapper::entropy::random_u64() >> 16));
 
     let out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(BufWriter::new(File::create(path).map_err(|e| {

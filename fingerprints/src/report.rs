@@ -76,7 +76,8 @@ pub struct ServiceReport {
     pub certificate: Vec<CertSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpReport>,
-    /// Connections the grab used, and whether the port never answered a hello.
+    /// Connections the grab opened (each under its own deadline), and whether the port
+    /// never answered a hello.
     pub grab: GrabStats,
 }
 

@@ -70,3 +70,16 @@ pub trait Session: Send {
     }
     fn banner(&self) -> Banner;
 }
+
+/// Runs `parse` until it gives a final answer, then keeps giving that answer: a session
+/// fed more bytes after deciding must not change its mind.
+pub fn settle(outcome: &mut Option<Action>, parse: impl FnOnce() -> Action) -> Action {
+    if let Some(done) = outcome {
+        return done.clone();
+    }
+    let action = parse();
+    if action != Action::NeedMore {
+        *outcome = Some(action.clone());
+    }
+    action
+}

@@ -25,14 +25,7 @@ impl CookieKey {
 
     /// A fresh key from the OS; a key per run means replies to another run fail checks.
     pub fn random() -> Self {
-        let mut b = [0u8; 16];
-        // A zero key still works (just predictable); don't fail a scan over entropy.
-        let _ = getrandom::getrandom(&mut b);
-        let (a, c) = b.split_at(8);
-        Self::new(
-            u64::from_le_bytes(a.try_into().unwrap_or_default()),
-            u64::from_le_bytes(c.try_into().unwrap_or_default()),
-        )
+        Self::new(crate::entropy::random_u64(), crate::entropy::random_u64())
     }
 
     /// `ports_base..ports_base+ports_count` is the source-port range (count ≥ 1).

@@ -9,6 +9,7 @@ pub mod connect;
 pub mod cookie;
 pub mod dns;
 pub mod engine;
+pub mod entropy;
 pub mod error;
 pub mod grab;
 pub mod intervals;

@@ -30,6 +30,9 @@ pub struct TargetRequest {
     pub confirm_large: bool,
     /// Whether the chosen engine can probe IPv6 (the connect engine can, SYN cannot).
     pub ipv6: bool,
+    /// Names already resolved elsewhere (`aperture domains`), with their addresses: treated
+    /// exactly like host-name targets, and kept for SNI/Host.
+    pub named: Vec<(String, Vec<IpAddr>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,24 +98,39 @@ pub async fn plan(req: &TargetRequest) -> Result<Plan, SpecError> {
             wanted.add(target);
         }
     }
+    // IPv6 lines in a list (often another tool's output) are skipped for the SYN
+    // engine with a note; an IPv6 address typed on the command line is refused below.
+    let mut listed_v6_skipped = 0u64;
     for f in &req.target_files {
         for target in read_list(f)? {
-            wanted.add(target);
+            match target {
+                Target::V6(..) if !req.ipv6 => listed_v6_skipped += 1,
+                t => wanted.add(t),
+            }
         }
     }
-    if wanted.is_empty() {
+    if wanted.is_empty()
+        && req.named.iter().all(|(_, ips)| ips.is_empty())
+        && listed_v6_skipped == 0
+    {
         return Err(SpecError::NoTargets);
     }
     let ports = ports_of(req)?;
     let user_excluded = exclusions(req)?;
     let mut notes = Vec::new();
+    if listed_v6_skipped > 0 {
+        notes.push(format!(
+            "skipped {listed_v6_skipped} IPv6 target(s) from target lists; the SYN engine is IPv4-only (use --connect)"
+        ));
+    }
 
     if !wanted.v6.is_empty() && !req.ipv6 {
         return Err(SpecError::Invalid(
             "IPv6 targets need the connect engine: add --connect".into(),
         ));
     }
-    let resolved = resolve_hosts(&wanted.hosts).await?;
+    let mut resolved = resolve_hosts(&wanted.hosts).await?;
+    resolved.extend(req.named.iter().cloned());
     for (name, ips) in &resolved {
         let mut skipped_v6 = 0;
         for &ip in ips {
@@ -290,5 +308,24 @@ mod tests {
             .contains("--connect"));
         v6.ipv6 = true;
         assert_eq!(run(&v6).expect("v6 ok").space.size(), 4);
+        // In a list file, IPv6 lines are skipped for the SYN engine, with a note.
+        let list = std::env::temp_dir().join(format!("aperture-plan-{}.txt", std::process::id()));
+        std::fs::write(&list, "2001:db8::1\n198.18.0.1\n").expect("write list");
+        let mut listed = TargetRequest {
+            target_files: vec![list.clone()],
+            ports: Some("80".into()),
+            allow_special: true,
+            ..Default::default()
+        };
+        let p = run(&listed).expect("v4 part planned");
+        assert_eq!(p.space.size(), 1);
+        assert!(
+            p.notes.iter().any(|n| n.contains("skipped 1 IPv6")),
+            "{:?}",
+            p.notes
+        );
+        listed.ipv6 = true;
+        assert_eq!(run(&listed).expect("both").space.size(), 2);
+        let _ = std::fs::remove_file(&list);
     }
 }

@@ -175,13 +175,9 @@ impl Session for MysqlSession {
     }
 
     fn on_data(&mut self, data: &[u8]) -> Action {
-        if let Some(done) = &self.outcome {
-            return done.clone();
-        }
-        let action = self.parse(data);
-        if action != Action::NeedMore {
-            self.outcome = Some(action.clone());
-        }
+        let mut outcome = self.outcome.take();
+        let action = crate::session::settle(&mut outcome, || self.parse(data));
+        self.outcome = outcome;
         action
     }
 

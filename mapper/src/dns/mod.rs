@@ -352,6 +352,11 @@ impl Run {
             return;
         }
         self.record(&name, source, &res);
+        self.follow_chain(&res).await;
+    }
+
+    /// CNAME targets are names too: record each one not seen yet.
+    async fn follow_chain(&self, res: &Resolution) {
         for target in res.chain.iter().filter_map(|t| DomainName::parse(t).ok()) {
             if !self.known(&target) {
                 let r = self.resolve(&target).await;
@@ -382,12 +387,6 @@ impl Run {
         }
         answers
     }
-}
-
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    u64::from_le_bytes(b)
 }
 
 /// Enumerates every seed zone.
@@ -533,7 +532,7 @@ async fn enumerate_zone(
     run.discover(seed.clone(), Source::Seed).await;
 
     // Wildcards at the apex decide what the wordlist may believe.
-    let apex_wildcard = run.wildcard(seed, random_u64()).await;
+    let apex_wildcard = run.wildcard(seed, crate::entropy::random_u64()).await;
     if !apex_wildcard.is_empty() {
         zone.wildcards.insert(
             seed.ascii().to_string(),
@@ -701,12 +700,7 @@ async fn enumerate_zone(
                 }
                 _ => {
                     run.record(&name, Source::Wordlist, &res);
-                    for target in res.chain.iter().filter_map(|t| DomainName::parse(t).ok()) {
-                        if !run.known(&target) {
-                            let r = run.resolve(&target).await;
-                            run.record(&target, Source::Cname, &r);
-                        }
-                    }
+                    run.follow_chain(&res).await;
                 }
             }
         });

@@ -88,7 +88,14 @@ impl Querier {
             let (sock, w) = (socket.clone(), waiters.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
-                while let Ok(n) = sock.recv(&mut buf).await {
+                loop {
+                    let n = match sock.recv(&mut buf).await {
+                        Ok(n) => n,
+                        // A connected UDP socket reports an earlier ICMP "unreachable" on
+                        // the next receive: that query times out, the socket lives on.
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                        Err(_) => break,
+                    };
                     let Ok(msg) = Message::from_bytes(&buf[..n]) else {
                         continue;
                     };
@@ -107,11 +114,10 @@ impl Querier {
         if upstreams.is_empty() {
             return Err(std::io::Error::other("no resolver to ask"));
         }
-        let mut seed = [0u8; 2];
-        let _ = getrandom::getrandom(&mut seed);
+
         Ok(Arc::new(Self {
             upstreams,
-            next_id: AtomicU16::new(u16::from_le_bytes(seed)),
+            next_id: AtomicU16::new(crate::entropy::random_u64() as u16),
             next_server: AtomicU64::new(0),
             pacer: Pacer::new(qps.max(1)),
             slots: Semaphore::new(concurrency.max(1)),

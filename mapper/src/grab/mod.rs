@@ -105,6 +105,8 @@ pub struct Grabbed {
     /// JARM fingerprint of a TLS port.
     pub jarm: Option<String>,
     pub attempts: u32,
+    /// Connections beyond identification: JARM probes, favicon, legacy-TLS requests.
+    pub extra_connections: u32,
     pub silent: bool,
     pub elapsed: Duration,
 }
@@ -118,13 +120,6 @@ pub struct Grabber {
 
 /// What JARM reports when the server did not answer every probe.
 const JARM_ZERO: &str = "00000000000000000000000000000000000000000000000000000000000000";
-
-/// Client randoms and the like: fresh per connection, never needed again.
-fn random_bytes() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    let _ = getrandom::getrandom(&mut b);
-    b
-}
 
 fn seen_from_flight(f: &ServerFlight) -> TlsSeen {
     TlsSeen {
@@ -424,6 +419,7 @@ impl Grabber {
         }
         self.record(session, out);
         if is_http && self.opts.favicon {
+            out.extra_connections += 1;
             out.favicon_response = self.fetch(t, out.tls.is_some(), b"/favicon.ico").await;
         }
     }
@@ -505,6 +501,7 @@ impl Grabber {
         out.banner = Some(session.banner());
         out.http_response = Some(reply);
         if self.opts.favicon {
+            out.extra_connections += 1;
             let host = session_host("http", t).unwrap_or_default();
             let req = format!("GET /favicon.ico HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Aperture\r\nAccept: */*\r\nConnection: close\r\n\r\n");
             out.favicon_response = legacy::legacy_tls_request(
@@ -587,7 +584,7 @@ impl Grabber {
         host: Option<&str>,
         until: Instant,
     ) -> Option<Result<TlsSeen, String>> {
-        let hello = legacy_hello(host, random_bytes());
+        let hello = legacy_hello(host, crate::entropy::random_bytes());
         timeout_at(until, tcp.write_all(&hello)).await.ok()?.ok()?;
         let mut buf = Vec::new();
         loop {
@@ -627,10 +624,11 @@ impl Grabber {
             return;
         }
         let host = t.hostname.clone().unwrap_or_else(|| t.ip.to_string());
-        let probes = jarm_probes(&host, t.port, &random_bytes());
+        let probes = jarm_probes(&host, t.port, &crate::entropy::random_bytes());
         let mut components: [String; 10] = Default::default();
         for (hello, component) in probes.iter().zip(components.iter_mut()) {
             let until = self.until();
+            out.extra_connections += 1;
             let Some(mut tcp) = connect(SocketAddr::new(t.ip, t.port), until).await else {
                 out.jarm = Some(JARM_ZERO.to_string());
                 return;

@@ -38,7 +38,7 @@ pub fn report(
     let mut r = ServiceReport {
         banner: g.banner.clone(),
         grab: GrabStats {
-            connections: g.attempts,
+            connections: g.attempts + g.extra_connections,
             silent: g.silent,
             millis: g.elapsed.as_millis() as u64,
         },
