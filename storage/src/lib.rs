@@ -1,7 +1,25 @@
-//! The sled-backed store of assets, observations and their change history.
+//! The store of assets, observations and their change history, and the exposure policy
+//! that judges them against what each tenant has sanctioned.
 //!
-//! Not built yet: it arrives with the storage issue. The crate exists now so the workspace
-//! layout fixed by the design card is in place and dependencies already point one way
-//! (`storage` → `fingerprints`, never → `mapper`).
+//! sled-backed, no sockets: the mapper produces observations, this crate keeps them, and
+//! the service reads them. Start at [`Store::open`], [`Store::apply`] and
+//! [`Store::list_assets`]; the policy is in [`policy`] (pure rules and lifecycle) and
+//! [`findings`] (their records).
+
+pub mod error;
+pub mod facts;
+pub mod findings;
+mod ingest;
+pub mod keys;
+pub mod model;
+pub mod policy;
+mod query;
+mod store;
+pub mod transfer;
 
 pub use aperture_fingerprints::SCHEMA_VERSION as OBSERVATION_SCHEMA_VERSION;
+pub use error::StoreError;
+pub use keys::{AssetKey, AssetKind, TenantId};
+pub use model::*;
+pub use query::{AssetFilter, MAX_PAGE};
+pub use store::{Store, StoreOptions, STORE_SCHEMA};

@@ -1,0 +1,672 @@
+//! Applying a batch of observations: compare with current state, write the new state and
+//! the change events together, and — when the batch completes its scan — record what the
+//! scan covered but no longer saw.
+
+use crate::error::{Result, StoreError};
+use crate::facts::{self, Facts, NameVerdict};
+use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
+use crate::model::{
+    day_string, Applied, Asset, AssetStatus, Batch, Change, ChangeKind, DayCount, Millis,
+    Observation, Receipt, Scan, ScanState,
+};
+use crate::store::{validate_scan_id, Store, Tx};
+use aperture_fingerprints::PortState;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// Change events per stored block; a batch writes ⌈changes / this⌉ blocks.
+const CHANGES_PER_BLOCK: usize = 512;
+
+/// Fields with a secondary index, so a filtered listing reads only what matches.
+pub(crate) const INDEXED: &[&str] = &["service", "product", "risk"];
+
+impl Store {
+    /// Applies one (scan, shard) batch atomically and durably. Replaying a batch that was
+    /// applied before changes nothing and says so (`fresh: false`).
+    pub fn apply(&self, tenant: &TenantId, batch: &Batch) -> Result<Applied> {
+        validate_scan_id(&batch.scan)?;
+        let _w = self.write_lock();
+        self.require_tenant(tenant)?;
+        let scan_key = keys::key(Rec::Scan, tenant, batch.scan.as_bytes());
+        let mut scan: Scan = self.get_json(&scan_key)?.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "scan {}: register it with begin_scan before sending results",
+                batch.scan
+            ))
+        })?;
+        let receipt_key = receipt_key(tenant, &batch.scan, batch.shard);
+        if let Some(r) = self.get_json::<Receipt>(&receipt_key)? {
+            return Ok(Applied {
+                fresh: false,
+                observations: r.observations,
+                changes: 0,
+                completed_scan: false,
+            });
+        }
+        if batch.shard >= scan.shards {
+            return Err(StoreError::Invalid(format!(
+                "shard {} of scan {}: the scan has shards 0-{}",
+                batch.shard,
+                batch.scan,
+                scan.shards - 1
+            )));
+        }
+        if scan.state != ScanState::Running {
+            return Err(StoreError::Conflict(format!(
+                "scan {} is {:?}: it takes no more results",
+                batch.scan, scan.state
+            )));
+        }
+
+        let mut ing = Ingest::new(self.tx(), tenant.clone(), batch.scan.clone(), batch.at)?;
+        let mut observations = 0u64;
+        for obs in &batch.observations {
+            observations += 1;
+            ing.observe(obs)?;
+        }
+        scan.shards_done.insert(batch.shard);
+        scan.observations += observations;
+        let completed = scan.shards_done.len() as u32 == scan.shards;
+        if completed {
+            ing.complete(&scan)?;
+            scan.state = ScanState::Completed;
+            scan.completed = Some(batch.at);
+        }
+        let changes = ing.finish()?;
+        let mut tx = ing.tx;
+        tx.put_json(scan_key, &scan)?;
+        tx.put_json(
+            receipt_key,
+            &Receipt {
+                scan: batch.scan.clone(),
+                shard: batch.shard,
+                applied: batch.at,
+                observations,
+                changes,
+            },
+        )?;
+        tx.commit()?;
+        Ok(Applied {
+            fresh: true,
+            observations,
+            changes,
+            completed_scan: completed,
+        })
+    }
+}
+
+pub(crate) fn receipt_key(tenant: &TenantId, scan: &str, shard: u32) -> Vec<u8> {
+    let mut rest = scan.as_bytes().to_vec();
+    rest.push(0);
+    rest.extend_from_slice(&shard.to_be_bytes());
+    keys::key(Rec::Receipt, tenant, &rest)
+}
+
+pub(crate) fn counter_key(tenant: &TenantId, name: &str) -> Vec<u8> {
+    keys::key(Rec::Counter, tenant, name.as_bytes())
+}
+
+pub(crate) fn read_counter(tx: &Tx<'_>, key: &[u8]) -> Result<u64> {
+    Ok(match tx.get(key)? {
+        Some(v) => u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("counter".into()))?,
+        ),
+        None => 0,
+    })
+}
+
+/// `L<tenant>\0<len><from><to>`: links are found from either end by prefix.
+pub(crate) fn link_prefix(tenant: &TenantId, from: &AssetKey) -> Vec<u8> {
+    let from = from.to_bytes();
+    let mut rest = Vec::with_capacity(from.len() + 1);
+    rest.push(from.len() as u8);
+    rest.extend_from_slice(&from);
+    keys::key(Rec::Link, tenant, &rest)
+}
+
+fn link_key(tenant: &TenantId, from: &AssetKey, to: &AssetKey) -> Vec<u8> {
+    let mut k = link_prefix(tenant, from);
+    k.extend_from_slice(&to.to_bytes());
+    k
+}
+
+/// `I<tenant>\0<field>\0<len><value><asset>`.
+pub(crate) fn index_prefix(tenant: &TenantId, field: &str, value: &str) -> Vec<u8> {
+    let value = value.to_ascii_lowercase();
+    let mut rest = field.as_bytes().to_vec();
+    rest.push(0);
+    let len = value.len().min(u16::MAX as usize) as u16;
+    rest.extend_from_slice(&len.to_be_bytes());
+    rest.extend_from_slice(value.as_bytes());
+    keys::key(Rec::Index, tenant, &rest)
+}
+
+fn index_key(tenant: &TenantId, field: &str, value: &str, asset: &AssetKey) -> Vec<u8> {
+    let mut k = index_prefix(tenant, field, value);
+    k.extend_from_slice(&asset.to_bytes());
+    k
+}
+
+/// Index entries an asset should have: the indexed facts, its port, and its status when
+/// not present (present is the common case, filtered by reading).
+pub(crate) fn index_entries(a: &Asset) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for field in INDEXED {
+        if let Some(v) = a.facts.get(*field) {
+            out.insert(((*field).to_owned(), v.to_ascii_lowercase()));
+        }
+    }
+    if let Some(port) = a.key.port() {
+        out.insert(("port".to_owned(), port.to_string()));
+    }
+    if a.status != AssetStatus::Present {
+        out.insert(("status".to_owned(), a.status.as_str().to_owned()));
+    }
+    out
+}
+
+pub(crate) fn change_block_key(tenant: &TenantId, first_seq: u64) -> Vec<u8> {
+    keys::key(Rec::Changes, tenant, &first_seq.to_be_bytes())
+}
+
+/// One batch in progress: decoded assets it touched (with their state before), the change
+/// events it made, and the present-asset counts.
+pub(crate) struct Ingest<'a> {
+    pub tx: Tx<'a>,
+    tenant: TenantId,
+    scan: String,
+    at: Millis,
+    assets: BTreeMap<AssetKey, Touched>,
+    changes: Vec<Change>,
+    next_seq: u64,
+    /// Certificates that may have lost their last present service in this batch.
+    cert_candidates: BTreeSet<AssetKey>,
+    /// Ports of hosts that opened (true) or closed (false) in this batch.
+    host_ports: BTreeMap<IpAddr, BTreeMap<u16, bool>>,
+}
+
+struct Touched {
+    before: Option<Asset>,
+    now: Asset,
+}
+
+impl<'a> Ingest<'a> {
+    pub fn new(tx: Tx<'a>, tenant: TenantId, scan: String, at: Millis) -> Result<Self> {
+        let next_seq = read_counter(&tx, &counter_key(&tenant, "changes"))?;
+        Ok(Ingest {
+            tx,
+            tenant,
+            scan,
+            at,
+            assets: BTreeMap::new(),
+            changes: Vec::new(),
+            next_seq,
+            cert_candidates: BTreeSet::new(),
+            host_ports: BTreeMap::new(),
+        })
+    }
+
+    fn load(&mut self, key: &AssetKey) -> Result<Option<&mut Asset>> {
+        if !self.assets.contains_key(key) {
+            let Some(asset) = self.tx.get_json::<Asset>(&keys::asset(&self.tenant, key))? else {
+                return Ok(None);
+            };
+            self.assets.insert(
+                key.clone(),
+                Touched {
+                    before: Some(asset.clone()),
+                    now: asset,
+                },
+            );
+        }
+        Ok(self.assets.get_mut(key).map(|t| &mut t.now))
+    }
+
+    fn record(&mut self, asset: &mut Asset, kind: ChangeKind) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        asset.changes.push(seq);
+        self.changes.push(Change {
+            seq,
+            at: self.at,
+            asset: asset.key.clone(),
+            scan: self.scan.clone(),
+            kind,
+        });
+    }
+
+    /// The asset was seen; `new_facts` replaces its facts when given (a grab that learned
+    /// nothing keeps what was known).
+    fn see(&mut self, key: &AssetKey, new_facts: Option<Facts>) -> Result<()> {
+        let (at, scan) = (self.at, self.scan.clone());
+        let mut changes = Vec::new();
+        match self.load(key)? {
+            Some(asset) => {
+                if asset.last_scan != scan {
+                    asset.times_seen += 1;
+                    asset.last_scan = scan;
+                }
+                asset.last_seen = asset.last_seen.max(at);
+                if asset.status != AssetStatus::Present {
+                    if asset.status == AssetStatus::Absent {
+                        changes.push(ChangeKind::Appeared);
+                    }
+                    asset.status = AssetStatus::Present;
+                }
+                if let Some(new) = new_facts {
+                    for (field, old, new) in facts::diff(&asset.facts, &new) {
+                        changes.push(ChangeKind::Changed { field, old, new });
+                    }
+                    asset.facts = new;
+                }
+                if !changes.is_empty() {
+                    asset.last_changed = at;
+                }
+                let mut asset = std::mem::replace(asset, placeholder(key));
+                for c in changes {
+                    self.record(&mut asset, c);
+                }
+                self.put_back(asset);
+            }
+            None => {
+                let mut asset = Asset {
+                    key: key.clone(),
+                    kind: key.kind(),
+                    status: AssetStatus::Present,
+                    facts: new_facts.unwrap_or_default(),
+                    first_seen: at,
+                    last_seen: at,
+                    last_changed: at,
+                    times_seen: 1,
+                    last_scan: scan,
+                    changes: Vec::new(),
+                };
+                self.record(&mut asset, ChangeKind::Appeared);
+                self.assets.insert(
+                    key.clone(),
+                    Touched {
+                        before: None,
+                        now: asset,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn put_back(&mut self, asset: Asset) {
+        if let Some(t) = self.assets.get_mut(&asset.key) {
+            t.now = asset;
+        }
+    }
+
+    /// The asset is gone (covered and not seen, or its name no longer exists).
+    fn gone(&mut self, key: &AssetKey) -> Result<()> {
+        let at = self.at;
+        let Some(asset) = self.load(key)? else {
+            return Ok(());
+        };
+        if asset.status == AssetStatus::Absent {
+            return Ok(());
+        }
+        asset.status = AssetStatus::Absent;
+        asset.last_changed = at;
+        let mut asset = std::mem::replace(asset, placeholder(key));
+        self.record(&mut asset, ChangeKind::Disappeared);
+        self.put_back(asset);
+        Ok(())
+    }
+
+    /// This scan could not tell: the asset keeps its facts, is not counted as seen, and
+    /// this scan's completion will not mark it gone.
+    fn unknown(&mut self, key: &AssetKey) -> Result<()> {
+        let scan = self.scan.clone();
+        if let Some(asset) = self.load(key)? {
+            asset.last_scan = scan;
+            if asset.status == AssetStatus::Present {
+                asset.status = AssetStatus::Unknown;
+            }
+        }
+        Ok(())
+    }
+
+    fn link(&mut self, a: &AssetKey, b: &AssetKey) {
+        self.tx.put(link_key(&self.tenant, a, b), Vec::new());
+        self.tx.put(link_key(&self.tenant, b, a), Vec::new());
+    }
+
+    fn unlink(&mut self, a: &AssetKey, b: &AssetKey) {
+        self.tx.delete(link_key(&self.tenant, a, b));
+        self.tx.delete(link_key(&self.tenant, b, a));
+    }
+
+    /// Notes a port of a host opening or closing; the host's port list is settled once
+    /// per batch (one change event, not one per port).
+    fn set_host_port(&mut self, ip: IpAddr, port: u16, open: bool) -> Result<()> {
+        self.host_ports.entry(ip).or_default().insert(port, open);
+        if open {
+            self.see(&AssetKey::Host(ip), None)?;
+        }
+        Ok(())
+    }
+
+    fn settle_hosts(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.host_ports);
+        for (ip, ports) in pending {
+            let key = AssetKey::Host(ip);
+            if self.load(&key)?.is_none() {
+                continue;
+            }
+            let Some(t) = self.assets.get(&key) else {
+                continue;
+            };
+            // An absent host's last port list is history, not its current ports.
+            let before = t
+                .before
+                .as_ref()
+                .filter(|b| b.status != AssetStatus::Absent);
+            let appeared_now = before.is_none();
+            let mut set: BTreeSet<u16> = before
+                .and_then(|b| b.facts.get("open_ports"))
+                .map(|s| s.split(' ').filter_map(|p| p.parse().ok()).collect())
+                .unwrap_or_default();
+            for (port, open) in ports {
+                if open {
+                    set.insert(port);
+                } else {
+                    set.remove(&port);
+                }
+            }
+            if set.is_empty() {
+                self.gone(&key)?;
+                continue;
+            }
+            let text = join_ports(&set);
+            let at = self.at;
+            let Some(h) = self.load(&key)? else {
+                continue;
+            };
+            let old = h.facts.get("open_ports").cloned();
+            if old.as_deref() == Some(text.as_str()) && h.status == AssetStatus::Present {
+                continue;
+            }
+            h.facts.insert("open_ports".into(), text.clone());
+            if appeared_now {
+                continue;
+            }
+            h.last_changed = at;
+            let mut h = std::mem::replace(h, placeholder(&key));
+            self.record(
+                &mut h,
+                ChangeKind::Changed {
+                    field: "open_ports".into(),
+                    old,
+                    new: Some(text),
+                },
+            );
+            self.put_back(h);
+        }
+        Ok(())
+    }
+
+    pub fn observe(&mut self, obs: &Observation) -> Result<()> {
+        match obs {
+            Observation::Port(p) => {
+                if p.state != PortState::Open {
+                    // A closed port is covered-and-not-open; the scan's completion
+                    // handles it like any port it did not see open.
+                    return Ok(());
+                }
+                let key = AssetKey::Service(p.ip, p.port);
+                let report = p.service.as_ref();
+                let mut new_facts = facts::service(report);
+                let leaf = report.and_then(|r| r.certificate.first());
+                let old_cert = self
+                    .load(&key)?
+                    .and_then(|a| a.facts.get("certificate").cloned());
+                if let (Some(f), None) = (new_facts.as_mut(), leaf) {
+                    // A grab that learned the service but got no certificate this time
+                    // (TLS failed) keeps the certificate it had: a failed handshake is
+                    // not a removed certificate.
+                    if let (Some(old), true) = (&old_cert, report.is_some_and(|r| r.tls.is_some()))
+                    {
+                        f.insert("certificate".into(), old.clone());
+                    }
+                }
+                self.see(&key, new_facts)?;
+                self.set_host_port(p.ip, p.port, true)?;
+                if let Some(leaf) = leaf {
+                    let cert = AssetKey::Certificate(leaf.sha256.clone());
+                    self.see(&cert, Some(facts::certificate(leaf)))?;
+                    self.link(&key, &cert);
+                    if let Some(old) = old_cert.filter(|o| *o != leaf.sha256) {
+                        let old = AssetKey::Certificate(old);
+                        self.unlink(&key, &old);
+                        self.cert_candidates.insert(old);
+                    }
+                }
+            }
+            Observation::Name(n) => {
+                let key = AssetKey::domain(&n.name)?;
+                match facts::name_verdict(n) {
+                    NameVerdict::Exists => {
+                        let old = self
+                            .load(&key)?
+                            .map(|a| a.facts.clone())
+                            .unwrap_or_default();
+                        let merged = facts::merge_part(&old, facts::name(n), false);
+                        self.see(&key, Some(merged))?;
+                        for addr in &n.addresses {
+                            self.link(&key, &AssetKey::Host(*addr));
+                        }
+                    }
+                    NameVerdict::Gone => self.gone(&key)?,
+                    NameVerdict::Unknown => self.unknown(&key)?,
+                }
+            }
+            Observation::Zone(z) => {
+                let key = AssetKey::domain(&z.zone)?;
+                let old = self
+                    .load(&key)?
+                    .map(|a| a.facts.clone())
+                    .unwrap_or_default();
+                let merged = facts::merge_part(&old, facts::zone(z), true);
+                self.see(&key, Some(merged))?;
+            }
+            Observation::Unknown { asset, .. } => self.unknown(asset)?,
+        }
+        Ok(())
+    }
+
+    /// The scan is complete: every service it covered and did not see (nor found unknown)
+    /// is gone, and so are hosts with no open port left and certificates no present
+    /// service presents any more.
+    pub fn complete(&mut self, scan: &Scan) -> Result<()> {
+        if !scan.coverage.port_probe() {
+            return Ok(());
+        }
+        let plen = keys::prefix(Rec::Asset, &self.tenant).len();
+        for net in &scan.coverage.targets {
+            let mut lo = keys::asset(&self.tenant, &AssetKey::Service(net.network(), 0));
+            let hi = keys::asset(&self.tenant, &AssetKey::Service(net.broadcast(), u16::MAX));
+            // Inclusive upper bound: extend by one byte past the last key.
+            let mut hi_excl = hi;
+            hi_excl.push(0);
+            let mut gone = Vec::new();
+            loop {
+                let mut batch_end = None;
+                for item in self.tx_store_range(&lo, &hi_excl).take(4096) {
+                    let (k, v) = item?;
+                    batch_end = Some(k.clone());
+                    let key = AssetKey::from_bytes(k.get(plen..).unwrap_or_default())?;
+                    let (ip, port) = match key {
+                        AssetKey::Service(ip, port) => (ip, port),
+                        _ => continue,
+                    };
+                    if !scan.coverage.covers_service(ip, port) {
+                        continue;
+                    }
+                    let asset: Asset = match self.assets.get(&key) {
+                        Some(t) => t.now.clone(),
+                        None => serde_json::from_slice(&v)?,
+                    };
+                    if asset.last_scan != scan.id && asset.status != AssetStatus::Absent {
+                        gone.push(key);
+                    }
+                }
+                match batch_end {
+                    Some(mut k) => {
+                        k.push(0);
+                        lo = k;
+                    }
+                    None => break,
+                }
+            }
+            for key in gone {
+                self.gone(&key)?;
+                if let AssetKey::Service(ip, port) = key {
+                    self.set_host_port(ip, port, false)?;
+                }
+                if let Some(sha) = self
+                    .assets
+                    .get(&key)
+                    .and_then(|t| t.now.facts.get("certificate").cloned())
+                {
+                    self.cert_candidates.insert(AssetKey::Certificate(sha));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn tx_store_range(
+        &self,
+        lo: &[u8],
+        hi: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
+        // Assets created in this batch are not in the tree yet, but they were seen by this
+        // scan, so the sweep may skip them.
+        self.tx
+            .store_range(lo, hi)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+    }
+
+    /// Certificates whose every linked service is gone or presents another one.
+    fn retire_orphan_certificates(&mut self) -> Result<()> {
+        let candidates = std::mem::take(&mut self.cert_candidates);
+        for cert in candidates {
+            let sha = match &cert {
+                AssetKey::Certificate(s) => s.clone(),
+                _ => continue,
+            };
+            let prefix = link_prefix(&self.tenant, &cert);
+            let mut in_use = false;
+            for (k, _) in self.tx.scan_prefix(&prefix)? {
+                let Ok(svc) = AssetKey::from_bytes(k.get(prefix.len()..).unwrap_or_default())
+                else {
+                    continue;
+                };
+                if let Some(a) = self.load(&svc)? {
+                    if a.status != AssetStatus::Absent
+                        && a.facts.get("certificate").is_some_and(|c| *c == sha)
+                    {
+                        in_use = true;
+                        break;
+                    }
+                }
+            }
+            if !in_use {
+                self.gone(&cert)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages every touched asset, its index entries, the change blocks, counters and the
+    /// day's counts. Returns the number of change events.
+    pub fn finish(&mut self) -> Result<u64> {
+        self.settle_hosts()?;
+        self.retire_orphan_certificates()?;
+        let tenant = self.tenant.clone();
+        let mut host_delta = 0i64;
+        let mut service_delta = 0i64;
+        let touched = std::mem::take(&mut self.assets);
+        for (key, t) in touched {
+            let was_present = t
+                .before
+                .as_ref()
+                .is_some_and(|b| b.status != AssetStatus::Absent);
+            let is_present = t.now.status != AssetStatus::Absent;
+            let delta = i64::from(is_present) - i64::from(was_present);
+            match key.kind() {
+                AssetKind::Host => host_delta += delta,
+                AssetKind::Service => service_delta += delta,
+                _ => {}
+            }
+            let old_index = t.before.as_ref().map(index_entries).unwrap_or_default();
+            let new_index = index_entries(&t.now);
+            for (f, v) in old_index.difference(&new_index) {
+                self.tx.delete(index_key(&tenant, f, v, &key));
+            }
+            for (f, v) in new_index.difference(&old_index) {
+                self.tx.put(index_key(&tenant, f, v, &key), Vec::new());
+            }
+            self.tx.put_json(keys::asset(&tenant, &key), &t.now)?;
+        }
+        let changes = std::mem::take(&mut self.changes);
+        let count = changes.len() as u64;
+        for block in changes.chunks(CHANGES_PER_BLOCK) {
+            if let Some(first) = block.first() {
+                self.tx
+                    .put_json(change_block_key(&tenant, first.seq), &block.to_vec())?;
+            }
+        }
+        self.tx.put(
+            counter_key(&tenant, "changes"),
+            self.next_seq.to_be_bytes().to_vec(),
+        );
+        let hosts = self.bump(&counter_key(&tenant, "hosts"), host_delta)?;
+        let services = self.bump(&counter_key(&tenant, "services"), service_delta)?;
+        let day = day_string(self.at);
+        self.tx.put_json(
+            keys::key(Rec::Day, &tenant, day.as_bytes()),
+            &DayCount {
+                day,
+                hosts,
+                services,
+            },
+        )?;
+        Ok(count)
+    }
+
+    fn bump(&mut self, key: &[u8], delta: i64) -> Result<u64> {
+        let now = read_counter(&self.tx, key)?.saturating_add_signed(delta);
+        self.tx.put(key.to_vec(), now.to_be_bytes().to_vec());
+        Ok(now)
+    }
+}
+
+fn join_ports(ports: &BTreeSet<u16>) -> String {
+    ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn placeholder(key: &AssetKey) -> Asset {
+    Asset {
+        key: key.clone(),
+        kind: key.kind(),
+        status: AssetStatus::Unknown,
+        facts: Facts::new(),
+        first_seen: 0,
+        last_seen: 0,
+        last_changed: 0,
+        times_seen: 0,
+        last_scan: String::new(),
+        changes: Vec::new(),
+    }
+}

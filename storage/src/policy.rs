@@ -1,0 +1,858 @@
+//! The exposure policy, as pure logic: which findings an asset deserves given the
+//! tenant's sanctions and settings, how the system moves a finding when a scan shows
+//! something new, and which transitions people may make.
+//!
+//! No storage here: [`crate::findings`] feeds these functions assets and findings and
+//! stores what they return, so each rule and each transition is testable on its own.
+
+use crate::error::{Result, StoreError};
+use crate::keys::{AssetKey, AssetKind};
+use crate::model::{Asset, AssetStatus, Millis};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+const DAY_MS: Millis = 86_400_000;
+
+/// What a finding is about. Its kebab-case name is the user's word for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// An observed service or domain no sanction covers.
+    Unsanctioned,
+    /// The sanction covering an exposure has expired and the exposure is still there.
+    StaleSanction,
+    /// A sanctioned asset not seen for the tenant's zombie period, or a sanctioned name
+    /// that no longer resolves: an inventory entry to retire.
+    Zombie,
+    /// A service in a risky class, or one taking credentials in clear.
+    RiskyExposure,
+    CertificateExpired,
+    CertificateExpiring,
+    CertificateSelfSigned,
+    CertificateHostnameMismatch,
+    CertificateWeakKey,
+    OpenZoneTransfer,
+    DanglingCname,
+    /// Informational: an asset that appeared after the tenant's first complete scan.
+    NewAsset,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 12] = [
+        Rule::Unsanctioned,
+        Rule::StaleSanction,
+        Rule::Zombie,
+        Rule::RiskyExposure,
+        Rule::CertificateExpired,
+        Rule::CertificateExpiring,
+        Rule::CertificateSelfSigned,
+        Rule::CertificateHostnameMismatch,
+        Rule::CertificateWeakKey,
+        Rule::OpenZoneTransfer,
+        Rule::DanglingCname,
+        Rule::NewAsset,
+    ];
+
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// Per-tenant policy: severities per rule, remediation deadlines per severity, and the
+/// thresholds of the time-based rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    pub severities: BTreeMap<Rule, Severity>,
+    /// Days to remediate, per severity; a severity without an entry has no due date.
+    pub sla_days: BTreeMap<Severity, u32>,
+    /// A sanctioned asset unseen this long is a zombie.
+    pub zombie_days: u32,
+    /// A certificate expiring within this many days is flagged.
+    pub expiring_days: u32,
+    /// Risk classes (kebab-case, as in observations) that make a risky exposure.
+    pub risky_classes: BTreeSet<String>,
+    /// Credentials in clear make a risky exposure whatever the class.
+    pub cleartext_auth_is_risky: bool,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        use Rule::*;
+        use Severity::*;
+        PolicySettings {
+            severities: [
+                (Unsanctioned, High),
+                (StaleSanction, Medium),
+                (Zombie, Low),
+                (RiskyExposure, High),
+                (CertificateExpired, High),
+                (CertificateExpiring, Medium),
+                (CertificateSelfSigned, Medium),
+                (CertificateHostnameMismatch, Medium),
+                (CertificateWeakKey, Medium),
+                (OpenZoneTransfer, High),
+                (DanglingCname, High),
+                (NewAsset, Info),
+            ]
+            .into(),
+            sla_days: [(Critical, 7), (High, 14), (Medium, 30), (Low, 90)].into(),
+            zombie_days: 30,
+            expiring_days: 30,
+            risky_classes: [
+                "remote-administration",
+                "database",
+                "cache",
+                "message-broker",
+                "directory",
+                "industrial-control",
+                "container-orchestration",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+            cleartext_auth_is_risky: true,
+        }
+    }
+}
+
+impl PolicySettings {
+    pub fn severity(&self, rule: Rule) -> Severity {
+        self.severities
+            .get(&rule)
+            .copied()
+            .unwrap_or(Severity::Medium)
+    }
+
+    pub fn due(&self, severity: Severity, opened: Millis) -> Option<Millis> {
+        self.sla_days
+            .get(&severity)
+            .map(|d| opened.saturating_add(Millis::from(*d) * DAY_MS))
+    }
+}
+
+/// What a sanction matches. Every given part must match; a sanction with none matches
+/// nothing (refused on input).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SanctionMatch {
+    #[serde(default)]
+    pub net: Option<IpNet>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Only `tcp` so far.
+    #[serde(default)]
+    pub proto: Option<String>,
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub product: Option<String>,
+    /// A name or a glob such as `*.shop.example.com` (case-insensitive).
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+/// An exposure the client has approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sanction {
+    pub id: String,
+    #[serde(rename = "match")]
+    pub matches: SanctionMatch,
+    pub owner: String,
+    pub reason: String,
+    pub ticket: Option<String>,
+    /// For temporary publications; after it, the exposure is a stale sanction.
+    pub expires: Option<Millis>,
+    pub created: Millis,
+    pub created_by: String,
+}
+
+impl SanctionMatch {
+    /// Refuses sanctions that would match nothing or everything by accident.
+    pub fn validate(&self) -> Result<()> {
+        if self.net.is_none()
+            && self.port.is_none()
+            && self.service.is_none()
+            && self.product.is_none()
+            && self.domain.is_none()
+        {
+            return Err(StoreError::Invalid(
+                "a sanction needs at least one of net, port, service, product or domain".into(),
+            ));
+        }
+        if let Some(p) = &self.proto {
+            if p != "tcp" {
+                return Err(StoreError::Invalid(format!(
+                    "sanction proto {p:?}: only tcp is scanned"
+                )));
+            }
+        }
+        if let Some(d) = &self.domain {
+            glob(d)?;
+        }
+        Ok(())
+    }
+
+    pub fn matches(&self, asset: &Asset) -> bool {
+        let key = &asset.key;
+        let eq = |want: &Option<String>, field: &str| match want {
+            Some(w) => asset
+                .facts
+                .get(field)
+                .is_some_and(|v| v.eq_ignore_ascii_case(w)),
+            None => true,
+        };
+        let net_ok = match self.net {
+            Some(net) => key.address().is_some_and(|ip| net.contains(&ip)),
+            None => true,
+        };
+        let port_ok = match self.port {
+            Some(p) => key.port() == Some(p),
+            None => true,
+        };
+        let domain_ok = match (&self.domain, key) {
+            (None, _) => true,
+            (Some(pattern), AssetKey::Domain(name)) => {
+                glob(pattern).is_ok_and(|g| g.is_match(name.as_str()))
+            }
+            (Some(_), _) => false,
+        };
+        net_ok
+            && port_ok
+            && domain_ok
+            && eq(&self.service, "service")
+            && eq(&self.product, "product")
+    }
+}
+
+fn glob(pattern: &str) -> Result<globset::GlobMatcher> {
+    globset::GlobBuilder::new(&pattern.to_ascii_lowercase())
+        .case_insensitive(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| {
+            StoreError::Invalid(format!(
+                "domain pattern {pattern:?}: {e}; write a name or a glob like *.example.com"
+            ))
+        })
+}
+
+/// A finding the policy says should exist for an asset now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub rule: Rule,
+    /// Tells apart findings of one rule on one asset (a sanction id, a certificate).
+    pub detail: String,
+    pub severity: Severity,
+    pub title: String,
+    pub evidence: BTreeMap<String, String>,
+}
+
+/// What the policy needs to know besides the asset itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub now: Millis,
+    pub settings: &'a PolicySettings,
+    pub sanctions: &'a [Sanction],
+    /// When the tenant's first complete scan finished; assets first seen after it are new.
+    pub baseline: Option<Millis>,
+    /// The certificate asset a service presents, when it has one.
+    pub certificate: Option<&'a Asset>,
+}
+
+/// Every finding an asset deserves now.
+pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
+    let mut out = Vec::new();
+    let mut add = |rule: Rule, detail: String, title: String, evidence: &[(&str, String)]| {
+        out.push(Expected {
+            rule,
+            detail,
+            severity: cx.settings.severity(rule),
+            title,
+            evidence: evidence
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        });
+    };
+    let exposure = matches!(asset.kind, AssetKind::Service | AssetKind::Domain)
+        && asset.fact("related") != Some("true");
+    let present = asset.status != AssetStatus::Absent;
+    let valid: Vec<&Sanction> = cx
+        .sanctions
+        .iter()
+        .filter(|s| s.expires.is_none_or(|e| e > cx.now) && s.matches.matches(asset))
+        .collect();
+    let expired: Vec<&Sanction> = cx
+        .sanctions
+        .iter()
+        .filter(|s| s.expires.is_some_and(|e| e <= cx.now) && s.matches.matches(asset))
+        .collect();
+    let label = asset.key.to_string();
+
+    if exposure && present && valid.is_empty() {
+        if expired.is_empty() {
+            add(
+                Rule::Unsanctioned,
+                String::new(),
+                format!("{label} is exposed and no sanction covers it"),
+                &[],
+            );
+        }
+        for s in &expired {
+            add(
+                Rule::StaleSanction,
+                s.id.clone(),
+                format!("{label} is still exposed after sanction {} expired", s.id),
+                &[
+                    ("sanction", s.id.clone()),
+                    ("owner", s.owner.clone()),
+                    ("expired", s.expires.unwrap_or_default().to_string()),
+                ],
+            );
+        }
+    }
+    if exposure && !valid.is_empty() {
+        let unseen_days = (cx.now - asset.last_seen) / DAY_MS;
+        let name_gone = asset.kind == AssetKind::Domain && asset.status == AssetStatus::Absent;
+        if name_gone || unseen_days >= Millis::from(cx.settings.zombie_days) {
+            let why = if name_gone {
+                "no longer resolves".to_owned()
+            } else {
+                format!("has not been seen for {unseen_days} days")
+            };
+            for s in &valid {
+                add(
+                    Rule::Zombie,
+                    s.id.clone(),
+                    format!("{label} is sanctioned by {} but {why}", s.id),
+                    &[("sanction", s.id.clone()), ("owner", s.owner.clone())],
+                );
+            }
+        }
+    }
+    if !present {
+        return out;
+    }
+    if asset.kind == AssetKind::Service {
+        if let Some(class) = asset
+            .fact("risk")
+            .filter(|c| cx.settings.risky_classes.contains(*c))
+        {
+            add(
+                Rule::RiskyExposure,
+                class.to_owned(),
+                format!("{label} exposes a {class} service"),
+                &[("risk", class.to_owned())],
+            );
+        }
+        if cx.settings.cleartext_auth_is_risky && asset.fact("cleartext_auth") == Some("true") {
+            add(
+                Rule::RiskyExposure,
+                "cleartext-auth".into(),
+                format!("{label} takes credentials in clear"),
+                &[("cleartext_auth", "true".into())],
+            );
+        }
+        if let (Some(sha), Some(cert)) = (asset.fact("certificate"), cx.certificate) {
+            let ev = |extra: (&'static str, String)| vec![("certificate", sha.to_owned()), extra];
+            let not_after: Option<Millis> = cert
+                .fact("not_after_unix")
+                .and_then(|s| s.parse::<i64>().ok())
+                .map(|s| s.saturating_mul(1000));
+            if let Some(na) = not_after {
+                let not_after_text = cert.fact("not_after").unwrap_or_default().to_owned();
+                if na <= cx.now {
+                    add(
+                        Rule::CertificateExpired,
+                        sha.to_owned(),
+                        format!("{label} presents a certificate that expired {not_after_text}"),
+                        &ev(("not_after", not_after_text.clone())),
+                    );
+                } else if na - cx.now <= Millis::from(cx.settings.expiring_days) * DAY_MS {
+                    add(
+                        Rule::CertificateExpiring,
+                        sha.to_owned(),
+                        format!("{label} presents a certificate expiring {not_after_text}"),
+                        &ev(("not_after", not_after_text.clone())),
+                    );
+                }
+            }
+            if cert.fact("self_signed") == Some("true") {
+                add(
+                    Rule::CertificateSelfSigned,
+                    sha.to_owned(),
+                    format!("{label} presents a self-signed certificate"),
+                    &ev(("issuer", cert.fact("issuer").unwrap_or_default().to_owned())),
+                );
+            }
+            if cert.fact("weak_key") == Some("true") {
+                add(
+                    Rule::CertificateWeakKey,
+                    sha.to_owned(),
+                    format!("{label} presents a certificate with a weak key"),
+                    &ev((
+                        "key_bits",
+                        cert.fact("key_bits").unwrap_or_default().to_owned(),
+                    )),
+                );
+            }
+            if asset.fact("certificate.hostname_mismatch") == Some("true") {
+                add(
+                    Rule::CertificateHostnameMismatch,
+                    sha.to_owned(),
+                    format!("{label} presents a certificate for other names"),
+                    &ev(("sans", cert.fact("sans").unwrap_or_default().to_owned())),
+                );
+            }
+        }
+    }
+    if asset.kind == AssetKind::Domain {
+        if let Some(servers) = asset.fact("zone.axfr_open") {
+            add(
+                Rule::OpenZoneTransfer,
+                String::new(),
+                format!("{label}: anyone can transfer the zone from {servers}"),
+                &[("servers", servers.to_owned())],
+            );
+        }
+        if let Some(target) = asset.fact("dangling_cname") {
+            add(
+                Rule::DanglingCname,
+                target.to_owned(),
+                format!(
+                    "{label} is a CNAME to {target}, which does not exist: it can be taken over"
+                ),
+                &[("target", target.to_owned())],
+            );
+        }
+    }
+    if exposure && cx.baseline.is_some_and(|b| asset.first_seen > b) {
+        add(
+            Rule::NewAsset,
+            String::new(),
+            format!("{label} appeared after the first complete scan"),
+            &[("first_seen", asset.first_seen.to_string())],
+        );
+    }
+    out
+}
+
+/// Where a finding is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingState {
+    Open,
+    Acknowledged,
+    InProgress,
+    /// Someone says it is fixed; a verification scan will tell.
+    Fixed,
+    /// A scan that covered the asset no longer sees the exposure.
+    ClosedVerified,
+    /// A sanction now covers the exposure.
+    ClosedSanctioned,
+    /// The tenant's policy no longer flags it (a rule's settings changed).
+    ClosedByPolicy,
+    /// Accepted until an expiry, after which it reopens.
+    RiskAccepted,
+    FalsePositive,
+}
+
+impl FindingState {
+    /// Counts against the surface: open, being worked on, or claimed but unverified.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            FindingState::Open
+                | FindingState::Acknowledged
+                | FindingState::InProgress
+                | FindingState::Fixed
+        )
+    }
+
+    pub fn is_closed(self) -> bool {
+        matches!(
+            self,
+            FindingState::ClosedVerified
+                | FindingState::ClosedSanctioned
+                | FindingState::ClosedByPolicy
+        )
+    }
+
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// The roles of the service. Which transitions each may make is decided here so the
+/// service cannot forget a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Analyst,
+    Remediator,
+    Viewer,
+}
+
+/// Who moves a finding: a person with a role, or the policy itself after a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Actor {
+    User { name: String, role: Role },
+    System,
+}
+
+impl Actor {
+    pub fn name(&self) -> &str {
+        match self {
+            Actor::User { name, .. } => name,
+            Actor::System => "aperture",
+        }
+    }
+}
+
+/// One step in a finding's life, kept forever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub at: Millis,
+    pub actor: Actor,
+    pub from: Option<FindingState>,
+    pub to: FindingState,
+    pub comment: String,
+}
+
+/// A finding and its whole story.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub id: String,
+    pub rule: Rule,
+    pub asset: AssetKey,
+    pub detail: String,
+    pub severity: Severity,
+    pub title: String,
+    pub evidence: BTreeMap<String, String>,
+    pub state: FindingState,
+    pub opened: Millis,
+    pub updated: Millis,
+    pub due: Option<Millis>,
+    pub assignee: Option<String>,
+    pub risk_accepted_until: Option<Millis>,
+    /// When "fixed" was last claimed: a sighting after it disproves the claim.
+    pub fixed_at: Option<Millis>,
+    pub reopened: u32,
+    pub transitions: Vec<Transition>,
+    /// Comments and assignments, in order.
+    pub notes: Vec<Note>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub at: Millis,
+    pub actor: Actor,
+    pub text: String,
+}
+
+impl Finding {
+    pub fn overdue(&self, now: Millis) -> bool {
+        self.state.is_active()
+            && self.state != FindingState::Fixed
+            && self.due.is_some_and(|d| now > d)
+    }
+
+    fn move_to(&mut self, to: FindingState, actor: Actor, comment: String, now: Millis) {
+        self.transitions.push(Transition {
+            at: now,
+            actor,
+            from: Some(self.state),
+            to,
+            comment,
+        });
+        self.state = to;
+        self.updated = now;
+    }
+}
+
+/// Stable id of the finding of `rule` on `asset` for `detail`, so re-evaluation finds the
+/// same finding instead of opening a second one.
+pub fn finding_id(rule: Rule, asset: &AssetKey, detail: &str) -> String {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x6170_6572_7475_7265, 0x6669_6e64);
+    h.write(rule.name().as_bytes());
+    h.write(&[0]);
+    h.write(asset.to_string().as_bytes());
+    h.write(&[0]);
+    h.write(detail.as_bytes());
+    use siphasher::sip128::Hasher128;
+    format!("f-{:032x}", h.finish128().as_u128())
+}
+
+/// Opens a new finding.
+pub fn open(asset: &AssetKey, e: &Expected, settings: &PolicySettings, now: Millis) -> Finding {
+    Finding {
+        id: finding_id(e.rule, asset, &e.detail),
+        rule: e.rule,
+        asset: asset.clone(),
+        detail: e.detail.clone(),
+        severity: e.severity,
+        title: e.title.clone(),
+        evidence: e.evidence.clone(),
+        state: FindingState::Open,
+        opened: now,
+        updated: now,
+        due: settings.due(e.severity, now),
+        assignee: None,
+        risk_accepted_until: None,
+        fixed_at: None,
+        reopened: 0,
+        transitions: vec![Transition {
+            at: now,
+            actor: Actor::System,
+            from: None,
+            to: FindingState::Open,
+            comment: e.title.clone(),
+        }],
+        notes: Vec::new(),
+    }
+}
+
+/// What the system does to an existing finding given the asset as it is now and whether
+/// the policy still expects the finding. Returns whether the finding changed.
+pub fn reconcile(
+    f: &mut Finding,
+    expected: Option<&Expected>,
+    asset: &Asset,
+    sanctioned: bool,
+    settings: &PolicySettings,
+    now: Millis,
+) -> bool {
+    use FindingState::*;
+    if asset.status == AssetStatus::Unknown && expected.is_none() {
+        // The last look could not tell: neither closes nor verifies anything.
+        return false;
+    }
+    match (f.state, expected) {
+        (FalsePositive, _) => false,
+        (RiskAccepted, _) if f.risk_accepted_until.is_some_and(|u| u > now) => false,
+        (RiskAccepted, Some(_)) => {
+            f.move_to(Open, Actor::System, "risk acceptance expired".into(), now);
+            f.reopened += 1;
+            f.due = settings.due(f.severity, now);
+            true
+        }
+        (RiskAccepted, None) => {
+            f.move_to(
+                ClosedVerified,
+                Actor::System,
+                "risk acceptance expired and the exposure is gone".into(),
+                now,
+            );
+            true
+        }
+        (Fixed, Some(e)) => {
+            let seen_since_claim = f.fixed_at.is_some_and(|t| asset.last_seen > t);
+            if seen_since_claim {
+                f.move_to(
+                    Open,
+                    Actor::System,
+                    format!("verification failed: a scan still sees it ({})", e.title),
+                    now,
+                );
+                f.reopened += 1;
+                true
+            } else {
+                false
+            }
+        }
+        (state, None) if state.is_active() => {
+            let (to, why) = closure(f, asset, sanctioned);
+            f.move_to(to, Actor::System, why, now);
+            true
+        }
+        (state, Some(e)) if state.is_closed() => {
+            f.move_to(
+                Open,
+                Actor::System,
+                format!("exposure is back: {}", e.title),
+                now,
+            );
+            f.reopened += 1;
+            f.severity = e.severity;
+            f.evidence = e.evidence.clone();
+            f.due = settings.due(e.severity, now);
+            true
+        }
+        (_, Some(e)) => {
+            if f.severity != e.severity || f.evidence != e.evidence || f.title != e.title {
+                f.severity = e.severity;
+                f.evidence = e.evidence.clone();
+                f.title = e.title.clone();
+                f.updated = now;
+                true
+            } else {
+                false
+            }
+        }
+        (_, None) => false,
+    }
+}
+
+fn closure(f: &Finding, asset: &Asset, sanctioned: bool) -> (FindingState, String) {
+    if asset.status == AssetStatus::Absent {
+        return (
+            FindingState::ClosedVerified,
+            format!("scan {} covered it and no longer sees it", asset.last_scan),
+        );
+    }
+    if f.rule == Rule::Unsanctioned && sanctioned {
+        return (
+            FindingState::ClosedSanctioned,
+            "a sanction now covers it".into(),
+        );
+    }
+    if asset.last_changed > f.updated || f.state == FindingState::Fixed {
+        return (
+            FindingState::ClosedVerified,
+            format!("scan {} shows the exposure is gone", asset.last_scan),
+        );
+    }
+    (
+        FindingState::ClosedByPolicy,
+        "the tenant's policy no longer flags it".into(),
+    )
+}
+
+/// A person's request to move a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionRequest {
+    pub to: FindingState,
+    pub comment: String,
+    /// Required for risk acceptance.
+    pub until: Option<Millis>,
+}
+
+/// Checks and applies a person's transition. Closing is never a person's to make: it
+/// takes a scan.
+pub fn transition(
+    f: &mut Finding,
+    actor: &Actor,
+    req: &TransitionRequest,
+    now: Millis,
+) -> Result<()> {
+    use FindingState::*;
+    let role = match actor {
+        Actor::User { role, .. } => *role,
+        Actor::System => {
+            return Err(StoreError::Refused(
+                "the system moves findings by reconciling scans, not by request".into(),
+            ))
+        }
+    };
+    let allowed_by_role = match role {
+        Role::Admin | Role::Analyst => true,
+        Role::Remediator => !matches!(req.to, RiskAccepted),
+        Role::Viewer => false,
+    };
+    if !allowed_by_role {
+        return Err(StoreError::Refused(
+            format!("a {role:?} may not move a finding to {}", req.to.name()).to_lowercase(),
+        ));
+    }
+    if matches!(req.to, ClosedVerified | ClosedSanctioned | ClosedByPolicy) {
+        return Err(StoreError::Refused(format!(
+            "{} is set by the policy: mark the finding fixed and a verification scan will close it, \
+             or add a sanction",
+            req.to.name()
+        )));
+    }
+    let ok = matches!(
+        (f.state, req.to),
+        (
+            Open,
+            Acknowledged | InProgress | Fixed | RiskAccepted | FalsePositive
+        ) | (
+            Acknowledged,
+            InProgress | Fixed | RiskAccepted | FalsePositive
+        ) | (
+            InProgress,
+            Acknowledged | Fixed | RiskAccepted | FalsePositive
+        ) | (Fixed, InProgress)
+            | (RiskAccepted | FalsePositive, Open)
+    );
+    if !ok {
+        return Err(StoreError::Refused(format!(
+            "a finding that is {} cannot be moved to {}",
+            f.state.name(),
+            req.to.name()
+        )));
+    }
+    if req.to == RiskAccepted {
+        match req.until {
+            Some(u) if u > now => {}
+            Some(_) => {
+                return Err(StoreError::Refused(
+                    "risk acceptance needs an expiry in the future".into(),
+                ))
+            }
+            None => return Err(StoreError::Refused(
+                "risk acceptance needs an expiry (until): acceptances are reviewed, not forever"
+                    .into(),
+            )),
+        }
+        if req.comment.trim().is_empty() {
+            return Err(StoreError::Refused(
+                "risk acceptance needs a comment saying why".into(),
+            ));
+        }
+    }
+    if req.to == FalsePositive && req.comment.trim().is_empty() {
+        return Err(StoreError::Refused(
+            "marking a false positive needs a comment saying why".into(),
+        ));
+    }
+    f.risk_accepted_until = if req.to == RiskAccepted {
+        req.until
+    } else {
+        None
+    };
+    if req.to == Fixed {
+        f.fixed_at = Some(now);
+    }
+    if req.to == Open {
+        f.reopened += 1;
+    }
+    f.move_to(req.to, actor.clone(), req.comment.clone(), now);
+    Ok(())
+}
+
+/// Whether a role may comment on or assign findings.
+pub fn may_annotate(actor: &Actor) -> Result<()> {
+    match actor {
+        Actor::User {
+            role: Role::Viewer, ..
+        } => Err(StoreError::Refused(
+            "a viewer may read findings but not comment on or assign them".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,336 @@
+//! Opening a store, its schema version, the write transaction, tenants and scans.
+//!
+//! Everything lives in one sled tree so that a batch — assets, indexes, links, change
+//! events, counters, the scan's progress and the batch's receipt — is one
+//! `Tree::apply_batch`: sled applies it atomically, and it is flushed before `apply`
+//! returns. sled's multi-tree transactions give the same atomicity but re-run the whole
+//! closure on conflict and measured slower here; one writer at a time (a mutex) makes
+//! conflicts impossible anyway.
+
+use crate::error::{Result, StoreError};
+use crate::keys::{self, Rec, TenantId};
+use crate::model::{Coverage, Millis, Scan, ScanState, Tenant};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Bumped when the record layout changes incompatibly.
+pub const STORE_SCHEMA: &str = "aperture-store-1";
+const SCHEMA_KEY: &[u8] = b"schema";
+
+/// Tuning for [`Store::open_with`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 256 << 20,
+        }
+    }
+}
+
+/// A store in one directory. Cheap to share behind an `Arc`: reads run concurrently,
+/// writes take turns.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) db: sled::Db,
+    pub(crate) data: sled::Tree,
+    writer: Mutex<()>,
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with(path, &StoreOptions::default())
+    }
+
+    pub fn open_with(path: &Path, options: &StoreOptions) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        let data = db.open_tree("data")?;
+        match meta.get(SCHEMA_KEY)? {
+            Some(found) if found.as_ref() == STORE_SCHEMA.as_bytes() => {}
+            Some(found) => {
+                return Err(StoreError::SchemaMismatch {
+                    path: path.to_owned(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: STORE_SCHEMA.to_owned(),
+                })
+            }
+            None if data.is_empty() && db.is_empty() => {
+                meta.insert(SCHEMA_KEY, STORE_SCHEMA.as_bytes())?;
+                db.flush()?;
+            }
+            None => return Err(StoreError::NotAStore(path.to_owned())),
+        }
+        Ok(Store {
+            db,
+            data,
+            writer: Mutex::new(()),
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes sled occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Sets the stored schema version; only for tests of the mismatch error.
+    #[doc(hidden)]
+    pub fn overwrite_schema_for_test(&self, version: &str) -> Result<()> {
+        self.db
+            .open_tree("meta")?
+            .insert(SCHEMA_KEY, version.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
+        // A panic while holding the lock leaves nothing half-written (writes are staged
+        // in a Tx until commit), so a poisoned lock is safe to take over.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn tx(&self) -> Tx<'_> {
+        Tx {
+            store: self,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.data.get(key)? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn require_tenant(&self, tenant: &TenantId) -> Result<Tenant> {
+        self.get_json(&keys::key(Rec::Tenant, tenant, b""))?
+            .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant}")))
+    }
+
+    /// Creates a tenant; refuses an id that exists.
+    pub fn create_tenant(&self, id: &TenantId, name: &str, now: Millis) -> Result<Tenant> {
+        let _w = self.write_lock();
+        let key = keys::key(Rec::Tenant, id, b"");
+        if self.data.contains_key(&key)? {
+            return Err(StoreError::Conflict(format!("tenant {id} exists already")));
+        }
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(StoreError::Invalid(
+                "tenant name: give 1-200 characters".into(),
+            ));
+        }
+        let tenant = Tenant {
+            id: id.clone(),
+            name: name.to_owned(),
+            created: now,
+        };
+        let mut tx = self.tx();
+        tx.put_json(key, &tenant)?;
+        tx.commit()?;
+        Ok(tenant)
+    }
+
+    pub fn tenant(&self, id: &TenantId) -> Result<Tenant> {
+        self.require_tenant(id)
+    }
+
+    pub fn tenants(&self) -> Result<Vec<Tenant>> {
+        let mut out = Vec::new();
+        for item in self.data.scan_prefix([b'T']) {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Registers a scan before its results arrive, with what it will cover and in how
+    /// many shards. Registering the same scan again with the same plan is a no-op, so a
+    /// coordinator that crashed mid-registration can simply repeat it.
+    pub fn begin_scan(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        coverage: Coverage,
+        shards: u32,
+        purpose: Option<String>,
+        now: Millis,
+    ) -> Result<Scan> {
+        validate_scan_id(id)?;
+        if shards == 0 {
+            return Err(StoreError::Invalid(
+                "a scan needs at least one shard".into(),
+            ));
+        }
+        let _w = self.write_lock();
+        self.require_tenant(tenant)?;
+        let key = keys::key(Rec::Scan, tenant, id.as_bytes());
+        if let Some(existing) = self.get_json::<Scan>(&key)? {
+            if existing.coverage == coverage && existing.shards == shards {
+                return Ok(existing);
+            }
+            return Err(StoreError::Conflict(format!(
+                "scan {id} exists already with another plan: give the new scan a new id"
+            )));
+        }
+        let scan = Scan {
+            id: id.to_owned(),
+            created: now,
+            coverage,
+            shards,
+            shards_done: Default::default(),
+            state: ScanState::Running,
+            completed: None,
+            observations: 0,
+            purpose,
+        };
+        let mut tx = self.tx();
+        tx.put_json(key, &scan)?;
+        tx.commit()?;
+        Ok(scan)
+    }
+
+    pub fn scan(&self, tenant: &TenantId, id: &str) -> Result<Scan> {
+        self.get_json(&keys::key(Rec::Scan, tenant, id.as_bytes()))?
+            .ok_or_else(|| StoreError::NotFound(format!("scan {id}")))
+    }
+
+    pub fn scans(&self, tenant: &TenantId) -> Result<Vec<Scan>> {
+        let mut out = Vec::new();
+        for item in self.data.scan_prefix(keys::prefix(Rec::Scan, tenant)) {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Stops taking results for a scan. A cancelled scan never marks anything gone:
+    /// what it did not reach, it did not cover.
+    pub fn cancel_scan(&self, tenant: &TenantId, id: &str) -> Result<Scan> {
+        let _w = self.write_lock();
+        let key = keys::key(Rec::Scan, tenant, id.as_bytes());
+        let mut scan: Scan = self
+            .get_json(&key)?
+            .ok_or_else(|| StoreError::NotFound(format!("scan {id}")))?;
+        match scan.state {
+            ScanState::Running => {
+                scan.state = ScanState::Cancelled;
+                let mut tx = self.tx();
+                tx.put_json(key, &scan)?;
+                tx.commit()?;
+                Ok(scan)
+            }
+            ScanState::Cancelled => Ok(scan),
+            ScanState::Completed => Err(StoreError::Conflict(format!(
+                "scan {id} has completed and cannot be cancelled"
+            ))),
+        }
+    }
+}
+
+pub(crate) fn validate_scan_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "scan id {id:?}: use 1-64 characters of letters, digits, '-', '_', '.', ':'"
+        )))
+    }
+}
+
+/// Staged writes, read back by later reads of the same transaction, applied as one sled
+/// batch and flushed on commit.
+pub(crate) struct Tx<'a> {
+    store: &'a Store,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Tx<'_> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(staged) = self.writes.get(key) {
+            return Ok(staged.clone());
+        }
+        Ok(self.store.data.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.get(key)? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value)?;
+        self.put(key, bytes);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// Keys (with values) under `prefix`, stored and staged merged, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for item in self.store.data.scan_prefix(prefix) {
+            let (k, v) = item?;
+            merged.insert(k.to_vec(), Some(v.to_vec()));
+        }
+        for (k, v) in self.writes.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            merged.insert(k.clone(), v.clone());
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    }
+
+    /// Stored records in `[lo, hi)`, without this transaction's staged writes.
+    pub fn store_range(&self, lo: &[u8], hi: &[u8]) -> sled::Iter {
+        self.store.data.range(lo.to_vec()..hi.to_vec())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in self.writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.store.data.apply_batch(batch)?;
+        // Acknowledged means durable: nothing returns Ok before the log is on disk.
+        self.store.db.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,285 @@
+//! A tenant's data as JSON Lines: for backups, for moving a tenant between stores, and
+//! for crossing a schema change. Indexes, counters and change blocks are not exported;
+//! import rebuilds them from the records, so an export is also a repair.
+
+use crate::error::{Result, StoreError};
+use crate::findings::VerificationRequest;
+use crate::ingest::{change_block_key, counter_key, index_entries, link_prefix, receipt_key};
+use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
+use crate::model::{Asset, AssetStatus, Change, DayCount, Receipt, Scan, Tenant};
+use crate::policy::{Finding, PolicySettings, Sanction};
+use crate::store::{Store, STORE_SCHEMA};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+
+/// One line of an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ExportLine {
+    /// First line: what wrote the file.
+    Export {
+        schema: String,
+        tenant: TenantId,
+    },
+    Tenant(Tenant),
+    Settings(PolicySettings),
+    Sanction(Sanction),
+    Scan(Scan),
+    Receipt(Receipt),
+    Asset(Asset),
+    Link {
+        from: AssetKey,
+        to: AssetKey,
+    },
+    Change(Change),
+    Day(DayCount),
+    Finding(Finding),
+    Verification(VerificationRequest),
+    /// Numbering state that records alone do not give.
+    Counters {
+        policy: u64,
+        sanctions: u64,
+    },
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    pub tenant: Option<TenantId>,
+    pub lines: u64,
+    pub assets: u64,
+    pub changes: u64,
+    pub findings: u64,
+}
+
+impl Store {
+    /// Writes every record of a tenant; returns the number of lines.
+    pub fn export_tenant(&self, tenant: &TenantId, out: &mut dyn Write) -> Result<u64> {
+        let t = self.require_tenant(tenant)?;
+        let mut lines = 0u64;
+        let mut emit = |line: &ExportLine| -> Result<()> {
+            serde_json::to_writer(&mut *out, line)?;
+            out.write_all(b"\n")
+                .map_err(|e| StoreError::Invalid(format!("writing the export: {e}")))?;
+            lines += 1;
+            Ok(())
+        };
+        emit(&ExportLine::Export {
+            schema: STORE_SCHEMA.to_owned(),
+            tenant: tenant.clone(),
+        })?;
+        emit(&ExportLine::Tenant(t))?;
+        if let Some(s) = self.get_json::<PolicySettings>(&keys::key(Rec::Settings, tenant, b""))? {
+            emit(&ExportLine::Settings(s))?;
+        }
+        let records = |rec: Rec| self.data.scan_prefix(keys::prefix(rec, tenant));
+        for item in records(Rec::Sanction) {
+            emit(&ExportLine::Sanction(serde_json::from_slice(&item?.1)?))?;
+        }
+        for item in records(Rec::Scan) {
+            emit(&ExportLine::Scan(serde_json::from_slice(&item?.1)?))?;
+        }
+        for item in records(Rec::Receipt) {
+            emit(&ExportLine::Receipt(serde_json::from_slice(&item?.1)?))?;
+        }
+        for item in records(Rec::Asset) {
+            let asset: Asset = serde_json::from_slice(&item?.1)?;
+            let prefix = link_prefix(tenant, &asset.key);
+            for link in self.data.scan_prefix(&prefix) {
+                let (k, _) = link?;
+                let to = AssetKey::from_bytes(k.get(prefix.len()..).unwrap_or_default())?;
+                emit(&ExportLine::Link {
+                    from: asset.key.clone(),
+                    to,
+                })?;
+            }
+            emit(&ExportLine::Asset(asset))?;
+        }
+        for item in records(Rec::Changes) {
+            let block: Vec<Change> = serde_json::from_slice(&item?.1)?;
+            for c in block {
+                emit(&ExportLine::Change(c))?;
+            }
+        }
+        for item in records(Rec::Day) {
+            emit(&ExportLine::Day(serde_json::from_slice(&item?.1)?))?;
+        }
+        for item in records(Rec::Finding) {
+            emit(&ExportLine::Finding(serde_json::from_slice(&item?.1)?))?;
+        }
+        for item in records(Rec::Verification) {
+            emit(&ExportLine::Verification(serde_json::from_slice(&item?.1)?))?;
+        }
+        let counter = |name: &str| -> Result<u64> {
+            Ok(match self.data.get(counter_key(tenant, name))? {
+                Some(v) => u64::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("counter".into()))?,
+                ),
+                None => 0,
+            })
+        };
+        emit(&ExportLine::Counters {
+            policy: counter("policy")?,
+            sanctions: counter("sanctions")?,
+        })?;
+        Ok(lines)
+    }
+
+    /// Reads an export into this store, all or nothing. The tenant must not exist here;
+    /// `rename` imports it under another id (e.g. to compare with the original).
+    pub fn import_tenant(
+        &self,
+        input: &mut dyn BufRead,
+        rename: Option<&TenantId>,
+    ) -> Result<Imported> {
+        let _w = self.write_lock();
+        let mut tx = self.tx();
+        let mut summary = Imported::default();
+        let mut tenant: Option<TenantId> = None;
+        let mut changes: Vec<Change> = Vec::new();
+        let (mut hosts, mut services) = (0u64, 0u64);
+        let mut line_no = 0u64;
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            let n = input
+                .read_line(&mut buf)
+                .map_err(|e| StoreError::Invalid(format!("reading the import: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            if buf.trim().is_empty() {
+                continue;
+            }
+            let line: ExportLine = serde_json::from_str(&buf).map_err(|e| {
+                StoreError::Invalid(format!("import line {line_no}: {e}; nothing was imported"))
+            })?;
+            summary.lines += 1;
+            let t = match (&tenant, &line) {
+                (
+                    None,
+                    ExportLine::Export {
+                        schema,
+                        tenant: from,
+                    },
+                ) => {
+                    if schema != STORE_SCHEMA {
+                        return Err(StoreError::Invalid(format!(
+                            "the export has schema {schema}, this store reads {STORE_SCHEMA}; nothing was imported"
+                        )));
+                    }
+                    let id = rename.cloned().unwrap_or_else(|| from.clone());
+                    if self.data.contains_key(keys::key(Rec::Tenant, &id, b""))? {
+                        return Err(StoreError::Conflict(format!(
+                            "tenant {id} exists in this store: import under another id, or into an empty store"
+                        )));
+                    }
+                    tenant = Some(id);
+                    continue;
+                }
+                (None, _) => return Err(StoreError::Invalid(
+                    "an export starts with its {\"type\":\"export\"} line; nothing was imported"
+                        .into(),
+                )),
+                (Some(t), _) => t.clone(),
+            };
+            match line {
+                ExportLine::Export { .. } => {
+                    return Err(StoreError::Invalid(format!(
+                        "import line {line_no}: a second export header; nothing was imported"
+                    )))
+                }
+                ExportLine::Tenant(mut x) => {
+                    x.id = t.clone();
+                    tx.put_json(keys::key(Rec::Tenant, &t, b""), &x)?;
+                }
+                ExportLine::Settings(s) => tx.put_json(keys::key(Rec::Settings, &t, b""), &s)?,
+                ExportLine::Sanction(s) => {
+                    tx.put_json(keys::key(Rec::Sanction, &t, s.id.as_bytes()), &s)?
+                }
+                ExportLine::Scan(s) => {
+                    tx.put_json(keys::key(Rec::Scan, &t, s.id.as_bytes()), &s)?
+                }
+                ExportLine::Receipt(r) => tx.put_json(receipt_key(&t, &r.scan, r.shard), &r)?,
+                ExportLine::Asset(a) => {
+                    summary.assets += 1;
+                    if a.status != AssetStatus::Absent {
+                        match a.kind {
+                            AssetKind::Host => hosts += 1,
+                            AssetKind::Service => services += 1,
+                            _ => {}
+                        }
+                    }
+                    for (field, value) in index_entries(&a) {
+                        let mut k = crate::ingest::index_prefix(&t, &field, &value);
+                        k.extend_from_slice(&a.key.to_bytes());
+                        tx.put(k, Vec::new());
+                    }
+                    tx.put_json(keys::asset(&t, &a.key), &a)?;
+                }
+                ExportLine::Link { from, to } => {
+                    let mut k = link_prefix(&t, &from);
+                    k.extend_from_slice(&to.to_bytes());
+                    tx.put(k, Vec::new());
+                }
+                ExportLine::Change(c) => changes.push(c),
+                ExportLine::Day(d) => tx.put_json(keys::key(Rec::Day, &t, d.day.as_bytes()), &d)?,
+                ExportLine::Finding(f) => {
+                    summary.findings += 1;
+                    let a = f.asset.to_bytes();
+                    let mut rest = vec![a.len() as u8];
+                    rest.extend_from_slice(&a);
+                    rest.extend_from_slice(f.id.as_bytes());
+                    tx.put(keys::key(Rec::FindingByAsset, &t, &rest), Vec::new());
+                    if f.state == crate::policy::FindingState::Fixed {
+                        tx.put(keys::key(Rec::Awaiting, &t, f.id.as_bytes()), Vec::new());
+                    }
+                    tx.put_json(keys::key(Rec::Finding, &t, f.id.as_bytes()), &f)?;
+                }
+                ExportLine::Verification(v) => {
+                    tx.put_json(keys::key(Rec::Verification, &t, v.id.as_bytes()), &v)?
+                }
+                ExportLine::Counters { policy, sanctions } => {
+                    tx.put(counter_key(&t, "policy"), policy.to_be_bytes().to_vec());
+                    tx.put(
+                        counter_key(&t, "sanctions"),
+                        sanctions.to_be_bytes().to_vec(),
+                    );
+                }
+            }
+        }
+        let Some(t) = tenant else {
+            return Err(StoreError::Invalid(
+                "the import is empty: give a file written by export".into(),
+            ));
+        };
+        changes.sort_by_key(|c| c.seq);
+        for (i, c) in changes.iter().enumerate() {
+            if c.seq != i as u64 {
+                return Err(StoreError::Invalid(format!(
+                    "the export's change events are not numbered 0..{}: change {} is missing; nothing was imported",
+                    changes.len(),
+                    i
+                )));
+            }
+        }
+        summary.changes = changes.len() as u64;
+        for block in changes.chunks(512) {
+            if let Some(first) = block.first() {
+                tx.put_json(change_block_key(&t, first.seq), &block.to_vec())?;
+            }
+        }
+        tx.put(
+            counter_key(&t, "changes"),
+            summary.changes.to_be_bytes().to_vec(),
+        );
+        tx.put(counter_key(&t, "hosts"), hosts.to_be_bytes().to_vec());
+        tx.put(counter_key(&t, "services"), services.to_be_bytes().to_vec());
+        tx.commit()?;
+        summary.tenant = Some(t);
+        Ok(summary)
+    }
+}

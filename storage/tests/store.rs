@@ -1,0 +1,737 @@
+//! The store against a real sled directory: ingest, diffs, absence rules, queries, schema
+//! and transfer.
+
+mod common;
+
+use aperture_storage::transfer::ExportLine;
+use aperture_storage::*;
+use common::*;
+use std::collections::BTreeSet;
+
+#[test]
+fn first_ingest_records_assets_links_and_appeared_changes() {
+    let (_dir, store, t) = fresh();
+    begin(&store, &t, "s1", &["198.18.0.0/24"], &[22, 443], 1);
+    let cert = certificate("www.example.test", false);
+    let applied = store
+        .apply(
+            &t,
+            &batch(
+                "s1",
+                0,
+                T0,
+                vec![
+                    port("198.18.0.7", 22, Some(ssh("OpenSSH", "9.2p1"))),
+                    port("198.18.0.7", 443, Some(https(&cert))),
+                ],
+            ),
+        )
+        .expect("applies");
+    assert!(applied.fresh && applied.completed_scan);
+    let svc = store
+        .asset(&t, &service("198.18.0.7", 22))
+        .expect("ssh stored");
+    assert_eq!(svc.status, AssetStatus::Present);
+    assert_eq!(svc.fact("product"), Some("OpenSSH"));
+    assert_eq!(svc.fact("version"), Some("9.2p1"));
+    assert_eq!(svc.first_seen, T0);
+    assert_eq!(svc.times_seen, 1);
+    let host = store.asset(&t, &host("198.18.0.7")).expect("host stored");
+    assert_eq!(host.fact("open_ports"), Some("22 443"));
+    let cert_key = AssetKey::Certificate(cert.sha256.clone());
+    let c = store.asset(&t, &cert_key).expect("certificate stored");
+    assert_eq!(c.fact("subject_cn"), Some("www.example.test"));
+    assert_eq!(
+        store.links(&t, &service("198.18.0.7", 443)).expect("links"),
+        vec![cert_key.clone()]
+    );
+    assert_eq!(
+        store.links(&t, &cert_key).expect("links"),
+        vec![service("198.18.0.7", 443)]
+    );
+    let feed = store.changes_since(&t, None, 100).expect("feed");
+    let appeared: BTreeSet<String> = feed
+        .items
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Appeared)
+        .map(|c| c.asset.to_string())
+        .collect();
+    assert_eq!(appeared.len(), 4, "{appeared:?}");
+    let seqs: Vec<u64> = feed.items.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(store.exposed_now(&t).expect("counts"), (1, 2));
+}
+
+#[test]
+fn replaying_a_batch_changes_nothing() {
+    let (_dir, store, t) = fresh();
+    begin(&store, &t, "s1", &["198.18.0.0/24"], &[22], 2);
+    let b = batch(
+        "s1",
+        0,
+        T0,
+        vec![port("198.18.0.7", 22, Some(ssh("OpenSSH", "9.2p1")))],
+    );
+    assert!(store.apply(&t, &b).expect("first").fresh);
+    let before = store.change_count(&t).expect("count");
+    let again = store.apply(&t, &b).expect("replay");
+    assert!(!again.fresh);
+    assert_eq!(store.change_count(&t).expect("count"), before);
+    assert_eq!(
+        store
+            .asset(&t, &service("198.18.0.7", 22))
+            .expect("asset")
+            .times_seen,
+        1
+    );
+}
+
+#[test]
+fn rescans_record_field_changes_and_count_sightings() {
+    let (_dir, store, t) = fresh();
+    scan_once(
+        &store,
+        &t,
+        "s1",
+        T0,
+        vec![port("198.18.0.7", 22, Some(ssh("OpenSSH", "9.2p1")))],
+    );
+    let before = store.change_count(&t).expect("count");
+    // Unchanged rescan: sightings, no events.
+    scan_once(
+        &store,
+        &t,
+        "s2",
+        T0 + HOUR,
+        vec![port("198.18.0.7", 22, Some(ssh("OpenSSH", "9.2p1")))],
+    );
+    assert_eq!(store.change_count(&t).expect("count"), before);
+    let a = store.asset(&t, &service("198.18.0.7", 22)).expect("asset");
+    assert_eq!(
+        (a.times_seen, a.last_seen, a.last_changed),
+        (2, T0 + HOUR, T0)
+    );
+    // A version bump: one event naming the field, old and new.
+    scan_once(
+        &store,
+        &t,
+        "s3",
+        T0 + 2 * HOUR,
+        vec![port("198.18.0.7", 22, Some(ssh("OpenSSH", "9.6p1")))],
+    );
+    let history = store
+        .history(&t, &service("198.18.0.7", 22))
+        .expect("history");
+    let last = history.last().expect("events");
+    let versions: Vec<&Change> = history
+        .iter()
+        .filter(|c| matches!(&c.kind, ChangeKind::Changed { field, .. } if field == "version"))
+        .collect();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(
+        versions[0].kind,
+        ChangeKind::Changed {
+            field: "version".into(),
+            old: Some("9.2p1".into()),
+            new: Some("9.6p1".into())
+        }
+    );
+    assert_eq!(last.scan, "s3");
+    assert_eq!(
+        history.first().map(|c| &c.kind),
+        Some(&ChangeKind::Appeared)
+    );
+    // A port seen without a grab keeps what the grab knew.
+    scan_once(
+        &store,
+        &t,
+        "s4",
+        T0 + 3 * HOUR,
+        vec![port("198.18.0.7", 22, None)],
+    );
+    let a = store.asset(&t, &service("198.18.0.7", 22)).expect("asset");
+    assert_eq!(a.fact("version"), Some("9.6p1"));
+    assert_eq!(a.times_seen, 4);
+}
+
+#[test]
+fn only_a_completed_scan_that_covered_an_asset_marks_it_gone() {
+    let (_dir, store, t) = fresh();
+    scan_once(
+        &store,
+        &t,
+        "s1",
+        T0,
+        vec![
+            port("198.18.0.7", 22, Some(ssh("OpenSSH", "9.2p1"))),
+            port("198.18.0.7", 80, None),
+            port("198.18.0.8", 22, None),
+        ],
+    );
+    let ssh7 = service("198.18.0.7", 22);
+    // A targeted scan of another address covers nothing of .7.
+    begin(&store, &t, "other", &["198.18.0.8/32"], &[22, 80], 1);
+    store
+        .apply(
+            &t,
+            &batch("other", 0, T0 + 1, vec![port("198.18.0.8", 22, None)]),
+        )
+        .expect("applies");
+    assert_eq!(
+        store.asset(&t, &ssh7).expect("asset").status,
+        AssetStatus::Present
+    );
+    // A scan of .7 on port 443 only does not cover port 22.
+    begin(&store, &t, "p443", &["198.18.0.7/32"], &[443], 1);
+    store
+        .apply(&t, &batch("p443", 0, T0 + 2, vec![]))
+        .expect("applies");
+    assert_eq!(
+        store.asset(&t, &ssh7).expect("asset").status,
+        AssetStatus::Present
+    );
+    // An unfinished scan (one of two shards) marks nothing yet; the one that says
+    // "unknown" keeps the asset; the cancelled one marks nothing.
+    begin(&store, &t, "half", &["198.18.0.0/24"], &[22, 80], 2);
+    store
+        .apply(&t, &batch("half", 0, T0 + 3, vec![]))
+        .expect("applies");
+    assert_eq!(
+        store.asset(&t, &ssh7).expect("asset").status,
+        AssetStatus::Present
+    );
+    store.cancel_scan(&t, "half").expect("cancels");
+    let late = store.apply(&t, &batch("half", 1, T0 + 4, vec![]));
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    assert_eq!(
+        store.asset(&t, &ssh7).expect("asset").status,
+        AssetStatus::Present
+    );
+    begin(&store, &t, "unsure", &["198.18.0.0/24"], &[22, 80], 1);
+    store
+        .apply(
+            &t,
+            &batch(
+                "unsure",
+                0,
+                T0 + 5,
+                vec![
+                    Observation::Unknown {
+                        asset: ssh7.clone(),
+                        reason: "grab timed out".into(),
+                    },
+                    port("198.18.0.7", 80, None),
+                    port("198.18.0.8", 22, None),
+                ],
+            ),
+        )
+        .expect("applies");
+    assert_eq!(
+        store.asset(&t, &ssh7).expect("asset").status,
+        AssetStatus::Unknown
+    );
+    // A completed scan that covered it and did not see it: gone, with its host port.
+    scan_once(
+        &store,
+        &t,
+        "full",
+        T0 + 6,
+        vec![port("198.18.0.7", 80, None), port("198.18.0.8", 22, None)],
+    );
+    let a = store.asset(&t, &ssh7).expect("asset");
+    assert_eq!(a.status, AssetStatus::Absent);
+    let last = store.history(&t, &ssh7).expect("history");
+    assert_eq!(last.last().map(|c| &c.kind), Some(&ChangeKind::Disappeared));
+    assert_eq!(last.last().map(|c| c.scan.as_str()), Some("full"));
+    assert_eq!(
+        store
+            .asset(&t, &host("198.18.0.7"))
+            .expect("host")
+            .fact("open_ports"),
+        Some("80")
+    );
+    assert_eq!(store.exposed_now(&t).expect("counts"), (2, 2));
+    // The whole host goes when its last port does; and comes back.
+    scan_once(
+        &store,
+        &t,
+        "empty7",
+        T0 + 7,
+        vec![port("198.18.0.8", 22, None)],
+    );
+    assert_eq!(
+        store.asset(&t, &host("198.18.0.7")).expect("host").status,
+        AssetStatus::Absent
+    );
+    assert_eq!(store.exposed_now(&t).expect("counts"), (1, 1));
+    scan_once(
+        &store,
+        &t,
+        "back",
+        T0 + 8,
+        vec![port("198.18.0.7", 22, None), port("198.18.0.8", 22, None)],
+    );
+    let a = store.asset(&t, &ssh7).expect("asset");
+    assert_eq!(a.status, AssetStatus::Present);
+    assert_eq!(
+        store.history(&t, &ssh7).expect("h").last().map(|c| &c.kind),
+        Some(&ChangeKind::Appeared)
+    );
+    assert_eq!(
+        store
+            .asset(&t, &host("198.18.0.7"))
+            .expect("host")
+            .fact("open_ports"),
+        Some("22")
+    );
+}
+
+#[test]
+fn a_replaced_certificate_disappears_when_nothing_presents_it() {
+    let (_dir, store, t) = fresh();
+    let old = certificate("www.example.test", false);
+    let new = certificate("www.example.test", false);
+    scan_once(
+        &store,
+        &t,
+        "s1",
+        T0,
+        vec![port("198.18.0.7", 443, Some(https(&old)))],
+    );
+    scan_once(
+        &store,
+        &t,
+        "s2",
+        T0 + HOUR,
+        vec![port("198.18.0.7", 443, Some(https(&new)))],
+    );
+    let old_key = AssetKey::Certificate(old.sha256.clone());
+    assert_eq!(
+        store.asset(&t, &old_key).expect("old").status,
+        AssetStatus::Absent
+    );
+    assert_eq!(
+        store
+            .asset(&t, &AssetKey::Certificate(new.sha256.clone()))
+            .expect("new")
+            .status,
+        AssetStatus::Present
+    );
+    let history = store
+        .history(&t, &service("198.18.0.7", 443))
+        .expect("history");
+    assert!(history.iter().any(|c| matches!(&c.kind,
+        ChangeKind::Changed { field, old: Some(o), new: Some(n) }
+            if field == "certificate" && *o == old.sha256 && *n == new.sha256)));
+}
+
+#[test]
+fn names_resolve_vanish_and_stay_when_unknown() {
+    let (_dir, store, t) = fresh();
+    begin_dns(&store, &t, "d1", "example.test");
+    store
+        .apply(
+            &t,
+            &batch(
+                "d1",
+                0,
+                T0,
+                vec![
+                    name("www.example.test", Some("198.18.0.7"), Status::Resolved),
+                    name("old.example.test", Some("198.18.0.9"), Status::Resolved),
+                    name("flaky.example.test", Some("198.18.0.10"), Status::Resolved),
+                    zone("example.test", true),
+                ],
+            ),
+        )
+        .expect("applies");
+    let apex = store.asset(&t, &domain("example.test")).expect("zone apex");
+    assert_eq!(apex.fact("zone.axfr_open"), Some("198.18.0.53"));
+    assert_eq!(
+        store.links(&t, &domain("www.example.test")).expect("links"),
+        vec![host("198.18.0.7")]
+    );
+    begin_dns(&store, &t, "d2", "example.test");
+    store
+        .apply(
+            &t,
+            &batch(
+                "d2",
+                0,
+                T0 + HOUR,
+                vec![
+                    name("www.example.test", Some("198.18.0.7"), Status::Resolved),
+                    name("old.example.test", None, Status::NxDomain),
+                    name("flaky.example.test", None, Status::Unknown),
+                ],
+            ),
+        )
+        .expect("applies");
+    assert_eq!(
+        store
+            .asset(&t, &domain("old.example.test"))
+            .expect("old")
+            .status,
+        AssetStatus::Absent
+    );
+    let flaky = store
+        .asset(&t, &domain("flaky.example.test"))
+        .expect("flaky");
+    assert_eq!(flaky.status, AssetStatus::Unknown);
+    assert_eq!(
+        flaky.fact("addresses"),
+        Some("198.18.0.10"),
+        "unknown keeps facts"
+    );
+    assert!(store
+        .history(&t, &domain("flaky.example.test"))
+        .expect("history")
+        .iter()
+        .all(|c| c.kind == ChangeKind::Appeared));
+}
+
+#[test]
+fn listings_filter_and_page_through_every_asset_once() {
+    let (_dir, store, t) = fresh();
+    let mut obs = Vec::new();
+    for i in 0..60u8 {
+        let ip = format!("198.18.{}.{}", i / 20, i % 20 + 1);
+        obs.push(port(&ip, 22, Some(ssh("OpenSSH", "9.2p1"))));
+        if i % 3 == 0 {
+            obs.push(port(&ip, 6379, Some(redis())));
+        }
+    }
+    scan_once(&store, &t, "s1", T0, obs);
+    let all = walk(&store, &t, &AssetFilter::default(), 7);
+    assert_eq!(all.len(), 60 + 20 + 60, "hosts + redis + ssh services");
+    let unique: BTreeSet<String> = all.iter().map(|a| a.key.to_string()).collect();
+    assert_eq!(unique.len(), all.len(), "no asset twice across pages");
+
+    let by = |f: AssetFilter| walk(&store, &t, &f, 5);
+    assert_eq!(
+        by(AssetFilter {
+            product: Some("redis".into()),
+            ..Default::default()
+        })
+        .len(),
+        20
+    );
+    assert_eq!(
+        by(AssetFilter {
+            risk: Some("cache".into()),
+            ..Default::default()
+        })
+        .len(),
+        20
+    );
+    assert_eq!(
+        by(AssetFilter {
+            port: Some(22),
+            ..Default::default()
+        })
+        .len(),
+        60
+    );
+    let net = AssetFilter {
+        net: Some("198.18.1.0/24".parse().expect("net")),
+        kind: Some(AssetKind::Service),
+        ..Default::default()
+    };
+    let in_net = by(net);
+    assert_eq!(in_net.len(), 20 + 7);
+    assert!(in_net
+        .iter()
+        .all(|a| a.key.to_string().starts_with("service:198.18.1.")));
+    assert_eq!(
+        by(AssetFilter {
+            net: Some("198.18.1.0/24".parse().expect("net")),
+            ..Default::default()
+        })
+        .len(),
+        20 + 20 + 7
+    );
+    assert_eq!(
+        by(AssetFilter {
+            last_seen_from: Some(T0 + 1),
+            ..Default::default()
+        })
+        .len(),
+        0
+    );
+    assert_eq!(
+        by(AssetFilter {
+            first_seen_to: Some(T0),
+            kind: Some(AssetKind::Host),
+            ..Default::default()
+        })
+        .len(),
+        60
+    );
+    // Absent through the status index, after a scan without the redis ports.
+    let ssh_only: Vec<Observation> = (0..60u8)
+        .map(|i| port(&format!("198.18.{}.{}", i / 20, i % 20 + 1), 22, None))
+        .collect();
+    scan_once(&store, &t, "s2", T0 + HOUR, ssh_only);
+    let absent = by(AssetFilter {
+        status: Some(AssetStatus::Absent),
+        ..Default::default()
+    });
+    assert_eq!(absent.len(), 20);
+    assert!(absent.iter().all(|a| a.key.port() == Some(6379)));
+    assert_eq!(
+        by(AssetFilter {
+            status: Some(AssetStatus::Present),
+            port: Some(6379),
+            ..Default::default()
+        })
+        .len(),
+        0
+    );
+    let bad = store.list_assets(&t, &AssetFilter::default(), Some("nonsense"), 10);
+    assert!(matches!(bad, Err(StoreError::Invalid(m)) if m.contains("cursor")));
+}
+
+#[test]
+fn the_domain_filter_finds_names_and_what_they_point_at() {
+    let (_dir, store, t) = fresh();
+    scan_once(
+        &store,
+        &t,
+        "s1",
+        T0,
+        vec![port("198.18.0.7", 443, None), port("198.18.0.9", 22, None)],
+    );
+    begin_dns(&store, &t, "d1", "example.test");
+    store
+        .apply(
+            &t,
+            &batch(
+                "d1",
+                0,
+                T0,
+                vec![name(
+                    "www.example.test",
+                    Some("198.18.0.7"),
+                    Status::Resolved,
+                )],
+            ),
+        )
+        .expect("applies");
+    let found = walk(
+        &store,
+        &t,
+        &AssetFilter {
+            domain: Some("example.test".into()),
+            ..Default::default()
+        },
+        10,
+    );
+    let keys: BTreeSet<String> = found.iter().map(|a| a.key.to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            "domain:www.example.test",
+            "host:198.18.0.7",
+            "service:198.18.0.7:443/tcp"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    );
+}
+
+#[test]
+fn tenants_see_only_their_own_records() {
+    let (_dir, store, a) = fresh();
+    let b = TenantId::new("other").expect("id");
+    store.create_tenant(&b, "Other", T0).expect("creates");
+    scan_once(
+        &store,
+        &a,
+        "s1",
+        T0,
+        vec![port("198.18.0.7", 22, Some(ssh("OpenSSH", "9.2p1")))],
+    );
+    assert!(matches!(
+        store.asset(&b, &service("198.18.0.7", 22)),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store
+        .list_assets(&b, &AssetFilter::default(), None, 100)
+        .expect("lists")
+        .items
+        .is_empty());
+    assert!(store
+        .changes_since(&b, None, 100)
+        .expect("feed")
+        .items
+        .is_empty());
+    assert!(matches!(store.scan(&b, "s1"), Err(StoreError::NotFound(_))));
+    // A batch for a scan registered by another tenant is refused.
+    let r = store.apply(&b, &batch("s1", 0, T0, vec![]));
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    assert!(matches!(
+        store.create_tenant(&a, "again", T0),
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+#[test]
+fn bad_batches_are_refused_and_change_nothing() {
+    let (_dir, store, t) = fresh();
+    begin(&store, &t, "s1", &["198.18.0.0/24"], &[22], 2);
+    let r = store.apply(&t, &batch("s1", 5, T0, vec![]));
+    assert!(
+        matches!(&r, Err(StoreError::Invalid(m)) if m.contains("shards 0-1")),
+        "{r:?}"
+    );
+    let r = store.apply(&t, &batch("nope", 0, T0, vec![]));
+    assert!(
+        matches!(&r, Err(StoreError::NotFound(m)) if m.contains("begin_scan")),
+        "{r:?}"
+    );
+    let r = store.apply(&t, &batch("bad id!", 0, T0, vec![]));
+    assert!(matches!(r, Err(StoreError::Invalid(_))));
+    let r = store.begin_scan(&t, "s1", Default::default(), 3, None, T0);
+    assert!(matches!(r, Err(StoreError::Conflict(_))));
+    assert_eq!(store.change_count(&t).expect("count"), 0);
+}
+
+#[test]
+fn a_store_of_another_schema_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("opens");
+        store
+            .overwrite_schema_for_test("aperture-store-0")
+            .expect("writes");
+    }
+    let err = Store::open(dir.path()).expect_err("refused").to_string();
+    assert!(err.contains("schema version aperture-store-0"), "{err}");
+    assert!(err.contains("export"), "{err}");
+    // A sled database that is not ours.
+    let other = tempfile::tempdir().expect("tempdir");
+    {
+        let db = sled::open(other.path()).expect("sled");
+        db.insert("x", "y").expect("insert");
+        db.flush().expect("flush");
+    }
+    let err = Store::open(other.path()).expect_err("refused").to_string();
+    assert!(err.contains("not an aperture store"), "{err}");
+}
+
+#[test]
+fn export_and_import_round_trip_a_tenant() {
+    let (dir, store, t) = fresh();
+    let cert = certificate("www.example.test", true);
+    scan_once(
+        &store,
+        &t,
+        "s1",
+        T0,
+        vec![
+            port("198.18.0.7", 22, Some(ssh("OpenSSH", "9.2p1"))),
+            port("198.18.0.7", 443, Some(https(&cert))),
+        ],
+    );
+    scan_once(
+        &store,
+        &t,
+        "s2",
+        T0 + HOUR,
+        vec![port("198.18.0.7", 443, Some(https(&cert)))],
+    );
+    store.run_policy(&t, T0 + HOUR).expect("policy");
+    let mut out = Vec::new();
+    let lines = store.export_tenant(&t, &mut out).expect("exports");
+    assert!(lines > 10);
+    let copy = TenantId::new("copy").expect("id");
+    let imported = store
+        .import_tenant(&mut out.as_slice(), Some(&copy))
+        .expect("imports");
+    assert_eq!(imported.tenant.as_ref(), Some(&copy));
+    let list = |t: &TenantId| walk(&store, t, &AssetFilter::default(), 100);
+    assert_eq!(list(&t), list(&copy));
+    assert_eq!(
+        store.changes_since(&t, None, 1000).expect("feed").items,
+        store.changes_since(&copy, None, 1000).expect("feed").items
+    );
+    let f = |t: &TenantId| {
+        store
+            .findings(t, &Default::default(), None, 1000)
+            .expect("findings")
+            .items
+    };
+    assert_eq!(f(&t), f(&copy));
+    assert!(!f(&t).is_empty());
+    assert_eq!(
+        store.exposed_now(&t).expect("n"),
+        store.exposed_now(&copy).expect("n")
+    );
+    let absent = AssetFilter {
+        status: Some(AssetStatus::Absent),
+        ..Default::default()
+    };
+    assert_eq!(
+        walk(&store, &t, &absent, 10),
+        walk(&store, &copy, &absent, 10)
+    );
+    // Importing over an existing tenant, or a damaged file, changes nothing.
+    let again = store.import_tenant(&mut out.as_slice(), Some(&copy));
+    assert!(matches!(again, Err(StoreError::Conflict(_))));
+    let mut damaged = out.clone();
+    damaged.extend_from_slice(b"{\"type\":\"asset\",\"broken\n");
+    let third = TenantId::new("third").expect("id");
+    let r = store.import_tenant(&mut damaged.as_slice(), Some(&third));
+    assert!(
+        matches!(&r, Err(StoreError::Invalid(m)) if m.contains("nothing was imported")),
+        "{r:?}"
+    );
+    assert!(matches!(store.tenant(&third), Err(StoreError::NotFound(_))));
+    // Every line is typed.
+    for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        serde_json::from_slice::<ExportLine>(line).expect("typed line");
+    }
+    drop(dir);
+}
+
+#[test]
+fn daily_counts_trace_the_shrinking_surface() {
+    let (_dir, store, t) = fresh();
+    let day = 86_400_000;
+    scan_once(
+        &store,
+        &t,
+        "d1",
+        T0,
+        vec![port("198.18.0.7", 22, None), port("198.18.0.8", 22, None)],
+    );
+    scan_once(
+        &store,
+        &t,
+        "d2",
+        T0 + day,
+        vec![port("198.18.0.7", 22, None)],
+    );
+    let counts = store.daily_counts(&t).expect("counts");
+    assert_eq!(counts.len(), 2);
+    assert_eq!((counts[0].hosts, counts[0].services), (2, 2));
+    assert_eq!((counts[1].hosts, counts[1].services), (1, 1));
+    assert!(counts[0].day < counts[1].day);
+}
+
+fn walk(store: &Store, t: &TenantId, f: &AssetFilter, page: usize) -> Vec<Asset> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let p = store
+            .list_assets(t, f, cursor.as_deref(), page)
+            .expect("lists");
+        assert!(p.items.len() <= page);
+        out.extend(p.items);
+        match p.next {
+            Some(n) => cursor = Some(n),
+            None => return out,
+        }
+    }
+}
