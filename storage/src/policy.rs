@@ -201,6 +201,17 @@ impl SanctionMatch {
                 )));
             }
         }
+        for (name, value) in [
+            ("service", &self.service),
+            ("product", &self.product),
+            ("domain", &self.domain),
+        ] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(StoreError::Invalid(format!(
+                    "sanction {name} is empty: leave it out to match any {name}"
+                )));
+            }
+        }
         if let Some(d) = &self.domain {
             glob(d)?;
         }
@@ -653,6 +664,7 @@ pub fn reconcile(
         (RiskAccepted, _) if f.risk_accepted_until.is_some_and(|u| u > now) => false,
         (RiskAccepted, Some(_)) => {
             f.move_to(Open, Actor::System, "risk acceptance expired".into(), now);
+            f.risk_accepted_until = None;
             f.reopened += 1;
             f.due = settings.due(f.severity, now);
             true
@@ -695,6 +707,7 @@ pub fn reconcile(
             );
             f.reopened += 1;
             f.severity = e.severity;
+            f.title = e.title.clone();
             f.evidence = e.evidence.clone();
             f.due = settings.due(e.severity, now);
             true
@@ -832,9 +845,8 @@ pub fn transition(
     } else {
         None
     };
-    if req.to == Fixed {
-        f.fixed_at = Some(now);
-    }
+    // The claim time is what a later sighting disproves; no claim, no time.
+    f.fixed_at = if req.to == Fixed { Some(now) } else { None };
     if req.to == Open {
         f.reopened += 1;
     }
