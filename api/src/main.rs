@@ -2,6 +2,7 @@
 
 mod cli;
 mod domains;
+mod engine;
 mod output;
 mod scan;
 mod status;

@@ -2,50 +2,24 @@
 //! the selected shard, streaming results to the chosen format.
 
 use crate::cli::ScanArgs;
+use crate::engine::{bad, run_ports, EngineSettings, Failure, GrabSettings};
 use crate::output::ResultWriter;
 use crate::status::StatusReporter;
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED};
-use aperture_fingerprints::identify::recog::load_recog_dir;
-use aperture_fingerprints::identify::{CombineMode, Identifier};
-use aperture_fingerprints::{PortObservation, PortState, Probe, Proto};
-use aperture_mapper::connect::{run_connect, ConnectRun};
-use aperture_mapper::cookie::CookieKey;
-use aperture_mapper::engine::{Finished, Hit, Progress};
-use aperture_mapper::grab::report::report;
-use aperture_mapper::grab::tls::TlsClients;
-use aperture_mapper::grab::{spawn_grab_pool, GrabOptions, GrabTarget, Grabber};
+use aperture_fingerprints::PortObservation;
+use aperture_mapper::engine::Progress;
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
-use aperture_mapper::probe::TcpSyn;
-use aperture_mapper::rawsock::{raw_sockets_permitted, source_for, RawReceiver, RawSender};
+use aperture_mapper::rawsock::raw_sockets_permitted;
 use aperture_mapper::shard::ShardSelector;
-use aperture_mapper::syn::{run_syn, SynRun};
-use aperture_mapper::{EngineError, SpecError};
-use std::collections::HashMap;
+use aperture_mapper::SpecError;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-
-enum Failure {
-    BadInput(String),
-    Failed(String),
-}
-
-impl From<SpecError> for Failure {
-    fn from(e: SpecError) -> Self {
-        Failure::BadInput(e.to_string())
-    }
-}
-
-impl From<EngineError> for Failure {
-    fn from(e: EngineError) -> Self {
-        Failure::Failed(e.to_string())
-    }
-}
 
 pub fn run(args: ScanArgs) -> ExitCode {
     match execute(args) {
@@ -59,10 +33,6 @@ pub fn run(args: ScanArgs) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
-}
-
-fn bad(msg: impl Into<String>) -> Failure {
-    Failure::BadInput(msg.into())
 }
 
 fn source_ports(spec: Option<&str>) -> Result<(u16, u16), Failure> {
@@ -231,13 +201,6 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
     );
 
     let progress = Arc::new(Progress::default());
-    let (tx, rx) = mpsc::channel::<Hit>();
-    let probe_kind = if use_connect {
-        Probe::Connect
-    } else {
-        Probe::Syn
-    };
-    let writer_scan_id = scan_id.clone();
     let (out_tx, out_rx) = mpsc::channel::<PortObservation>();
     let writer_thread = std::thread::spawn(move || -> io::Result<u64> {
         writer.begin()?;
@@ -249,84 +212,48 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         writer.finish()?;
         Ok(n)
     });
-    // Open ports go through the grab pool when asked; everything else straight out.
     let grab = if args.grab {
-        let _inside = runtime.enter();
-        Some(start_grabbing(&args, &plan, out_tx.clone())?)
+        Some(GrabSettings {
+            deadline: seconds("--grab-timeout", args.grab_timeout)?,
+            banner_wait: seconds("--banner-wait", args.banner_wait)?,
+            byte_cap: args.byte_cap,
+            jarm: !args.no_jarm,
+            favicon: !args.no_favicon,
+            concurrency: args.grab_concurrency,
+            rate: args.grab_rate,
+            recog_dir: args.recog_dir.clone(),
+            expiring_days: args.expiring_days,
+        })
     } else {
         None
     };
-    let grab_queue = grab.as_ref().map(|g| g.queue.clone());
-    let dispatcher = std::thread::spawn(move || {
-        for hit in rx {
-            let obs = PortObservation {
-                ip: hit.ip,
-                port: hit.port,
-                proto: Proto::Tcp,
-                state: hit.state,
-                reason: hit.reason,
-                ttl: hit.ttl,
-                timestamp: hit.at,
-                scan_id: writer_scan_id.clone(),
-                probe: probe_kind,
-                service: None,
-            };
-            match &grab_queue {
-                Some(queue) if obs.state == PortState::Open => {
-                    let target = GrabTarget {
-                        ip: obs.ip,
-                        port: obs.port,
-                        hostname: None,
-                    };
-                    if queue.blocking_send((target, obs)).is_err() {
-                        break;
-                    }
-                }
-                _ => {
-                    if out_tx.send(obs).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
+    let settings = EngineSettings {
+        scan_id: scan_id.clone(),
+        use_connect,
+        rate: args.rate,
+        retries: args.retries,
+        timeout: Duration::from_millis(args.timeout),
+        concurrency: args.concurrency,
+        show_closed: args.show_closed,
+        wait,
+        source_ip: args.source_ip,
+        source_ports: (port_base, port_count),
+        ttl: args.ttl,
+        grab,
+    };
     let reporter = StatusReporter::start(progress.clone(), interval, args.quiet);
     let began = Instant::now();
-
-    let finished: Result<Finished, Failure> = if use_connect {
-        let run = ConnectRun {
-            space: space.clone(),
-            order,
-            start,
-            end,
-            guard: Arc::new(plan.guard.clone()),
-            retries: args.retries,
-            timeout: Duration::from_millis(args.timeout),
-            concurrency: args.concurrency,
-            rate: args.rate,
-            show_closed: args.show_closed,
-        };
-        Ok(runtime.block_on(run_connect(run, progress.clone(), stop.clone(), tx)))
-    } else {
-        run_syn_scan(
-            &args,
-            &plan,
-            &space,
-            order,
-            (start, end),
-            wait,
-            (port_base, port_count),
-            &progress,
-            &stop,
-            tx,
-        )
-    };
-    let _ = dispatcher.join();
-    if let Some(g) = grab {
-        drop(g.queue);
-        let _ = runtime.block_on(g.pool);
-        let _ = g.collector.join();
-    }
+    let finished = run_ports(
+        &runtime,
+        &settings,
+        &plan,
+        &space,
+        order,
+        (start, end),
+        &progress,
+        &stop,
+        out_tx,
+    );
     reporter.finish();
     let written = writer_thread
         .join()
@@ -357,151 +284,6 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_syn_scan(
-    args: &ScanArgs,
-    plan: &Plan,
-    space: &aperture_mapper::space::TargetSpace,
-    order: Permutation,
-    (start, end): (u64, u64),
-    wait: Duration,
-    (port_base, port_count): (u16, u16),
-    progress: &Progress,
-    stop: &AtomicBool,
-    tx: mpsc::Sender<Hit>,
-) -> Result<Finished, Failure> {
-    let first = space
-        .v4()
-        .nth(0)
-        .map(Ipv4Addr::from)
-        .ok_or_else(|| bad("the SYN engine needs IPv4 targets"))?;
-    let source = match args.source_ip {
-        Some(ip) => ip,
-        None => source_for(first).ok_or(EngineError::NoSource(IpAddr::V4(first)))?,
-    };
-    let probe = TcpSyn::new(
-        u32::from(source),
-        CookieKey::random(),
-        port_base,
-        port_count,
-        args.ttl,
-    );
-    // Receiver first, so no reply to the first probes is missed.
-    let receiver = RawReceiver::open()?;
-    let mut sender = RawSender::open()?;
-    let run = SynRun {
-        space,
-        order,
-        start,
-        end,
-        guard: &plan.guard,
-        retries: args.retries,
-        wait,
-        rate: args.rate,
-        show_closed: args.show_closed,
-    };
-    Ok(run_syn(
-        &run,
-        &probe,
-        &mut sender,
-        receiver,
-        progress,
-        stop,
-        tx,
-    )?)
-}
-
-struct Grabbing {
-    queue: tokio::sync::mpsc::Sender<(GrabTarget, PortObservation)>,
-    pool: tokio::task::JoinHandle<()>,
-    collector: std::thread::JoinHandle<()>,
-}
-
-/// Starts the grab pool (inside the runtime) and the thread that turns finished grabs
-/// into reported observations.
-fn start_grabbing(
-    args: &ScanArgs,
-    plan: &Plan,
-    out: mpsc::Sender<PortObservation>,
-) -> Result<Grabbing, Failure> {
-    if args.grab_concurrency == 0 || args.grab_rate == 0 || args.byte_cap < 1024 {
-        return Err(bad(
-            "--grab-concurrency and --grab-rate must be at least 1, --byte-cap at least 1024",
-        ));
-    }
-    let opts = GrabOptions {
-        deadline: seconds("--grab-timeout", args.grab_timeout)?.max(Duration::from_millis(100)),
-        banner_wait: seconds("--banner-wait", args.banner_wait)?,
-        byte_cap: args.byte_cap,
-        jarm: !args.no_jarm,
-        favicon: !args.no_favicon,
-        ..GrabOptions::default()
-    };
-    let tls = TlsClients::new().map_err(|e| Failure::Failed(format!("cannot set up TLS: {e}")))?;
-    let mut identifier = Identifier::builtin()
-        .map_err(|e| Failure::Failed(format!("built-in identification rules: {e}")))?;
-    if let Some(dir) = &args.recog_dir {
-        let db = load_recog_dir(dir).map_err(|e| {
-            bad(format!(
-                "cannot load Recog fingerprints from {}: {e}",
-                dir.display()
-            ))
-        })?;
-        identifier = identifier.with_recog(db, CombineMode::default());
-    }
-    let expiring_days = args.expiring_days;
-    let grabber = Arc::new(Grabber { opts, tls });
-    // A target named by host name gets that name for SNI, Host and EHLO.
-    let names: HashMap<IpAddr, String> = plan
-        .resolved
-        .iter()
-        .flat_map(|(name, ips)| ips.iter().map(move |ip| (*ip, name.clone())))
-        .collect();
-    let (queue, targets) = tokio::sync::mpsc::channel::<(GrabTarget, PortObservation)>(4096);
-    let (done_tx, done_rx) = mpsc::channel();
-    let (named_tx, named_rx) = tokio::sync::mpsc::channel(4096);
-    // Fill in names on the way in: the dispatcher does not know them.
-    tokio::spawn(async move {
-        let mut targets = targets;
-        while let Some((mut t, obs)) = targets.recv().await {
-            t.hostname = names.get(&t.ip).cloned();
-            if named_tx.send((t, obs)).await.is_err() {
-                break;
-            }
-        }
-    });
-    let pool = spawn_grab_pool(
-        grabber,
-        args.grab_concurrency,
-        args.grab_rate,
-        named_rx,
-        done_tx,
-    );
-    let collector = std::thread::spawn(move || {
-        for (target, mut obs, grabbed) in done_rx {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            obs.service = Some(report(
-                &grabbed,
-                &target,
-                now,
-                expiring_days,
-                Some(&identifier),
-            ));
-            if out.send(obs).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(Grabbing {
-        queue,
-        pool,
-        collector,
-    })
 }
 
 /// In-zone, resolved names and their addresses from an `aperture domains` JSONL file.

@@ -55,23 +55,31 @@ pub struct Finished {
 }
 
 /// The last check before a packet leaves: excluded space, again, independently of how
-/// the target space was built.
+/// the target space was built; and, when the scan runs for a tenant, the tenant's
+/// authorised scope.
 #[derive(Debug, Clone, Default)]
 pub struct SendGuard {
     pub excluded_v4: IntervalSet<u32>,
     pub excluded_v6: IntervalSet<u128>,
+    /// When set, only these addresses may be sent to.
+    pub allowed: Option<(IntervalSet<u32>, IntervalSet<u128>)>,
 }
 
 impl SendGuard {
     #[inline]
     pub fn permits_v4(&self, addr: u32) -> bool {
         !self.excluded_v4.contains(addr)
+            && self.allowed.as_ref().is_none_or(|(v4, _)| v4.contains(addr))
     }
 
     pub fn permits(&self, addr: IpAddr) -> bool {
         match addr {
             IpAddr::V4(a) => self.permits_v4(a.into()),
-            IpAddr::V6(a) => !self.excluded_v6.contains(a.into()),
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                !self.excluded_v6.contains(a)
+                    && self.allowed.as_ref().is_none_or(|(_, v6)| v6.contains(a))
+            }
         }
     }
 }

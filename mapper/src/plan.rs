@@ -184,6 +184,7 @@ pub async fn plan(req: &TargetRequest) -> Result<Plan, SpecError> {
         guard: SendGuard {
             excluded_v4: excl_v4,
             excluded_v6: excl_v6,
+            allowed: None,
         },
         notes,
         resolved,

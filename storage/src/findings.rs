@@ -27,6 +27,7 @@ const POLICY_CHUNK: usize = 2000;
 /// A sanction as a user writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewSanction {
     #[serde(rename = "match")]
     pub matches: SanctionMatch,
@@ -57,6 +58,7 @@ impl NewSanction {
 
 /// A scan a "fixed" claim asks for: the asset and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerificationRequest {
     pub id: String,
     pub finding: String,
@@ -70,6 +72,7 @@ pub struct VerificationRequest {
 
 /// What a policy run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyRun {
     pub assets_evaluated: u64,
     pub opened: u64,

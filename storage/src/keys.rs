@@ -16,6 +16,7 @@ use std::str::FromStr;
 /// appears in every key and in URLs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantId(String);
 
 impl TenantId {
@@ -62,6 +63,7 @@ impl fmt::Display for TenantId {
 /// The four kinds of asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AssetKind {
     Host,
     Service,
@@ -265,6 +267,22 @@ impl From<AssetKey> for String {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for AssetKey {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "host:ADDR, service:ADDR:PORT/tcp, domain:NAME or certificate:SHA256",
+            ))
+            .examples(["service:198.18.1.20:22/tcp"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for AssetKey {}
+
 /// IPv4 as IPv4-mapped IPv6, so both families share one ordered 16-byte space.
 pub fn ip_bytes(ip: IpAddr) -> [u8; 16] {
     match ip {
@@ -317,6 +335,11 @@ pub(crate) enum Rec {
     Settings,
     /// Verification scans requested by "fixed" claims.
     Verification,
+    /// A tenant's authorised scope.
+    Scope,
+    /// Scan jobs of the service.
+    Job,
+    Schedule,
 }
 
 impl Rec {
@@ -337,6 +360,9 @@ impl Rec {
             Rec::Awaiting => b'W',
             Rec::Settings => b'P',
             Rec::Verification => b'V',
+            Rec::Scope => b'O',
+            Rec::Job => b'J',
+            Rec::Schedule => b'Y',
         }
     }
 }

@@ -6,6 +6,7 @@
 //! [`Store::list_assets`]; the policy is in [`policy`] (pure rules and lifecycle) and
 //! [`findings`] (their records).
 
+pub mod access;
 pub mod error;
 pub mod facts;
 pub mod findings;

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 pub type Millis = i64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
@@ -23,6 +24,7 @@ pub struct Tenant {
 /// Whether an asset is there now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AssetStatus {
     Present,
     /// A completed scan that covered it did not see it (or its name stopped resolving).
@@ -43,6 +45,7 @@ impl AssetStatus {
 
 /// One asset and its current state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Asset {
     pub key: AssetKey,
     pub kind: AssetKind,
@@ -69,6 +72,7 @@ impl Asset {
 /// What happened to an asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "change")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ChangeKind {
     /// First seen, or seen again after it had disappeared.
     Appeared,
@@ -82,6 +86,7 @@ pub enum ChangeKind {
 
 /// One change event. Numbers are per tenant, dense and increasing: the change feed's cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
     pub seq: u64,
     pub at: Millis,
@@ -95,7 +100,9 @@ pub struct Change {
 /// in `ports` and the scan ran a port probe; a domain when it is, or is under, one of
 /// `domains`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Coverage {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub targets: Vec<IpNet>,
     /// Inclusive ranges.
     pub ports: Vec<(u16, u16)>,
@@ -128,6 +135,7 @@ impl Coverage {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ScanState {
     Running,
     /// Every shard was applied: absences it implies have been recorded.
@@ -138,6 +146,7 @@ pub enum ScanState {
 
 /// A scan and how far its results have arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Scan {
     pub id: String,
     pub created: Millis,
@@ -181,6 +190,7 @@ pub struct Batch {
 
 /// What applying a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Applied {
     /// False when this (scan, shard) had been applied before: nothing changed.
     pub fresh: bool,
@@ -192,6 +202,7 @@ pub struct Applied {
 
 /// A batch's receipt: makes replays no-ops.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     pub scan: String,
     pub shard: u32,
@@ -203,6 +214,7 @@ pub struct Receipt {
 /// Exposed hosts and services on one day (the shrinkage curve), as at the last batch
 /// applied that day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DayCount {
     /// `YYYY-MM-DD`, UTC.
     pub day: String,
@@ -212,6 +224,7 @@ pub struct DayCount {
 
 /// One page of a listing; `next` is the cursor of the following page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,

@@ -17,6 +17,7 @@ const DAY_MS: Millis = 86_400_000;
 /// What a finding is about. Its kebab-case name is the user's word for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Rule {
     /// An observed service or domain no sanction covers.
     Unsanctioned,
@@ -64,6 +65,7 @@ impl Rule {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Severity {
     Info,
     Low,
@@ -76,6 +78,7 @@ pub enum Severity {
 /// thresholds of the time-based rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicySettings {
     pub severities: BTreeMap<Rule, Severity>,
     /// Days to remediate, per severity; a severity without an entry has no due date.
@@ -149,8 +152,10 @@ impl PolicySettings {
 /// nothing (refused on input).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SanctionMatch {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub net: Option<IpNet>,
     #[serde(default)]
     pub port: Option<u16>,
@@ -168,6 +173,7 @@ pub struct SanctionMatch {
 
 /// An exposure the client has approved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sanction {
     pub id: String,
     #[serde(rename = "match")]
@@ -466,6 +472,7 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
 /// Where a finding is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FindingState {
     Open,
     Acknowledged,
@@ -516,6 +523,7 @@ impl FindingState {
 /// service cannot forget a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     Admin,
     Analyst,
@@ -526,6 +534,7 @@ pub enum Role {
 /// Who moves a finding: a person with a role, or the policy itself after a scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Actor {
     User { name: String, role: Role },
     System,
@@ -542,6 +551,7 @@ impl Actor {
 
 /// One step in a finding's life, kept forever.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transition {
     pub at: Millis,
     pub actor: Actor,
@@ -552,6 +562,7 @@ pub struct Transition {
 
 /// A finding and its whole story.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Finding {
     pub id: String,
     pub rule: Rule,
@@ -575,6 +586,7 @@ pub struct Finding {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Note {
     pub at: Millis,
     pub actor: Actor,
@@ -754,6 +766,7 @@ fn closure(f: &Finding, asset: &Asset, sanctioned: bool) -> (FindingState, Strin
 
 /// A person's request to move a finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransitionRequest {
     pub to: FindingState,
     pub comment: String,

@@ -1,0 +1,352 @@
+//! What the service keeps besides observations: API tokens, each tenant's authorised
+//! scope, scan jobs and schedules, and the append-only audit log.
+//!
+//! Tokens and the audit log belong to the provider, not to one tenant, so their keys have
+//! no tenant part; everything else is tenant-scoped like the rest of the store.
+
+use crate::error::{Result, StoreError};
+use crate::ingest::read_counter;
+use crate::keys::{self, Rec, TenantId};
+use crate::model::{Millis, Page};
+use crate::policy::Role;
+use crate::query::MAX_PAGE;
+use crate::store::Store;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Global record tags (no tenant part). Lowercase, so they never meet a tenant record.
+const TOKEN: u8 = b'k';
+const AUDIT: u8 = b'u';
+const GLOBAL_COUNTER: u8 = b'n';
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// Tenants a non-admin token may act on; admins act on all.
+    pub tenants: Vec<TenantId>,
+    /// The first characters of the secret, so a user can tell tokens apart.
+    pub prefix: String,
+    pub sha256: String,
+    pub created: Millis,
+    pub created_by: String,
+    pub revoked: Option<Millis>,
+}
+
+impl Token {
+    pub fn may_act_on(&self, tenant: &TenantId) -> bool {
+        self.role == Role::Admin || self.tenants.contains(tenant)
+    }
+}
+
+/// Where a tenant has authorised scanning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Scope {
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub cidrs: Vec<IpNet>,
+    /// Zones the tenant owns; names at or under them may be enumerated and scanned.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Inside the CIDRs but never to be touched.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub exclusions: Vec<IpNet>,
+    /// The tenant's opt-in to special-purpose ranges (RFC 6890) inside its CIDRs.
+    #[serde(default)]
+    pub allow_special: bool,
+}
+
+/// What an analyst asks to scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScanRequest {
+    /// Addresses, CIDRs or ranges.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Ports as `aperture scan -p` takes them (`22,80,443`, `1-1024`).
+    #[serde(default)]
+    pub ports: Option<String>,
+    /// Or the N most common ports of our own ranking.
+    #[serde(default)]
+    pub top_ports: Option<u16>,
+    /// Zones to enumerate (and whose names' addresses to scan, when in scope).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Probes per second.
+    #[serde(default)]
+    pub rate: Option<u32>,
+    /// Grab banners, TLS and HTTP on open ports.
+    #[serde(default = "yes")]
+    pub grab: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum JobState {
+    Queued,
+    Running,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl JobState {
+    pub fn is_live(self) -> bool {
+        matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+/// A scan job: the request, the plan fixed when it was accepted (so a restart runs the
+/// same shards), and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScanJob {
+    pub id: String,
+    pub tenant: TenantId,
+    pub request: ScanRequest,
+    /// Permutation seed: the same on every run of the job.
+    pub seed: u64,
+    /// Port-probe shards; a DNS enumeration, if any, is one more shard after them.
+    pub port_shards: u32,
+    pub probes_total: u64,
+    pub state: JobState,
+    pub requested: Millis,
+    pub requested_by: String,
+    pub started: Option<Millis>,
+    pub finished: Option<Millis>,
+    pub error: Option<String>,
+    /// A verification scan names the finding it checks; a scheduled one its schedule.
+    pub purpose: Option<String>,
+}
+
+/// A recurring scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Schedule {
+    pub id: String,
+    pub name: String,
+    pub request: ScanRequest,
+    pub interval_secs: u64,
+    pub next_run: Millis,
+    pub created: Millis,
+    pub created_by: String,
+    pub last_scan: Option<String>,
+}
+
+/// One audited call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub at: Millis,
+    /// Token id and name, or `anonymous`.
+    pub actor: String,
+    pub role: Option<Role>,
+    pub tenant: Option<TenantId>,
+    /// `POST /v1/tenants/acme/scans`.
+    pub action: String,
+    /// HTTP status.
+    pub status: u16,
+    pub outcome: String,
+    pub source: String,
+}
+
+fn global_key(tag: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(rest.len() + 1);
+    k.push(tag);
+    k.extend_from_slice(rest);
+    k
+}
+
+impl Store {
+    /// Stores a token; the caller made the secret and shows it once.
+    pub fn put_token(&self, token: &Token) -> Result<()> {
+        if token.role != Role::Admin && token.tenants.is_empty() {
+            return Err(StoreError::Invalid(
+                "a non-admin token needs at least one tenant".into(),
+            ));
+        }
+        let _w = self.write_lock();
+        for t in &token.tenants {
+            self.require_tenant(t)?;
+        }
+        let mut tx = self.tx();
+        tx.put_json(global_key(TOKEN, token.sha256.as_bytes()), token)?;
+        tx.commit()
+    }
+
+    /// The live token with this secret hash.
+    pub fn token_by_hash(&self, sha256: &str) -> Result<Option<Token>> {
+        Ok(self
+            .get_json::<Token>(&global_key(TOKEN, sha256.as_bytes()))?
+            .filter(|t| t.revoked.is_none()))
+    }
+
+    pub fn tokens(&self) -> Result<Vec<Token>> {
+        let mut out = Vec::new();
+        for item in self.data.scan_prefix([TOKEN]) {
+            out.push(serde_json::from_slice(&item?.1)?);
+        }
+        Ok(out)
+    }
+
+    pub fn revoke_token(&self, id: &str, now: Millis) -> Result<Token> {
+        let _w = self.write_lock();
+        let mut token = self
+            .tokens()?
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+        if token.revoked.is_none() {
+            token.revoked = Some(now);
+            let mut tx = self.tx();
+            tx.put_json(global_key(TOKEN, token.sha256.as_bytes()), &token)?;
+            tx.commit()?;
+        }
+        Ok(token)
+    }
+
+    pub fn scope(&self, tenant: &TenantId) -> Result<Scope> {
+        self.require_tenant(tenant)?;
+        Ok(self
+            .get_json(&keys::key(Rec::Scope, tenant, b""))?
+            .unwrap_or_default())
+    }
+
+    pub fn set_scope(&self, tenant: &TenantId, scope: &Scope) -> Result<()> {
+        let _w = self.write_lock();
+        self.require_tenant(tenant)?;
+        let mut tx = self.tx();
+        tx.put_json(keys::key(Rec::Scope, tenant, b""), scope)?;
+        tx.commit()
+    }
+
+    pub fn put_job(&self, job: &ScanJob) -> Result<()> {
+        let _w = self.write_lock();
+        self.require_tenant(&job.tenant)?;
+        let mut tx = self.tx();
+        tx.put_json(keys::key(Rec::Job, &job.tenant, job.id.as_bytes()), job)?;
+        tx.commit()
+    }
+
+    pub fn job(&self, tenant: &TenantId, id: &str) -> Result<ScanJob> {
+        self.get_json(&keys::key(Rec::Job, tenant, id.as_bytes()))?
+            .ok_or_else(|| StoreError::NotFound(format!("scan {id}")))
+    }
+
+    pub fn jobs(&self, tenant: &TenantId) -> Result<Vec<ScanJob>> {
+        let mut out = Vec::new();
+        for item in self.data.scan_prefix(keys::prefix(Rec::Job, tenant)) {
+            out.push(serde_json::from_slice(&item?.1)?);
+        }
+        Ok(out)
+    }
+
+    /// Queued and running jobs of every tenant: what a (re)started worker pool picks up.
+    pub fn live_jobs(&self) -> Result<Vec<ScanJob>> {
+        let mut out = Vec::new();
+        for item in self.data.scan_prefix([b'J']) {
+            let job: ScanJob = serde_json::from_slice(&item?.1)?;
+            if job.state.is_live() {
+                out.push(job);
+            }
+        }
+        out.sort_by_key(|j| j.requested);
+        Ok(out)
+    }
+
+    /// Next number of a per-tenant sequence (schedule ids, scan ids).
+    pub fn next_number(&self, tenant: &TenantId, name: &str) -> Result<u64> {
+        let _w = self.write_lock();
+        let key = crate::ingest::counter_key(tenant, name);
+        let mut tx = self.tx();
+        let n = read_counter(&tx, &key)? + 1;
+        tx.put(key, n.to_be_bytes().to_vec());
+        tx.commit()?;
+        Ok(n)
+    }
+
+    pub fn put_schedule(&self, tenant: &TenantId, s: &Schedule) -> Result<()> {
+        let _w = self.write_lock();
+        self.require_tenant(tenant)?;
+        let mut tx = self.tx();
+        tx.put_json(keys::key(Rec::Schedule, tenant, s.id.as_bytes()), s)?;
+        tx.commit()
+    }
+
+    pub fn schedule(&self, tenant: &TenantId, id: &str) -> Result<Schedule> {
+        self.get_json(&keys::key(Rec::Schedule, tenant, id.as_bytes()))?
+            .ok_or_else(|| StoreError::NotFound(format!("schedule {id}")))
+    }
+
+    pub fn schedules(&self, tenant: &TenantId) -> Result<Vec<Schedule>> {
+        let mut out = Vec::new();
+        for item in self.data.scan_prefix(keys::prefix(Rec::Schedule, tenant)) {
+            out.push(serde_json::from_slice(&item?.1)?);
+        }
+        Ok(out)
+    }
+
+    pub fn delete_schedule(&self, tenant: &TenantId, id: &str) -> Result<()> {
+        let _w = self.write_lock();
+        self.schedule(tenant, id)?;
+        let mut tx = self.tx();
+        tx.delete(keys::key(Rec::Schedule, tenant, id.as_bytes()));
+        tx.commit()
+    }
+
+    /// Appends to the audit log; records are never changed or removed.
+    pub fn audit(&self, mut record: AuditRecord) -> Result<AuditRecord> {
+        let _w = self.write_lock();
+        let counter = global_key(GLOBAL_COUNTER, b"audit");
+        let mut tx = self.tx();
+        let seq = read_counter(&tx, &counter)?;
+        tx.put(counter, (seq + 1).to_be_bytes().to_vec());
+        record.seq = seq;
+        tx.put_json(global_key(AUDIT, &seq.to_be_bytes()), &record)?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Audit records after `cursor`, oldest first.
+    pub fn audit_log(&self, cursor: Option<u64>, limit: usize) -> Result<Page<AuditRecord>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let from = cursor.map_or(0, |c| c.saturating_add(1));
+        let mut items = Vec::new();
+        let mut more = false;
+        for item in self
+            .data
+            .range(global_key(AUDIT, &from.to_be_bytes())..global_key(AUDIT + 1, b""))
+        {
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(serde_json::from_slice::<AuditRecord>(&item?.1)?);
+        }
+        let next = if more {
+            items.last().map(|r| r.seq.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
+/// Tenants a set of tokens covers, for listings.
+pub fn tenants_of(token: &Token) -> BTreeSet<TenantId> {
+    token.tenants.iter().cloned().collect()
+}
