@@ -22,6 +22,10 @@ pub enum Command {
     Scan(Box<ScanArgs>),
     /// Enumerate names, records and addresses under seed domains, with DNS findings.
     Domains(Box<DomainsArgs>),
+    /// Run the service: HTTP API, scan workers, scheduler, over one data directory.
+    Serve(ServeArgs),
+    /// Bootstrap a data directory: tenants and tokens, before the service runs.
+    Admin(AdminArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -281,4 +285,55 @@ pub fn normalise_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
         _ => a,
     })
     .collect()
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML settings file (every key is listed in the README); APERTURE_* environment
+    /// variables override it, and these flags override both.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// sled data directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Address and port to listen on (default 127.0.0.1:8477).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The service's data directory (the service must not be running: sled allows one
+    /// process per directory; with the service up, use the API with an admin token).
+    #[arg(long, value_name = "DIR", env = "APERTURE_DATA_DIR", global = true)]
+    pub data: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a tenant: aperture admin tenant-create ID "Name".
+    TenantCreate { id: String, name: String },
+    /// List tenants.
+    TenantList,
+    /// Create a token; its secret is printed once, on standard output.
+    TokenCreate {
+        /// A name saying whose token it is.
+        #[arg(long)]
+        name: String,
+        /// admin, analyst, remediator or viewer.
+        #[arg(long)]
+        role: String,
+        /// Tenant the token may act on (repeatable; not for admin).
+        #[arg(long)]
+        tenant: Vec<String>,
+    },
+    /// List tokens (never their secrets).
+    TokenList,
+    /// Revoke a token by id.
+    TokenRevoke { id: String },
 }

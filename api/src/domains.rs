@@ -17,7 +17,7 @@ fn bad(msg: String) -> ExitCode {
     ExitCode::from(EXIT_BAD_INPUT)
 }
 
-fn resolver_addr(text: &str) -> Result<SocketAddr, String> {
+pub(crate) fn resolver_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(sa) = text.parse::<SocketAddr>() {
         return Ok(sa);
     }
@@ -26,7 +26,7 @@ fn resolver_addr(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("invalid --resolver {text:?}: expected IP or IP:PORT (e.g. 198.51.100.53 or [2001:db8::53]:5353)"))
 }
 
-fn system_resolvers() -> Result<Vec<SocketAddr>, String> {
+pub(crate) fn system_resolvers() -> Result<Vec<SocketAddr>, String> {
     let (config, _) = hickory_resolver::system_conf::read_system_conf().map_err(|e| {
         format!(
             "no resolver given and the system configuration is unusable ({e}); pass --resolver IP"

@@ -1,10 +1,12 @@
-//! `aperture`: one binary, subcommands. Today `scan`; `serve` and `worker` come later.
+//! `aperture`: one binary, subcommands: `scan`, `domains`, `serve`, `admin`.
 
+mod admin;
 mod cli;
 mod domains;
 mod engine;
 mod output;
 mod scan;
+mod serve;
 mod status;
 
 use clap::Parser;
@@ -37,5 +39,7 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Scan(args) => scan::run(*args),
         cli::Command::Domains(args) => domains::run(*args),
+        cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Admin(args) => admin::run(args),
     }
 }

@@ -69,7 +69,10 @@ impl SendGuard {
     #[inline]
     pub fn permits_v4(&self, addr: u32) -> bool {
         !self.excluded_v4.contains(addr)
-            && self.allowed.as_ref().is_none_or(|(v4, _)| v4.contains(addr))
+            && self
+                .allowed
+                .as_ref()
+                .is_none_or(|(v4, _)| v4.contains(addr))
     }
 
     pub fn permits(&self, addr: IpAddr) -> bool {

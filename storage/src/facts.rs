@@ -15,7 +15,15 @@ use std::collections::BTreeMap;
 pub type Facts = BTreeMap<String, String>;
 
 /// Banner fields that change per connection.
-const VOLATILE_BANNER_FIELDS: &[&str] = &["connection_id", "system_time", "salt", "nonce"];
+const VOLATILE_BANNER_FIELDS: &[&str] = &[
+    "connection_id",
+    "system_time",
+    "salt",
+    "nonce",
+    "date",
+    "body_sha256",
+    "body_length",
+];
 
 /// Facts of a service from its grab; `None` when the grab learned nothing (no grab run,
 /// or the port stayed silent), in which case the service keeps the facts it had.
@@ -48,7 +56,10 @@ pub fn service(report: Option<&ServiceReport>) -> Option<Facts> {
     }
     if let Some(b) = &report.banner {
         put("protocol", Some(&b.protocol));
-        put("banner", Some(&b.text));
+        // An HTTP head carries a Date header: its stable parts are the http.* facts.
+        if !b.protocol.starts_with("http") {
+            put("banner", Some(&b.text));
+        }
         if let Some(st) = b.starttls {
             put("starttls", Some(if st { "true" } else { "false" }));
         }

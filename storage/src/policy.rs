@@ -767,10 +767,13 @@ fn closure(f: &Finding, asset: &Asset, sanctioned: bool) -> (FindingState, Strin
 /// A person's request to move a finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct TransitionRequest {
     pub to: FindingState,
+    #[serde(default)]
     pub comment: String,
-    /// Required for risk acceptance.
+    /// Required for risk acceptance (Unix ms).
+    #[serde(default)]
     pub until: Option<Millis>,
 }
 

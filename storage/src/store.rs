@@ -84,6 +84,12 @@ impl Store {
         &self.path
     }
 
+    /// Makes every write so far durable (each commit already does; this is for shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Bytes sled occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)

@@ -1,0 +1,211 @@
+//! The service's settings: defaults, then a TOML file, then `APERTURE_*` environment
+//! variables, then command-line flags. Every setting is listed in the README.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Which probe engine workers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// SYN when raw sockets are permitted, connect otherwise.
+    Auto,
+    Syn,
+    Connect,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// sled data directory.
+    pub data_dir: PathBuf,
+    /// Scans run at the same time across all tenants.
+    pub workers: usize,
+    pub engine: EngineChoice,
+    /// Probes per second when a request gives no rate.
+    pub default_rate: u32,
+    /// Highest rate a request may ask for.
+    pub max_rate: u32,
+    /// Probes per port-scan shard: the unit that is committed, and redone after a crash.
+    pub shard_probes: u64,
+    /// Connect engine: per-attempt time-out, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// SYN engine: seconds to listen for late replies after a shard's last probe.
+    pub syn_wait_secs: f64,
+    /// Grab: per-connection deadline, seconds.
+    pub grab_timeout_secs: f64,
+    pub grab_concurrency: usize,
+    /// DNS resolvers for domain enumeration (`IP` or `IP:PORT`); empty: the system's.
+    pub resolvers: Vec<String>,
+    pub dns_qps: u64,
+    /// Scans of one tenant queued or running at once.
+    pub tenant_scan_cap: usize,
+    /// Requests per second per token (burst: the same number).
+    pub token_rate: u32,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Largest page a listing returns.
+    pub page_cap: usize,
+    /// Seconds between scheduler passes (due schedules, verification requests).
+    pub scheduler_secs: u64,
+    /// Seconds between full policy sweeps (expiries, zombies).
+    pub sweep_secs: u64,
+    /// Serve /metrics without a token (for a Prometheus on a private network).
+    pub metrics_public: bool,
+    /// Seconds a graceful shutdown waits for running shards to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8477)),
+            data_dir: PathBuf::from("aperture-data"),
+            workers: 2,
+            engine: EngineChoice::Auto,
+            default_rate: 1000,
+            max_rate: 100_000,
+            shard_probes: 4096,
+            connect_timeout_ms: 1000,
+            syn_wait_secs: 1.0,
+            grab_timeout_secs: 5.0,
+            grab_concurrency: 128,
+            resolvers: Vec::new(),
+            dns_qps: 500,
+            tenant_scan_cap: 4,
+            token_rate: 100,
+            body_limit: 64 * 1024,
+            page_cap: 1000,
+            scheduler_secs: 5,
+            sweep_secs: 3600,
+            metrics_public: true,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid by the file (if any), then by the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
+            v.trim()
+                .parse()
+                .map_err(|_| format!("environment variable {key}={v:?} is not a valid value"))
+        }
+        macro_rules! env {
+            ($key:literal, $field:expr) => {
+                if let Some(v) = get($key) {
+                    $field = parse($key, &v)?;
+                }
+            };
+        }
+        env!("APERTURE_LISTEN", self.listen);
+        env!("APERTURE_DATA_DIR", self.data_dir);
+        env!("APERTURE_WORKERS", self.workers);
+        env!("APERTURE_DEFAULT_RATE", self.default_rate);
+        env!("APERTURE_MAX_RATE", self.max_rate);
+        env!("APERTURE_SHARD_PROBES", self.shard_probes);
+        env!("APERTURE_CONNECT_TIMEOUT_MS", self.connect_timeout_ms);
+        env!("APERTURE_SYN_WAIT_SECS", self.syn_wait_secs);
+        env!("APERTURE_GRAB_TIMEOUT_SECS", self.grab_timeout_secs);
+        env!("APERTURE_GRAB_CONCURRENCY", self.grab_concurrency);
+        env!("APERTURE_DNS_QPS", self.dns_qps);
+        env!("APERTURE_TENANT_SCAN_CAP", self.tenant_scan_cap);
+        env!("APERTURE_TOKEN_RATE", self.token_rate);
+        env!("APERTURE_BODY_LIMIT", self.body_limit);
+        env!("APERTURE_PAGE_CAP", self.page_cap);
+        env!("APERTURE_SCHEDULER_SECS", self.scheduler_secs);
+        env!("APERTURE_SWEEP_SECS", self.sweep_secs);
+        env!("APERTURE_METRICS_PUBLIC", self.metrics_public);
+        env!("APERTURE_SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs);
+        if let Some(v) = get("APERTURE_ENGINE") {
+            self.engine = match v.trim() {
+                "auto" => EngineChoice::Auto,
+                "syn" => EngineChoice::Syn,
+                "connect" => EngineChoice::Connect,
+                _ => return Err(format!("APERTURE_ENGINE={v:?}: use auto, syn or connect")),
+            };
+        }
+        if let Some(v) = get("APERTURE_RESOLVERS") {
+            self.resolvers = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("workers", self.workers as u64),
+            ("default_rate", u64::from(self.default_rate)),
+            ("max_rate", u64::from(self.max_rate)),
+            ("shard_probes", self.shard_probes),
+            ("grab_concurrency", self.grab_concurrency as u64),
+            ("dns_qps", self.dns_qps),
+            ("tenant_scan_cap", self.tenant_scan_cap as u64),
+            ("token_rate", u64::from(self.token_rate)),
+            ("page_cap", self.page_cap as u64),
+            ("scheduler_secs", self.scheduler_secs),
+            ("sweep_secs", self.sweep_secs),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("setting {name} must be at least 1"));
+            }
+        }
+        if self.default_rate > self.max_rate {
+            return Err("default_rate must not exceed max_rate".into());
+        }
+        if self.body_limit < 1024 {
+            return Err("body_limit must be at least 1024 bytes".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let mut c: Config = toml::from_str("workers = 3\nengine = \"connect\"").expect("toml");
+        assert_eq!((c.workers, c.engine), (3, EngineChoice::Connect));
+        c.apply_env(|k| (k == "APERTURE_WORKERS").then(|| "5".to_owned()))
+            .expect("env");
+        assert_eq!(c.workers, 5);
+        let err = c
+            .apply_env(|k| (k == "APERTURE_TOKEN_RATE").then(|| "lots".to_owned()))
+            .expect_err("bad value");
+        assert!(err.contains("APERTURE_TOKEN_RATE"), "{err}");
+        assert!(
+            toml::from_str::<Config>("wrkers = 3").is_err(),
+            "typos are refused"
+        );
+        let zero = Config {
+            workers: 0,
+            ..Config::default()
+        };
+        assert!(zero.validate().is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! Request extractors whose rejections are problem documents, so malformed JSON,
+//! unknown fields, bad query values and oversized bodies all answer like every other
+//! error: a 4xx that says what was wrong.
+
+use super::error::ApiError;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+fn json_problem(r: JsonRejection) -> ApiError {
+    let status = match r.status() {
+        // Valid JSON of the wrong shape is still the client's mistake to fix.
+        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+        s => s,
+    };
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is larger than this service accepts (body_limit)".to_owned()
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "send the body as JSON with 'Content-Type: application/json'".to_owned()
+        }
+        _ => format!("the request body is not valid: {}", r.body_text()),
+    };
+    ApiError::new(status, detail)
+}
+
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(query_problem(r)),
+        }
+    }
+}
+
+fn query_problem(r: QueryRejection) -> ApiError {
+    ApiError::bad_request(format!("the query string is not valid: {}", r.body_text()))
+}
+
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(r) => Err(path_problem(r)),
+        }
+    }
+}
+
+fn path_problem(r: PathRejection) -> ApiError {
+    ApiError::bad_request(format!("the path is not valid: {}", r.body_text()))
+}

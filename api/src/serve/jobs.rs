@@ -1,0 +1,643 @@
+//! Scan jobs: accepting a request (scope first, then the plan, nothing queued unless both
+//! pass), and the in-process workers that run jobs shard by shard into the store.
+//!
+//! A shard's observations are stored only when the whole shard ran; a shard cut short by
+//! a cancel, a shutdown or a crash is run again from its start, and its batch key
+//! (scan, shard) makes the second run's results replace nothing twice.
+
+use super::config::EngineChoice;
+use super::error::{ApiError, ApiResult, RefusedTarget};
+use super::state::{now_ms, RunHandle, SharedState};
+use crate::engine::{run_ports, EngineSettings, Failure, GrabSettings};
+use aperture_fingerprints::dns::DomainName;
+use aperture_mapper::engine::Progress;
+use aperture_mapper::intervals::IntervalSet;
+use aperture_mapper::permute::Permutation;
+use aperture_mapper::plan::{plan, Plan, TargetRequest};
+use aperture_mapper::rawsock::raw_sockets_permitted;
+use aperture_mapper::shard::ShardSelector;
+use aperture_mapper::special::{describe_v4, describe_v6, special_v4, special_v6};
+use aperture_mapper::targets::{parse_targets, Target};
+use aperture_storage::access::{JobState, ScanJob, ScanRequest, Scope};
+use aperture_storage::{Batch, Coverage, Observation, TenantId};
+use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The tenant's scope as address sets (CIDRs minus exclusions).
+fn scope_sets(scope: &Scope) -> (IntervalSet<u32>, IntervalSet<u128>) {
+    let mut v4 = IntervalSet::new();
+    let mut v6 = IntervalSet::new();
+    let mut x4 = IntervalSet::new();
+    let mut x6 = IntervalSet::new();
+    for (nets, s4, s6) in [
+        (&scope.cidrs, &mut v4, &mut v6),
+        (&scope.exclusions, &mut x4, &mut x6),
+    ] {
+        for net in nets {
+            match net {
+                IpNet::V4(n) => s4.insert(u32::from(n.network()), u32::from(n.broadcast())),
+                IpNet::V6(n) => s6.insert(u128::from(n.network()), u128::from(n.broadcast())),
+            }
+        }
+    }
+    (v4.subtract(&x4), v6.subtract(&x6))
+}
+
+fn under_zone(name: &str, zone: &str) -> bool {
+    let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+    name == zone
+        || name
+            .strip_suffix(&zone)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
+/// Every target and domain of a request inside the tenant's scope, and no special-purpose
+/// address without the tenant's opt-in. Returns each refused target with its reason.
+pub fn check_scope(scope: &Scope, req: &ScanRequest) -> ApiResult<()> {
+    let (allowed4, allowed6) = scope_sets(scope);
+    let mut refused = Vec::new();
+    let mut refuse = |target: &str, reason: String| {
+        refused.push(RefusedTarget {
+            target: target.to_owned(),
+            reason,
+        })
+    };
+    for t in &req.targets {
+        let parsed = parse_targets(t).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        for target in parsed {
+            match target {
+                Target::Host(name) => refuse(
+                    t,
+                    format!("{name} is a host name: list zones under 'domains', addresses under 'targets'"),
+                ),
+                Target::V4(lo, hi) => {
+                    let range = IntervalSet::from_ranges([(lo, hi)]);
+                    let outside = range.subtract(&allowed4);
+                    if let Some(first) = outside.nth(0) {
+                        refuse(
+                            t,
+                            format!(
+                                "{} is outside the tenant's scope (its CIDRs minus exclusions)",
+                                Ipv4Addr::from(first)
+                            ),
+                        );
+                    } else if !scope.allow_special {
+                        let special = range.subtract(&range.subtract(&special_v4()));
+                        if let Some(a) = special.nth(0).map(Ipv4Addr::from) {
+                            let (name, rfc) = describe_v4(a).unwrap_or(("special-purpose", ""));
+                            refuse(t, format!("{a} is in a special-purpose range ({name} {rfc}) and the tenant has not opted in (scope allow_special)"));
+                        }
+                    }
+                }
+                Target::V6(lo, hi) => {
+                    let range = IntervalSet::from_ranges([(lo, hi)]);
+                    let outside = range.subtract(&allowed6);
+                    if let Some(first) = outside.nth(0) {
+                        refuse(
+                            t,
+                            format!(
+                                "{} is outside the tenant's scope (its CIDRs minus exclusions)",
+                                Ipv6Addr::from(first)
+                            ),
+                        );
+                    } else if !scope.allow_special {
+                        let special = range.subtract(&range.subtract(&special_v6()));
+                        if let Some(a) = special.nth(0).map(Ipv6Addr::from) {
+                            let (name, rfc) = describe_v6(a).unwrap_or(("special-purpose", ""));
+                            refuse(t, format!("{a} is in a special-purpose range ({name} {rfc}) and the tenant has not opted in (scope allow_special)"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for d in &req.domains {
+        let name = DomainName::parse(d)
+            .map_err(|e| ApiError::bad_request(format!("domain {d:?}: {e}")))?;
+        let ascii = name.ascii().to_owned();
+        if !scope.domains.iter().any(|z| under_zone(&ascii, z)) {
+            refuse(d, "not at or under a domain of the tenant's scope".into());
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        let mut e = ApiError::forbidden(format!(
+            "{} target(s) are not authorised for this tenant; nothing was queued",
+            refused.len()
+        ));
+        e.refused = refused;
+        Err(e)
+    }
+}
+
+fn target_request(req: &ScanRequest, scope: &Scope, ipv6: bool) -> TargetRequest {
+    TargetRequest {
+        targets: req.targets.clone(),
+        target_files: Vec::new(),
+        excludes: scope.exclusions.iter().map(|n| n.to_string()).collect(),
+        exclude_files: Vec::new(),
+        ports: req.ports.clone(),
+        top_ports: match (&req.ports, req.top_ports) {
+            (None, None) => Some(100),
+            (_, t) => t.map(usize::from),
+        },
+        allow_special: scope.allow_special,
+        confirm_large: true,
+        ipv6,
+        named: Vec::new(),
+    }
+}
+
+fn use_connect(state: &SharedState) -> bool {
+    match state.config.engine {
+        EngineChoice::Connect => true,
+        EngineChoice::Syn => false,
+        EngineChoice::Auto => !raw_sockets_permitted(),
+    }
+}
+
+/// Accepts a scan for a tenant: scope, rate and the tenant's concurrent-scan cap are
+/// checked and the plan is made before anything is stored or queued.
+pub async fn submit(
+    state: &SharedState,
+    tenant: &TenantId,
+    req: ScanRequest,
+    requested_by: &str,
+    purpose: Option<String>,
+) -> ApiResult<ScanJob> {
+    if req.targets.is_empty() && req.domains.is_empty() {
+        return Err(ApiError::bad_request(
+            "a scan needs targets (addresses, CIDRs, ranges) or domains",
+        ));
+    }
+    let rate = req.rate.unwrap_or(state.config.default_rate);
+    if rate == 0 || rate > state.config.max_rate {
+        return Err(ApiError::bad_request(format!(
+            "rate {rate}: give 1 to {} probes per second",
+            state.config.max_rate
+        )));
+    }
+    let scope = state.store.scope(tenant)?;
+    check_scope(&scope, &req)?;
+    let live = state
+        .store
+        .jobs(tenant)?
+        .iter()
+        .filter(|j| j.state.is_live())
+        .count();
+    if live >= state.config.tenant_scan_cap {
+        return Err(ApiError::too_many(
+            format!(
+                "this tenant has {live} scans queued or running (the cap is {}): wait for one to finish",
+                state.config.tenant_scan_cap
+            ),
+            30,
+        ));
+    }
+    let connect = use_connect(state);
+    let (coverage_targets, ports, probes_total, port_shards) = if req.targets.is_empty() {
+        (Vec::new(), Vec::new(), 0, 0)
+    } else {
+        let p = plan(&target_request(&req, &scope, connect))
+            .await
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let total = p.space.size();
+        let shards = total.div_ceil(state.config.shard_probes).max(1);
+        (
+            covered_nets(&p),
+            port_ranges(p.space.ports()),
+            total,
+            shards as u32,
+        )
+    };
+    let mut probes: BTreeSet<String> = BTreeSet::new();
+    if port_shards > 0 {
+        probes.insert(if connect { "connect" } else { "syn" }.to_owned());
+        if req.grab {
+            probes.insert("grab".to_owned());
+        }
+    }
+    if !req.domains.is_empty() {
+        probes.insert("dns".to_owned());
+    }
+    let coverage = Coverage {
+        targets: coverage_targets,
+        ports,
+        probes,
+        domains: req.domains.clone(),
+    };
+    let n = state.store.next_number(tenant, "scan")?;
+    let id = format!("scan-{n}");
+    let shards = port_shards + u32::from(!req.domains.is_empty());
+    let now = now_ms();
+    state
+        .store
+        .begin_scan(tenant, &id, coverage, shards, purpose.clone(), now)?;
+    let job = ScanJob {
+        id,
+        tenant: tenant.clone(),
+        request: req,
+        seed: aperture_mapper::entropy::random_u64(),
+        port_shards,
+        probes_total,
+        state: JobState::Queued,
+        requested: now,
+        requested_by: requested_by.to_owned(),
+        started: None,
+        finished: None,
+        error: None,
+        purpose,
+    };
+    state.store.put_job(&job)?;
+    state.metrics.scans_started.inc();
+    state.wake.notify_waiters();
+    Ok(job)
+}
+
+/// The address ranges a plan will probe, as CIDRs: what the scan covers.
+fn covered_nets(p: &Plan) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for &(lo, hi) in p.space.v4().ranges() {
+        out.extend(Ipv4Subnets::new(Ipv4Addr::from(lo), Ipv4Addr::from(hi), 0).map(IpNet::V4));
+    }
+    for &(lo, hi) in p.space.v6().ranges() {
+        out.extend(Ipv6Subnets::new(Ipv6Addr::from(lo), Ipv6Addr::from(hi), 0).map(IpNet::V6));
+    }
+    out
+}
+
+fn port_ranges(ports: &[u16]) -> Vec<(u16, u16)> {
+    let mut sorted = ports.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for p in sorted {
+        match out.last_mut() {
+            Some((_, hi)) if hi.checked_add(1) == Some(p) => *hi = p,
+            _ => out.push((p, p)),
+        }
+    }
+    out
+}
+
+/// Starts the worker threads. Each runs one job at a time, in its own small runtime.
+pub fn spawn_workers(state: &SharedState) -> Vec<std::thread::JoinHandle<()>> {
+    (0..state.config.workers)
+        .map(|i| {
+            let state = state.clone();
+            std::thread::Builder::new()
+                .name(format!("scan-worker-{i}"))
+                .spawn(move || worker_loop(state))
+                .unwrap_or_else(|e| panic!("cannot start a scan worker thread: {e}"))
+        })
+        .collect()
+}
+
+fn worker_loop(state: SharedState) {
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    else {
+        eprintln!("aperture: a scan worker could not start its runtime");
+        return;
+    };
+    while !state.stopping.load(Ordering::SeqCst) {
+        match claim(&state) {
+            Some((job, handle)) => {
+                run_job(&state, &rt, job.clone(), &handle);
+                state
+                    .runs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&format!("{}/{}", job.tenant, job.id));
+                state.metrics.scans_running.dec();
+            }
+            None => {
+                let wake = state.wake.notified();
+                let _ = rt.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(500), wake).await
+                });
+            }
+        }
+    }
+}
+
+/// The oldest live job no worker has, registered as running.
+fn claim(state: &SharedState) -> Option<(ScanJob, Arc<RunHandle>)> {
+    let jobs = state.store.live_jobs().ok()?;
+    let mut runs = state.runs.lock().unwrap_or_else(|p| p.into_inner());
+    for job in jobs {
+        let key = format!("{}/{}", job.tenant, job.id);
+        if runs.contains_key(&key) {
+            continue;
+        }
+        let handle = Arc::new(RunHandle {
+            progress: Arc::new(Progress::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+            shutdown: AtomicBool::new(false),
+            started: Instant::now(),
+            probes_before: AtomicU64::new(0),
+            found: AtomicU64::new(0),
+        });
+        runs.insert(key, handle.clone());
+        state.metrics.scans_running.inc();
+        return Some((job, handle));
+    }
+    None
+}
+
+fn run_job(state: &SharedState, rt: &tokio::runtime::Runtime, mut job: ScanJob, h: &RunHandle) {
+    if job.state == JobState::Queued {
+        job.state = JobState::Running;
+        job.started = Some(now_ms());
+        if state.store.put_job(&job).is_err() {
+            return;
+        }
+    }
+    let outcome = run_shards(state, rt, &job, h);
+    let stopped_by_shutdown = state.stopping.load(Ordering::SeqCst);
+    match outcome {
+        Ok(true) => {
+            job.state = JobState::Completed;
+            job.finished = Some(now_ms());
+            state.metrics.scans_completed.inc();
+        }
+        Ok(false) if stopped_by_shutdown && !h.stop_requested_by_user() => {
+            // Left running: the next start resumes at the first shard not stored.
+            return;
+        }
+        Ok(false) => {
+            let _ = state.store.cancel_scan(&job.tenant, &job.id);
+            job.state = JobState::Cancelled;
+            job.finished = Some(now_ms());
+        }
+        Err(e) => {
+            // A failed scan covers nothing: cancelling its record keeps it from marking
+            // anything gone.
+            let _ = state.store.cancel_scan(&job.tenant, &job.id);
+            job.state = JobState::Failed;
+            job.error = Some(e);
+            job.finished = Some(now_ms());
+            state.metrics.scans_failed.inc();
+        }
+    }
+    // Another writer (a cancel request) may have changed the job meanwhile; the state
+    // decided here wins, except that a cancel stays a cancel.
+    if let Ok(current) = state.store.job(&job.tenant, &job.id) {
+        if current.state == JobState::Cancelled && job.state != JobState::Completed {
+            job.state = JobState::Cancelled;
+        }
+    }
+    let _ = state.store.put_job(&job);
+}
+
+impl RunHandle {
+    fn stop_requested_by_user(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) && !self.shutdown.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs every shard not yet stored. `Ok(true)`: all done; `Ok(false)`: stopped.
+fn run_shards(
+    state: &SharedState,
+    rt: &tokio::runtime::Runtime,
+    job: &ScanJob,
+    h: &RunHandle,
+) -> Result<bool, String> {
+    let store = &state.store;
+    let scope = store.scope(&job.tenant).map_err(|e| e.to_string())?;
+    // The worker checks the scope again: the scope may have shrunk since the request.
+    check_scope(&scope, &job.request).map_err(|e| {
+        let why: Vec<String> = e
+            .refused
+            .iter()
+            .map(|r| format!("{}: {}", r.target, r.reason))
+            .collect();
+        format!("no longer in scope: {} {}", e.detail, why.join("; "))
+    })?;
+    let scan = store
+        .scan(&job.tenant, &job.id)
+        .map_err(|e| e.to_string())?;
+    let connect = use_connect(state);
+    if job.port_shards > 0 {
+        let mut p = rt
+            .block_on(plan(&target_request(&job.request, &scope, connect)))
+            .map_err(|e| e.to_string())?;
+        p.guard.allowed = Some(scope_sets(&scope));
+        let space = Arc::new(p.space.clone());
+        if space.size() != job.probes_total {
+            return Err("the plan changed since the scan was accepted (scope exclusions?)".into());
+        }
+        let order = Permutation::new(space.size(), job.seed);
+        let settings = EngineSettings {
+            scan_id: job.id.clone(),
+            use_connect: connect,
+            rate: u64::from(job.request.rate.unwrap_or(state.config.default_rate)),
+            retries: 1,
+            timeout: Duration::from_millis(state.config.connect_timeout_ms),
+            concurrency: 512,
+            show_closed: false,
+            wait: Duration::from_secs_f64(state.config.syn_wait_secs.clamp(0.0, 60.0)),
+            source_ip: None,
+            source_ports: (61000, 4096),
+            ttl: 64,
+            grab: job.request.grab.then(|| GrabSettings {
+                deadline: Duration::from_secs_f64(state.config.grab_timeout_secs.clamp(0.1, 120.0)),
+                concurrency: state.config.grab_concurrency,
+                ..GrabSettings::default()
+            }),
+        };
+        let selector = |k: u32| ShardSelector {
+            k: u64::from(k) + 1,
+            n: u64::from(job.port_shards),
+        };
+        for shard in 0..job.port_shards {
+            let (start, end) = selector(shard).range(space.size());
+            if scan.shards_done.contains(&shard) {
+                h.probes_before.fetch_add(end - start, Ordering::Relaxed);
+                continue;
+            }
+            if h.stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            let sent_before = Progress::get(&h.progress.sent);
+            let finished = run_ports(
+                rt,
+                &settings,
+                &p,
+                &space,
+                order,
+                (start, end),
+                &h.progress,
+                &h.stop,
+                tx,
+            )
+            .map_err(|e| match e {
+                Failure::BadInput(m) | Failure::Failed(m) => m,
+            })?;
+            state
+                .metrics
+                .probes_sent
+                .inc_by(Progress::get(&h.progress.sent) - sent_before);
+            if finished.interrupted_at.is_some() {
+                return Ok(false);
+            }
+            let observations: Vec<Observation> = rx.try_iter().map(Observation::Port).collect();
+            store_batch(state, job, shard, observations, h)?;
+        }
+    }
+    if !job.request.domains.is_empty() && !scan.shards_done.contains(&job.port_shards) {
+        if h.stop.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let observations = rt.block_on(enumerate_domains(state, &job.request.domains))?;
+        store_batch(state, job, job.port_shards, observations, h)?;
+    }
+    Ok(true)
+}
+
+fn store_batch(
+    state: &SharedState,
+    job: &ScanJob,
+    shard: u32,
+    observations: Vec<Observation>,
+    h: &RunHandle,
+) -> Result<(), String> {
+    let began = Instant::now();
+    let n = observations.len() as u64;
+    let batch = Batch {
+        scan: job.id.clone(),
+        shard,
+        at: now_ms(),
+        observations,
+    };
+    state
+        .store
+        .apply(&job.tenant, &batch)
+        .map_err(|e| format!("storing shard {shard}: {e}"))?;
+    state.metrics.ingest_batches.inc();
+    state.metrics.results.inc_by(n);
+    state
+        .metrics
+        .ingest_seconds
+        .observe(began.elapsed().as_secs_f64());
+    h.found.fetch_add(n, Ordering::Relaxed);
+    state
+        .store
+        .run_policy(&job.tenant, now_ms())
+        .map_err(|e| format!("policy after shard {shard}: {e}"))?;
+    Ok(())
+}
+
+async fn enumerate_domains(
+    state: &SharedState,
+    domains: &[String],
+) -> Result<Vec<Observation>, String> {
+    use aperture_mapper::dns::{enumerate, DomainOptions};
+    let resolvers = if state.config.resolvers.is_empty() {
+        crate::domains::system_resolvers()?
+    } else {
+        state
+            .config
+            .resolvers
+            .iter()
+            .map(|r| crate::domains::resolver_addr(r))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let seeds = domains
+        .iter()
+        .map(|d| DomainName::parse(d).map_err(|e| format!("domain {d:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = DomainOptions {
+        resolvers,
+        qps: state.config.dns_qps,
+        ..DomainOptions::default()
+    };
+    let result = enumerate(&seeds, opts).await.map_err(|e| e.to_string())?;
+    let mut out: Vec<Observation> = result.zones.into_iter().map(Observation::Zone).collect();
+    out.extend(result.names.into_iter().map(Observation::Name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(cidrs: &[&str], domains: &[&str], special: bool) -> Scope {
+        Scope {
+            cidrs: cidrs.iter().map(|c| c.parse().expect("net")).collect(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            exclusions: vec!["198.18.1.128/25".parse().expect("net")],
+            allow_special: special,
+        }
+    }
+
+    fn req(targets: &[&str], domains: &[&str]) -> ScanRequest {
+        ScanRequest {
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            ports: None,
+            top_ports: None,
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            rate: None,
+            grab: true,
+        }
+    }
+
+    #[test]
+    fn scope_refuses_each_target_with_its_reason() {
+        let s = scope(&["198.18.1.0/24"], &["corp.test"], false);
+        let e = check_scope(&s, &req(&["198.18.1.5"], &[])).expect_err("special range");
+        assert_eq!(e.status.as_u16(), 403);
+        assert!(
+            e.refused[0].reason.contains("special-purpose"),
+            "{:?}",
+            e.refused
+        );
+        let s = scope(&["198.18.1.0/24"], &["corp.test"], true);
+        assert!(check_scope(
+            &s,
+            &req(&["198.18.1.0/25", "198.18.1.9"], &["www.corp.test"])
+        )
+        .is_ok());
+        let e = check_scope(
+            &s,
+            &req(
+                &["198.18.1.0/24", "198.18.2.1", "example.org"],
+                &["corp.test.evil", "corp.test"],
+            ),
+        )
+        .expect_err("outside");
+        let targets: Vec<&str> = e.refused.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(
+            targets,
+            vec![
+                "198.18.1.0/24",
+                "198.18.2.1",
+                "example.org",
+                "corp.test.evil"
+            ]
+        );
+        assert!(
+            e.refused[0].reason.contains("198.18.1.128"),
+            "the excluded half: {:?}",
+            e.refused[0]
+        );
+        let bad = check_scope(&s, &req(&["198.18.1.0/33"], &[])).expect_err("bad cidr");
+        assert_eq!(bad.status.as_u16(), 400);
+    }
+
+    #[test]
+    fn port_lists_become_ranges() {
+        assert_eq!(
+            port_ranges(&[443, 22, 80, 81, 82]),
+            vec![(22, 22), (80, 82), (443, 443)]
+        );
+        assert_eq!(port_ranges(&[65535, 65534]), vec![(65534, 65535)]);
+    }
+}

@@ -1,0 +1,269 @@
+//! `aperture serve`: the HTTP API, the in-process scan workers, the scheduler and the
+//! policy sweeper, over one sled directory.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod jobs;
+pub mod routes_admin;
+pub mod routes_assets;
+pub mod routes_scans;
+pub mod state;
+
+use crate::cli::ServeArgs;
+use crate::{EXIT_BAD_INPUT, EXIT_FAILED};
+use aperture_storage::{Store, StoreOptions, TenantId};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use config::Config;
+use state::{now_ms, AppState, SharedState};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Aperture API", version = "1", description = "Exposure-surface mapping: tenants, scans, assets, findings."),
+    modifiers(&Bearer),
+    components(schemas(error::Problem))
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document describing exactly them.
+pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
+    use routes_admin as a;
+    use routes_assets as s;
+    use routes_scans as c;
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(a::health))
+        .routes(routes!(a::metrics))
+        .routes(routes!(a::list_tenants, a::create_tenant))
+        .routes(routes!(a::get_tenant))
+        .routes(routes!(a::list_tokens, a::create_token))
+        .routes(routes!(a::revoke_token))
+        .routes(routes!(a::audit_log))
+        .routes(routes!(c::get_scope, c::put_scope))
+        .routes(routes!(c::list_scans, c::create_scan))
+        .routes(routes!(c::get_scan))
+        .routes(routes!(c::cancel_scan))
+        .routes(routes!(c::list_schedules, c::create_schedule))
+        .routes(routes!(c::get_schedule, c::delete_schedule))
+        .routes(routes!(s::list_assets))
+        .routes(routes!(s::export_assets))
+        .routes(routes!(s::get_asset))
+        .routes(routes!(s::changes))
+        .routes(routes!(s::list_sanctions, s::create_sanction))
+        .routes(routes!(
+            s::get_sanction,
+            s::update_sanction,
+            s::delete_sanction
+        ))
+        .routes(routes!(s::get_policy, s::put_policy))
+        .routes(routes!(s::list_findings))
+        .routes(routes!(s::get_finding))
+        .routes(routes!(s::transition))
+        .routes(routes!(s::assign))
+        .routes(routes!(s::comment))
+        .routes(routes!(s::verify))
+        .routes(routes!(s::summary))
+        .split_for_parts();
+    let doc = api.clone();
+    let router = router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc) }
+            }),
+        )
+        .fallback(|| async { error::ApiError::not_found("no such route: see /openapi.json") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .with_state(state);
+    (router, api)
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let mut config = match Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("aperture: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    if let Some(d) = args.data {
+        config.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("aperture: cannot start async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aperture: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let store = Store::open_with(&config.data_dir, &StoreOptions::default()).map_err(|e| {
+        format!(
+            "cannot open the data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let store = Arc::new(store);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("listener address: {e}"))?;
+    let (sweep_tx, sweep_rx) = tokio::sync::mpsc::unbounded_channel();
+    let state: SharedState = Arc::new(AppState::new(store, config, sweep_tx));
+    let workers = jobs::spawn_workers(&state);
+    let background = tokio::spawn(background(state.clone(), sweep_rx));
+    let (app, _) = router(state.clone());
+    // One line for scripts to wait on.
+    eprintln!(
+        "listening: http://{local} data={} workers={}",
+        state.config.data_dir.display(),
+        state.config.workers
+    );
+    let shutdown_state = state.clone();
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        eprintln!("stopping: running shards stop and stay resumable");
+        stop_workers(&shutdown_state);
+    })
+    .await
+    .map_err(|e| format!("server: {e}"))?;
+    stop_workers(&state);
+    background.abort();
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let deadline = std::time::Instant::now() + grace;
+    for w in workers {
+        while !w.is_finished() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if w.is_finished() {
+            let _ = w.join();
+        }
+    }
+    state.store.flush().map_err(|e| e.to_string())?;
+    eprintln!("stopped");
+    Ok(())
+}
+
+fn stop_workers(state: &SharedState) {
+    state.stopping.store(true, Ordering::SeqCst);
+    for h in state
+        .runs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+    {
+        h.shutdown.store(true, Ordering::SeqCst);
+        h.stop.store(true, Ordering::SeqCst);
+    }
+    state.wake.notify_waiters();
+}
+
+/// The scheduler (due schedules, pending verifications) and the policy sweeper.
+async fn background(
+    state: SharedState,
+    mut sweeps: tokio::sync::mpsc::UnboundedReceiver<TenantId>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(state.config.scheduler_secs));
+    let mut sweep_all = tokio::time::interval(Duration::from_secs(state.config.sweep_secs));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => schedule_pass(&state).await,
+            _ = sweep_all.tick() => {
+                if let Ok(tenants) = state.store.tenants() {
+                    for t in tenants {
+                        sweep(&state, t.id).await;
+                    }
+                }
+            }
+            Some(t) = sweeps.recv() => sweep(&state, t).await,
+        }
+    }
+}
+
+async fn sweep(state: &SharedState, tenant: TenantId) {
+    let store = state.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.sweep_policy(&tenant, now_ms())).await;
+}
+
+async fn schedule_pass(state: &SharedState) {
+    let Ok(tenants) = state.store.tenants() else {
+        return;
+    };
+    let now = now_ms();
+    for t in tenants {
+        for mut s in state.store.schedules(&t.id).unwrap_or_default() {
+            if s.next_run > now {
+                continue;
+            }
+            let purpose = Some(format!("schedule {}", s.id));
+            match jobs::submit(state, &t.id, s.request.clone(), &s.created_by, purpose).await {
+                Ok(job) => s.last_scan = Some(job.id),
+                Err(e) => eprintln!("schedule {} of {}: {}", s.id, t.id, e.detail),
+            }
+            // Next run from now, not from the missed time: a stopped service does not
+            // come back to a burst of catch-up scans.
+            s.next_run = now + (s.interval_secs as i64) * 1000;
+            let _ = state.store.put_schedule(&t.id, &s);
+        }
+        for v in state.store.pending_verifications(&t.id).unwrap_or_default() {
+            routes_assets::start_verification(state, &t.id, &v).await;
+        }
+    }
+}

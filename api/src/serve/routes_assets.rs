@@ -1,0 +1,804 @@
+//! What a tenant has and what is wrong with it: assets, changes, sanctions, policy,
+//! findings and reports.
+
+use super::auth::{Caller, ANALYSTS, READERS, REMEDIATORS};
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::jobs::submit;
+use super::state::{now_ms, SharedState};
+use aperture_storage::access::ScanRequest;
+use aperture_storage::findings::{FindingFilter, NewSanction, VerificationRequest};
+use aperture_storage::policy::{
+    Finding, FindingState, PolicySettings, Rule, Sanction, Severity, TransitionRequest,
+};
+use aperture_storage::{
+    Asset, AssetFilter, AssetKey, AssetKind, AssetStatus, Change, DayCount, Millis, Page, TenantId,
+};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// Unix milliseconds or RFC 3339.
+fn time(field: &str, v: &Option<String>) -> ApiResult<Option<Millis>> {
+    let Some(v) = v else { return Ok(None) };
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    humantime::parse_rfc3339_weak(v)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| Some(d.as_millis() as Millis))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{field}={v:?}: give Unix milliseconds or an RFC 3339 time (2026-11-24T10:00:00Z)"
+            ))
+        })
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AssetQuery {
+    /// host, service, domain or certificate.
+    pub kind: Option<String>,
+    /// Address or CIDR.
+    pub net: Option<String>,
+    pub port: Option<u16>,
+    pub service: Option<String>,
+    pub product: Option<String>,
+    /// Risk class, e.g. remote-administration, database.
+    pub risk: Option<String>,
+    /// A zone: its names and what they resolve to.
+    pub domain: Option<String>,
+    /// present, absent or unknown.
+    pub status: Option<String>,
+    pub first_seen_from: Option<String>,
+    pub first_seen_to: Option<String>,
+    pub last_seen_from: Option<String>,
+    pub last_seen_to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+    /// Exports only: csv (default) or jsonl.
+    pub format: Option<String>,
+}
+
+impl AssetQuery {
+    fn filter(&self) -> ApiResult<AssetFilter> {
+        let net = match &self.net {
+            Some(n) => Some(
+                n.parse::<ipnet::IpNet>()
+                    .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ApiError::bad_request(format!("net={n:?}: give an address or a CIDR"))
+                    })?,
+            ),
+            None => None,
+        };
+        let status = match self.status.as_deref() {
+            None => None,
+            Some("present") => Some(AssetStatus::Present),
+            Some("absent") => Some(AssetStatus::Absent),
+            Some("unknown") => Some(AssetStatus::Unknown),
+            Some(s) => {
+                return Err(ApiError::bad_request(format!(
+                    "status={s:?}: use present, absent or unknown"
+                )))
+            }
+        };
+        Ok(AssetFilter {
+            kind: match &self.kind {
+                Some(k) => Some(k.parse::<AssetKind>()?),
+                None => None,
+            },
+            net,
+            port: self.port,
+            service: self.service.clone(),
+            product: self.product.clone(),
+            risk: self.risk.clone(),
+            domain: self.domain.clone(),
+            status,
+            first_seen_from: time("first_seen_from", &self.first_seen_from)?,
+            first_seen_to: time("first_seen_to", &self.first_seen_to)?,
+            last_seen_from: time("last_seen_from", &self.last_seen_from)?,
+            last_seen_to: time("last_seen_to", &self.last_seen_to)?,
+        })
+    }
+}
+
+/// The tenant's assets with filters, one page at a time.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/assets", tag = "assets", security(("bearer" = [])),
+    params(("tenant" = String, Path), AssetQuery),
+    responses((status = 200, body = Page<Asset>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_assets(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AssetQuery>,
+) -> ApiResult<Json<Page<Asset>>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    if q.format.is_some() {
+        return Err(ApiError::bad_request(
+            "format is for exports: GET /v1/tenants/{tenant}/exports/assets",
+        ));
+    }
+    let filter = q.filter()?;
+    let limit = q.limit.unwrap_or(100).min(state.config.page_cap);
+    Ok(Json(state.store.list_assets(
+        &t,
+        &filter,
+        q.cursor.as_deref(),
+        limit,
+    )?))
+}
+
+/// Channel-fed response body: the export is written while it is read.
+struct Chunks(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures_core::Stream for Chunks {
+    type Item = Result<Bytes, std::io::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Every asset matching the filters as CSV or JSON Lines, streamed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/exports/assets", tag = "assets", security(("bearer" = [])),
+    params(("tenant" = String, Path), AssetQuery),
+    responses((status = 200, description = "text/csv or application/x-ndjson"), (status = 400, body = Problem)))]
+pub async fn export_assets(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AssetQuery>,
+) -> ApiResult<Response> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let filter = q.filter()?;
+    let csv = match q.format.as_deref() {
+        None | Some("csv") => true,
+        Some("jsonl") => false,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "format={f:?}: use csv or jsonl"
+            )))
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut cursor: Option<String> = None;
+        let mut first = true;
+        loop {
+            let page = match store.list_assets(&t, &filter, cursor.as_deref(), 1000) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            };
+            let chunk = if csv {
+                csv_chunk(&page.items, first)
+            } else {
+                let mut out = Vec::new();
+                for a in &page.items {
+                    if serde_json::to_writer(&mut out, a).is_ok() {
+                        out.push(b'\n');
+                    }
+                }
+                Ok(out)
+            };
+            first = false;
+            let chunk = chunk.map(Bytes::from).map_err(std::io::Error::other);
+            if tx.blocking_send(chunk).is_err() {
+                return;
+            }
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => return,
+            }
+        }
+    });
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(Chunks(rx)),
+    )
+        .into_response())
+}
+
+fn csv_chunk(items: &[Asset], header_row: bool) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let e = |e: csv::Error| e.to_string();
+    if header_row {
+        w.write_record([
+            "asset",
+            "kind",
+            "status",
+            "first_seen",
+            "last_seen",
+            "last_changed",
+            "times_seen",
+            "service",
+            "product",
+            "version",
+            "risk",
+            "facts",
+        ])
+        .map_err(e)?;
+    }
+    for a in items {
+        let fact = |k: &str| a.fact(k).unwrap_or_default().to_owned();
+        w.write_record([
+            a.key.to_string(),
+            a.kind.as_str().to_owned(),
+            a.status.as_str().to_owned(),
+            a.first_seen.to_string(),
+            a.last_seen.to_string(),
+            a.last_changed.to_string(),
+            a.times_seen.to_string(),
+            fact("service"),
+            fact("product"),
+            fact("version"),
+            fact("risk"),
+            serde_json::to_string(&a.facts).unwrap_or_default(),
+        ])
+        .map_err(e)?;
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+/// One asset with its history, links and findings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetDetail {
+    pub asset: Asset,
+    pub history: Vec<Change>,
+    pub links: Vec<AssetKey>,
+    pub findings: Vec<Finding>,
+}
+
+/// One asset. Its key has a '/' (`service:198.18.1.20:22/tcp`): percent-encode it
+/// (`%2F`) or leave `/tcp` out.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/assets/{asset}", tag = "assets", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("asset" = String, Path)),
+    responses((status = 200, body = AssetDetail), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_asset(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, key)): ApiPath<(String, String)>,
+) -> ApiResult<Json<AssetDetail>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let key: AssetKey = key.parse()?;
+    Ok(Json(AssetDetail {
+        asset: state.store.asset(&t, &key)?,
+        history: state.store.history(&t, &key)?,
+        links: state.store.links(&t, &key)?,
+        findings: state.store.findings_of(&t, &key)?,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// The last change number already read; absent: from the start.
+    pub since: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// The change feed: every appeared, changed and disappeared event after `since`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/changes", tag = "assets", security(("bearer" = [])),
+    params(("tenant" = String, Path), ChangesQuery),
+    responses((status = 200, body = Page<Change>), (status = 404, body = Problem)))]
+pub async fn changes(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ChangesQuery>,
+) -> ApiResult<Json<Page<Change>>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let limit = q.limit.unwrap_or(100).min(state.config.page_cap);
+    Ok(Json(state.store.changes_since(&t, q.since, limit)?))
+}
+
+fn sweep(state: &SharedState, t: &TenantId) {
+    let _ = state.sweeps.send(t.clone());
+}
+
+/// The tenant's sanctioned exposures.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/sanctions", tag = "sanctions", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = [Sanction]), (status = 404, body = Problem)))]
+pub async fn list_sanctions(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<Vec<Sanction>>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    Ok(Json(state.store.sanctions(&t)?))
+}
+
+/// Sanctions an exposure (admin, analyst); findings it covers close as sanctioned.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/sanctions", tag = "sanctions", security(("bearer" = [])),
+    params(("tenant" = String, Path)), request_body = NewSanction,
+    responses((status = 201, body = Sanction), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn create_sanction(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(body): ApiJson<NewSanction>,
+) -> ApiResult<(StatusCode, Json<Sanction>)> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    let s = state
+        .store
+        .create_sanction(&t, body, &caller.name(), now_ms())?;
+    sweep(&state, &t);
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// One sanction.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/sanctions/{sanction}", tag = "sanctions", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("sanction" = String, Path)),
+    responses((status = 200, body = Sanction), (status = 404, body = Problem)))]
+pub async fn get_sanction(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Sanction>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    Ok(Json(state.store.sanction(&t, &id)?))
+}
+
+/// Replaces a sanction (admin, analyst).
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/sanctions/{sanction}", tag = "sanctions", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("sanction" = String, Path)), request_body = NewSanction,
+    responses((status = 200, body = Sanction), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn update_sanction(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<NewSanction>,
+) -> ApiResult<Json<Sanction>> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    let s = state.store.update_sanction(&t, &id, body)?;
+    sweep(&state, &t);
+    Ok(Json(s))
+}
+
+/// Withdraws a sanction (admin, analyst); what it covered is flagged again.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/sanctions/{sanction}", tag = "sanctions", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("sanction" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_sanction(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    state.store.delete_sanction(&t, &id)?;
+    sweep(&state, &t);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The tenant's policy: severities, SLAs and thresholds.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/policy", tag = "findings", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = PolicySettings), (status = 404, body = Problem)))]
+pub async fn get_policy(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<PolicySettings>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    Ok(Json(state.store.policy_settings(&t)?))
+}
+
+/// Replaces the tenant's policy (admin, analyst); findings follow.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/policy", tag = "findings", security(("bearer" = [])),
+    params(("tenant" = String, Path)), request_body = PolicySettings,
+    responses((status = 200, body = PolicySettings), (status = 400, body = Problem)))]
+pub async fn put_policy(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(body): ApiJson<PolicySettings>,
+) -> ApiResult<Json<PolicySettings>> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    state.store.set_policy_settings(&t, &body)?;
+    sweep(&state, &t);
+    Ok(Json(body))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FindingQuery {
+    /// open, acknowledged, in-progress, fixed, closed-verified, closed-sanctioned,
+    /// closed-by-policy, risk-accepted, false-positive.
+    pub state: Option<FindingState>,
+    /// Open, acknowledged, in progress, or fixed awaiting verification.
+    pub active: Option<bool>,
+    pub severity: Option<Severity>,
+    pub rule: Option<Rule>,
+    pub asset: Option<String>,
+    pub assignee: Option<String>,
+    /// Only findings past their due date.
+    pub overdue: Option<bool>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The tenant's findings with filters.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/findings", tag = "findings", security(("bearer" = [])),
+    params(("tenant" = String, Path), FindingQuery),
+    responses((status = 200, body = Page<FindingView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_findings(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<FindingQuery>,
+) -> ApiResult<Json<Page<FindingView>>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let now = now_ms();
+    let filter = FindingFilter {
+        state: q.state,
+        active: q.active,
+        severity: q.severity,
+        rule: q.rule,
+        asset: match &q.asset {
+            Some(a) => Some(a.parse()?),
+            None => None,
+        },
+        assignee: q.assignee.clone(),
+        overdue_at: q.overdue.filter(|o| *o).map(|_| now),
+    };
+    let limit = q.limit.unwrap_or(100).min(state.config.page_cap);
+    let page = state
+        .store
+        .findings(&t, &filter, q.cursor.as_deref(), limit)?;
+    Ok(Json(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|f| FindingView::new(f, now))
+            .collect(),
+        next: page.next,
+    }))
+}
+
+/// A finding with its overdue flag as of now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FindingView {
+    #[serde(flatten)]
+    pub finding: Finding,
+    pub overdue: bool,
+}
+
+impl FindingView {
+    fn new(finding: Finding, now: Millis) -> Self {
+        FindingView {
+            overdue: finding.overdue(now),
+            finding,
+        }
+    }
+}
+
+/// One finding with its whole story.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/findings/{finding}", tag = "findings", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("finding" = String, Path)),
+    responses((status = 200, body = FindingView), (status = 404, body = Problem)))]
+pub async fn get_finding(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<FindingView>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    Ok(Json(FindingView::new(
+        state.store.finding(&t, &id)?,
+        now_ms(),
+    )))
+}
+
+/// The finding after a transition, and the verification scan a "fixed" claim started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionResult {
+    pub finding: FindingView,
+    pub verification: Option<VerificationRequest>,
+    /// The scan running the verification, when it could start now.
+    pub verification_scan: Option<String>,
+}
+
+/// Starts the scan a verification request asks for; leaves it pending (the scheduler
+/// retries) when the tenant's scan cap is reached.
+pub async fn start_verification(
+    state: &SharedState,
+    t: &TenantId,
+    v: &VerificationRequest,
+) -> Option<String> {
+    let ports = v
+        .coverage
+        .ports
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let req = ScanRequest {
+        targets: v.coverage.targets.iter().map(|n| n.to_string()).collect(),
+        ports: (!ports.is_empty()).then_some(ports),
+        top_ports: None,
+        domains: v.coverage.domains.clone(),
+        rate: None,
+        grab: v.coverage.probes.contains("grab"),
+    };
+    let job = submit(
+        state,
+        t,
+        req,
+        &format!("verification for {}", v.requested_by),
+        Some(format!("verify {}", v.finding)),
+    )
+    .await
+    .ok()?;
+    state.store.verification_started(t, &v.id, &job.id).ok()?;
+    Some(job.id)
+}
+
+/// Moves a finding (admin, analyst, remediator; risk acceptance: admin, analyst).
+/// "fixed" starts a verification scan; only a scan can close a finding.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/findings/{finding}/transitions", tag = "findings", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("finding" = String, Path)), request_body = TransitionRequest,
+    responses((status = 200, body = TransitionResult), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn transition(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<TransitionRequest>,
+) -> ApiResult<Json<TransitionResult>> {
+    let t = caller.tenant(&state, &tenant, REMEDIATORS)?;
+    let (finding, verification) =
+        state
+            .store
+            .transition_finding(&t, &id, &caller.actor(), &body, now_ms())?;
+    let verification_scan = match &verification {
+        Some(v) => start_verification(&state, &t, v).await,
+        None => None,
+    };
+    Ok(Json(TransitionResult {
+        finding: FindingView::new(finding, now_ms()),
+        verification,
+        verification_scan,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    /// Who works on it; null to unassign.
+    pub assignee: Option<String>,
+}
+
+/// Assigns a finding (admin, analyst, remediator).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/findings/{finding}/assign", tag = "findings", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("finding" = String, Path)), request_body = Assignment,
+    responses((status = 200, body = FindingView), (status = 404, body = Problem)))]
+pub async fn assign(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<Assignment>,
+) -> ApiResult<Json<FindingView>> {
+    let t = caller.tenant(&state, &tenant, REMEDIATORS)?;
+    if body
+        .assignee
+        .as_ref()
+        .is_some_and(|a| a.trim().is_empty() || a.len() > 200)
+    {
+        return Err(ApiError::bad_request("assignee: 1-200 characters, or null"));
+    }
+    let f = state
+        .store
+        .assign_finding(&t, &id, &caller.actor(), body.assignee, now_ms())?;
+    Ok(Json(FindingView::new(f, now_ms())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Comment {
+    pub text: String,
+}
+
+/// Comments on a finding (admin, analyst, remediator).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/findings/{finding}/comments", tag = "findings", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("finding" = String, Path)), request_body = Comment,
+    responses((status = 200, body = FindingView), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn comment(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<Comment>,
+) -> ApiResult<Json<FindingView>> {
+    let t = caller.tenant(&state, &tenant, REMEDIATORS)?;
+    if body.text.len() > 10_000 {
+        return Err(ApiError::bad_request("a comment is at most 10000 bytes"));
+    }
+    let f = state
+        .store
+        .comment_finding(&t, &id, &caller.actor(), &body.text, now_ms())?;
+    Ok(Json(FindingView::new(f, now_ms())))
+}
+
+/// Runs the verification scan of a finding claimed fixed again.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/findings/{finding}/verify", tag = "findings", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("finding" = String, Path)),
+    responses((status = 200, body = TransitionResult), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn verify(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<TransitionResult>> {
+    let t = caller.tenant(&state, &tenant, REMEDIATORS)?;
+    let finding = state.store.finding(&t, &id)?;
+    if finding.state != FindingState::Fixed {
+        return Err(ApiError::conflict(
+            "only a finding claimed fixed is verified: move it to fixed first",
+        ));
+    }
+    let pending = state
+        .store
+        .pending_verifications(&t)?
+        .into_iter()
+        .find(|v| v.finding == id);
+    let v = match pending {
+        Some(v) => v,
+        None => {
+            // Re-request: the claim stands, a new scan checks it.
+            let (_, v) = state.store.transition_finding(
+                &t,
+                &id,
+                &caller.actor(),
+                &TransitionRequest {
+                    to: FindingState::InProgress,
+                    comment: "verification requested again".into(),
+                    until: None,
+                },
+                now_ms(),
+            )?;
+            debug_assert!(v.is_none());
+            state
+                .store
+                .transition_finding(
+                    &t,
+                    &id,
+                    &caller.actor(),
+                    &TransitionRequest {
+                        to: FindingState::Fixed,
+                        comment: "verification requested again".into(),
+                        until: None,
+                    },
+                    now_ms(),
+                )?
+                .1
+                .ok_or_else(|| ApiError::internal("no verification request was made"))?
+        }
+    };
+    let scan = start_verification(&state, &t, &v).await;
+    Ok(Json(TransitionResult {
+        finding: FindingView::new(state.store.finding(&t, &id)?, now_ms()),
+        verification: Some(v),
+        verification_scan: scan,
+    }))
+}
+
+/// The numbers a remediation review starts from.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Summary {
+    pub exposed_hosts: u64,
+    pub exposed_services: u64,
+    /// Present services per risk class.
+    pub services_by_risk: BTreeMap<String, u64>,
+    /// Active findings per severity.
+    pub open_findings_by_severity: BTreeMap<String, u64>,
+    /// Active findings by age: 0-7d, 7-30d, 30-90d, 90d+.
+    pub open_findings_by_age: BTreeMap<String, u64>,
+    pub overdue: u64,
+    pub closed_verified: u64,
+    /// Mean hours from opening to verified closure.
+    pub mean_time_to_remediate_hours: Option<f64>,
+    /// Exposed hosts and services per day.
+    pub shrinkage: Vec<DayCount>,
+}
+
+/// Exposure by risk class, open findings by severity and age, time to remediate, and
+/// the shrinkage curve.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/summary", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = Summary), (status = 404, body = Problem)))]
+pub async fn summary(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<Summary>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let store = state.store.clone();
+    let s = tokio::task::spawn_blocking(move || -> ApiResult<Summary> {
+        let now = now_ms();
+        let mut s = Summary::default();
+        (s.exposed_hosts, s.exposed_services) = store.exposed_now(&t)?;
+        let services = AssetFilter {
+            kind: Some(AssetKind::Service),
+            status: Some(AssetStatus::Present),
+            ..Default::default()
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store.list_assets(&t, &services, cursor.as_deref(), 1000)?;
+            for a in &page.items {
+                let class = a.fact("risk").unwrap_or("unknown").to_owned();
+                *s.services_by_risk.entry(class).or_default() += 1;
+            }
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        let mut cursor: Option<String> = None;
+        let (mut total_ms, mut closed) = (0i64, 0u64);
+        loop {
+            let page = store.findings(&t, &FindingFilter::default(), cursor.as_deref(), 1000)?;
+            for f in &page.items {
+                if f.state.is_active() {
+                    let sev = serde_json::to_value(f.severity)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    *s.open_findings_by_severity.entry(sev).or_default() += 1;
+                    let days = (now - f.opened) / 86_400_000;
+                    let bucket = match days {
+                        0..7 => "0-7d",
+                        7..30 => "7-30d",
+                        30..90 => "30-90d",
+                        _ => "90d+",
+                    };
+                    *s.open_findings_by_age.entry(bucket.into()).or_default() += 1;
+                    s.overdue += u64::from(f.overdue(now));
+                }
+                if f.state == FindingState::ClosedVerified {
+                    if let Some(closed_at) = f
+                        .transitions
+                        .iter()
+                        .rev()
+                        .find(|x| x.to == FindingState::ClosedVerified)
+                    {
+                        total_ms += closed_at.at - f.opened;
+                        closed += 1;
+                    }
+                }
+            }
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        s.closed_verified = closed;
+        s.mean_time_to_remediate_hours =
+            (closed > 0).then(|| total_ms as f64 / closed as f64 / 3_600_000.0);
+        s.shrinkage = store.daily_counts(&t)?;
+        Ok(s)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("report task: {e}")))??;
+    Ok(Json(s))
+}

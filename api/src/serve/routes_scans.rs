@@ -1,0 +1,274 @@
+//! Scope, scans and schedules of a tenant.
+
+use super::auth::{Caller, ANALYSTS, READERS};
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{ApiJson, ApiPath};
+use super::jobs::submit;
+use super::state::{now_ms, SharedState};
+use aperture_mapper::engine::Progress;
+use aperture_storage::access::{JobState, ScanJob, ScanRequest, Schedule, Scope};
+use aperture_storage::TenantId;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+use utoipa::ToSchema;
+
+/// The tenant's authorised scope.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/scope", tag = "scope", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = Scope), (status = 404, body = Problem)))]
+pub async fn get_scope(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<Scope>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    Ok(Json(state.store.scope(&t)?))
+}
+
+/// Replaces the tenant's scope (admin, analyst).
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/scope", tag = "scope", security(("bearer" = [])),
+    params(("tenant" = String, Path)), request_body = Scope,
+    responses((status = 200, body = Scope), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn put_scope(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(scope): ApiJson<Scope>,
+) -> ApiResult<Json<Scope>> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    for d in &scope.domains {
+        aperture_fingerprints::dns::DomainName::parse(d)
+            .map_err(|e| ApiError::bad_request(format!("scope domain {d:?}: {e}")))?;
+    }
+    state.store.set_scope(&t, &scope)?;
+    Ok(Json(scope))
+}
+
+/// Where a scan is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanProgress {
+    pub probes_sent: u64,
+    pub probes_total: u64,
+    pub shards_done: u32,
+    pub shards: u32,
+    /// Observations stored so far.
+    pub found: u64,
+    /// Probes per second over this run.
+    pub rate: f64,
+    /// Seconds left at that rate.
+    pub eta_secs: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanView {
+    #[serde(flatten)]
+    pub job: ScanJob,
+    pub progress: ScanProgress,
+}
+
+fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult<ScanView> {
+    let scan = state.store.scan(t, &job.id)?;
+    let run = state.run(t, &job.id);
+    let (sent, found, rate) = match &run {
+        Some(h) => {
+            let sent_now = Progress::get(&h.progress.sent);
+            let elapsed = h.started.elapsed().as_secs_f64().max(1e-3);
+            (
+                h.probes_before.load(Ordering::Relaxed) + sent_now,
+                h.found.load(Ordering::Relaxed),
+                sent_now as f64 / elapsed,
+            )
+        }
+        None => {
+            let done = if job.state == JobState::Completed {
+                job.probes_total
+            } else {
+                0
+            };
+            (done, scan.observations, 0.0)
+        }
+    };
+    let remaining = job.probes_total.saturating_sub(sent);
+    Ok(ScanView {
+        progress: ScanProgress {
+            probes_sent: sent.min(job.probes_total),
+            probes_total: job.probes_total,
+            shards_done: scan.shards_done.len() as u32,
+            shards: scan.shards,
+            found: found.max(scan.observations),
+            rate,
+            eta_secs: (rate > 0.0 && job.state.is_live()).then(|| remaining as f64 / rate),
+        },
+        job,
+    })
+}
+
+/// The tenant's scans, newest first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/scans", tag = "scans", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = [ScanView]), (status = 404, body = Problem)))]
+pub async fn list_scans(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<Vec<ScanView>>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let mut jobs = state.store.jobs(&t)?;
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.requested));
+    Ok(Json(
+        jobs.into_iter()
+            .map(|j| view(&state, &t, j))
+            .collect::<ApiResult<_>>()?,
+    ))
+}
+
+/// Starts a targeted scan (admin, analyst). Every target must be in the tenant's scope;
+/// otherwise 403 lists each refused target and why, and nothing is queued.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/scans", tag = "scans", security(("bearer" = [])),
+    params(("tenant" = String, Path)), request_body = ScanRequest,
+    responses((status = 201, body = ScanView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+pub async fn create_scan(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(req): ApiJson<ScanRequest>,
+) -> ApiResult<(StatusCode, Json<ScanView>)> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    let job = submit(&state, &t, req, &caller.name(), None).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &t, job)?)))
+}
+
+/// One scan with its progress.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/scans/{scan}", tag = "scans", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("scan" = String, Path)),
+    responses((status = 200, body = ScanView), (status = 404, body = Problem)))]
+pub async fn get_scan(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, scan)): ApiPath<(String, String)>,
+) -> ApiResult<Json<ScanView>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let job = state.store.job(&t, &scan)?;
+    Ok(Json(view(&state, &t, job)?))
+}
+
+/// Cancels a queued or running scan (admin, analyst). What it stored stays; it marks
+/// nothing gone.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/scans/{scan}/cancel", tag = "scans", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("scan" = String, Path)),
+    responses((status = 200, body = ScanView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn cancel_scan(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, scan)): ApiPath<(String, String)>,
+) -> ApiResult<Json<ScanView>> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    let mut job = state.store.job(&t, &scan)?;
+    if !job.state.is_live() {
+        return Err(ApiError::conflict(format!(
+            "scan {scan} is {:?} already",
+            job.state
+        )));
+    }
+    if let Some(h) = state.run(&t, &scan) {
+        h.stop.store(true, Ordering::SeqCst);
+    }
+    state.store.cancel_scan(&t, &scan)?;
+    job.state = JobState::Cancelled;
+    job.finished = Some(now_ms());
+    state.store.put_job(&job)?;
+    Ok(Json(view(&state, &t, job)?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSchedule {
+    pub name: String,
+    pub request: ScanRequest,
+    /// Seconds between runs; at least 60.
+    pub interval_secs: u64,
+    /// First run (Unix ms); default: now.
+    #[serde(default)]
+    pub first_run: Option<i64>,
+}
+
+/// The tenant's recurring scans.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/schedules", tag = "schedules", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = [Schedule]), (status = 404, body = Problem)))]
+pub async fn list_schedules(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<Vec<Schedule>>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    Ok(Json(state.store.schedules(&t)?))
+}
+
+/// Adds a recurring scan (admin, analyst). Its request is checked against the scope now
+/// and again at every run.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/schedules", tag = "schedules", security(("bearer" = [])),
+    params(("tenant" = String, Path)), request_body = NewSchedule,
+    responses((status = 201, body = Schedule), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn create_schedule(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(body): ApiJson<NewSchedule>,
+) -> ApiResult<(StatusCode, Json<Schedule>)> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    if body.interval_secs < 60 {
+        return Err(ApiError::bad_request(
+            "interval_secs: schedules run at most once a minute (60 or more)",
+        ));
+    }
+    if body.name.trim().is_empty() {
+        return Err(ApiError::bad_request("a schedule needs a name"));
+    }
+    let scope = state.store.scope(&t)?;
+    super::jobs::check_scope(&scope, &body.request)?;
+    let n = state.store.next_number(&t, "schedule")?;
+    let now = now_ms();
+    let s = Schedule {
+        id: format!("sch-{n}"),
+        name: body.name,
+        request: body.request,
+        interval_secs: body.interval_secs,
+        next_run: body.first_run.unwrap_or(now),
+        created: now,
+        created_by: caller.name(),
+        last_scan: None,
+    };
+    state.store.put_schedule(&t, &s)?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// One schedule.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/schedules/{schedule}", tag = "schedules", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("schedule" = String, Path)),
+    responses((status = 200, body = Schedule), (status = 404, body = Problem)))]
+pub async fn get_schedule(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Schedule>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    Ok(Json(state.store.schedule(&t, &id)?))
+}
+
+/// Removes a schedule (admin, analyst); scans it started are kept.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/schedules/{schedule}", tag = "schedules", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("schedule" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_schedule(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    state.store.delete_schedule(&t, &id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
