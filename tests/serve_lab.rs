@@ -1,0 +1,326 @@
+//! The service end to end, against the lab: the real binary runs in the lab's scanner
+//! namespace and is driven over HTTP by curl in that namespace, as an operator would.
+//!
+//! An admin creates a tenant, its scope and the other roles' tokens; an analyst scans;
+//! a viewer sees the assets and an unsanctioned finding; a sanction closes it; a real
+//! redis the test controls is shut, a remediator claims the fix, the verification scan
+//! closes the finding as verified; redis comes back and the finding reopens; the change
+//! feed shows each step.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An address the lab's target namespace answers for (198.18.0.0/16 is local there).
+const REDIS_IP: &str = "198.18.77.30";
+/// The lab's nginx (see scripts/lab.d/20-services.sh).
+const NGINX_IP: &str = "198.19.1.10";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Api {
+    ns: String,
+    port: u16,
+}
+
+impl Api {
+    /// One request through curl inside the scanner namespace: (status, JSON body).
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, "curl", "-s", "-m", "20", "-X", method])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-w", "\n%{http_code}"]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
+        }
+        let out = cmd
+            .arg(format!("http://127.0.0.1:{}{path}", self.port))
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        let status: u16 = code.trim().parse().unwrap_or(0);
+        let json = serde_json::from_str(body).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    fn ok(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
+        let (status, v) = self.call(method, path, token, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {v}"
+        );
+        v
+    }
+
+    fn wait_until(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < limit, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    fn wait_scan(&self, token: &str, scan: &str) {
+        let path = format!("/v1/tenants/acme/scans/{scan}");
+        self.wait_until(&format!("scan {scan}"), Duration::from_secs(90), || {
+            let v = self.ok("GET", &path, token, None);
+            assert_ne!(v["state"], "failed", "scan failed: {v}");
+            v["state"] == "completed"
+        });
+    }
+
+    fn finding(&self, token: &str, rule: &str, asset: &str) -> Option<Value> {
+        let v = self.ok(
+            "GET",
+            &format!("/v1/tenants/acme/findings?rule={rule}&limit=1000"),
+            token,
+            None,
+        );
+        v["items"]
+            .as_array()?
+            .iter()
+            .find(|f| f["asset"] == asset)
+            .cloned()
+    }
+}
+
+fn start_redis(ns: &str, dir: &std::path::Path) -> Killed {
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, "redis-server", "--bind", REDIS_IP, "--port", "6379"])
+        .args(["--protected-mode", "no", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    // Ready when it answers PING inside the target namespace.
+    let start = Instant::now();
+    loop {
+        let pong = Command::new("ip")
+            .args(["netns", "exec", ns, "redis-cli", "-h", REDIS_IP, "ping"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+            .unwrap_or(false);
+        if pong {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "redis did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Killed(child)
+}
+
+#[test]
+fn tenant_scan_findings_sanction_verification_and_reopening() {
+    if let Some(why) = lab_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _lock = lab_lock();
+    let scan_ns = lab_env("LAB_SCAN_NS");
+    let tgt_ns = lab_env("LAB_TGT_NS");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_s = data.to_string_lossy().into_owned();
+
+    // Bootstrap: the first admin token, written before the service starts.
+    let out = aperture(&["admin", "--data", &data_s, "token-create", "--name", "root", "--role", "admin"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let admin = stdout(&out).trim().to_owned();
+    assert!(admin.starts_with("apt_") && admin.len() >= 4 + 32, "{admin}");
+
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let service = Command::new("ip")
+        .args(["netns", "exec", &scan_ns])
+        .arg(bin())
+        .args(["serve", "--data", &data_s, "--listen", &format!("127.0.0.1:{port}")])
+        .env("APERTURE_SCHEDULER_SECS", "1")
+        .env("APERTURE_SYN_WAIT_SECS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("service starts");
+    let _service = Killed(service);
+    let api = Api {
+        ns: scan_ns.clone(),
+        port,
+    };
+    api.wait_until("the service", Duration::from_secs(20), || {
+        api.call("GET", "/healthz", "", None).0 == 200
+    });
+
+    // Admin: tenant, scope (with the special-range opt-in the lab needs), tokens.
+    api.ok("POST", "/v1/tenants", &admin, Some(&json!({"id": "acme", "name": "Acme"})));
+    api.ok(
+        "PUT",
+        "/v1/tenants/acme/scope",
+        &admin,
+        Some(&json!({"cidrs": ["198.19.1.0/24", "198.18.77.0/24"], "domains": ["corp.test"], "allow_special": true})),
+    );
+    let token = |role: &str| {
+        let v = api.ok(
+            "POST",
+            "/v1/tokens",
+            &admin,
+            Some(&json!({"name": role, "role": role, "tenants": ["acme"]})),
+        );
+        v["secret"].as_str().expect("secret").to_owned()
+    };
+    let (analyst, viewer, remediator) = (token("analyst"), token("viewer"), token("remediator"));
+
+    // A viewer may not scan; an out-of-scope target is refused before anything runs.
+    let req = json!({"targets": [NGINX_IP, REDIS_IP], "ports": "80,6379", "rate": 500});
+    assert_eq!(api.call("POST", "/v1/tenants/acme/scans", &viewer, Some(&req)).0, 403);
+    let (status, refused) = api.call(
+        "POST",
+        "/v1/tenants/acme/scans",
+        &analyst,
+        Some(&json!({"targets": ["198.19.2.1"], "ports": "80"})),
+    );
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["refused"][0]["target"], "198.19.2.1");
+
+    let redis_dir = dir.path().join("redis");
+    std::fs::create_dir_all(&redis_dir).expect("redis dir");
+    let redis = start_redis(&tgt_ns, &redis_dir);
+
+    // Analyst scans; viewer sees the assets.
+    let scan = api.ok("POST", "/v1/tenants/acme/scans", &analyst, Some(&req));
+    let scan1 = scan["id"].as_str().expect("scan id").to_owned();
+    api.wait_scan(&analyst, &scan1);
+    let nginx = format!("service:{NGINX_IP}:80/tcp");
+    let redis_key = format!("service:{REDIS_IP}:6379/tcp");
+    let assets = api.ok("GET", "/v1/tenants/acme/assets?kind=service", &viewer, None);
+    let items = assets["items"].as_array().expect("items");
+    let product = |key: &str| {
+        items
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["facts"]["product"].clone())
+    };
+    assert_eq!(product(&nginx), Some(json!("nginx")), "{assets}");
+    assert_eq!(product(&redis_key), Some(json!("Redis")), "{assets}");
+
+    // Unsanctioned nginx: open. The analyst sanctions it: closed as sanctioned.
+    let f = api.finding(&viewer, "unsanctioned", &nginx).expect("unsanctioned finding");
+    assert_eq!(f["state"], "open");
+    let fid = f["id"].as_str().expect("id").to_owned();
+    api.ok(
+        "POST",
+        "/v1/tenants/acme/sanctions",
+        &analyst,
+        Some(&json!({"match": {"net": format!("{NGINX_IP}/32"), "port": 80}, "owner": "web team", "reason": "public site", "ticket": "CHG-7"})),
+    );
+    api.wait_until("the sanction to close the finding", Duration::from_secs(20), || {
+        api.ok("GET", &format!("/v1/tenants/acme/findings/{fid}"), &viewer, None)["state"]
+            == "closed-sanctioned"
+    });
+
+    // Redis is risky. It is shut; the remediator claims the fix; the verification scan
+    // no longer sees it: closed as verified.
+    let risky = api.finding(&viewer, "risky-exposure", &redis_key).expect("risky finding");
+    let rid = risky["id"].as_str().expect("id").to_owned();
+    drop(redis);
+    let (status, refused) = api.call(
+        "POST",
+        &format!("/v1/tenants/acme/findings/{rid}/transitions"),
+        &remediator,
+        Some(&json!({"to": "closed-verified", "comment": "trust me"})),
+    );
+    assert_eq!(status, 409, "closing without a scan is refused: {refused}");
+    let fixed = api.ok(
+        "POST",
+        &format!("/v1/tenants/acme/findings/{rid}/transitions"),
+        &remediator,
+        Some(&json!({"to": "fixed", "comment": "redis removed"})),
+    );
+    let verify_scan = fixed["verification_scan"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a verification scan started: {fixed}"))
+        .to_owned();
+    api.wait_scan(&analyst, &verify_scan);
+    let v = api.ok("GET", &format!("/v1/tenants/acme/scans/{verify_scan}"), &viewer, None);
+    assert_eq!(v["request"]["targets"], json!([format!("{REDIS_IP}/32")]), "{v}");
+    api.wait_until("closed-verified", Duration::from_secs(20), || {
+        api.ok("GET", &format!("/v1/tenants/acme/findings/{rid}"), &viewer, None)["state"]
+            == "closed-verified"
+    });
+
+    // Redis comes back; the next scan reopens the finding.
+    let _redis = start_redis(&tgt_ns, &redis_dir);
+    let scan = api.ok("POST", "/v1/tenants/acme/scans", &analyst, Some(&req));
+    let scan3 = scan["id"].as_str().expect("scan id").to_owned();
+    api.wait_scan(&analyst, &scan3);
+    let back = api.ok("GET", &format!("/v1/tenants/acme/findings/{rid}"), &viewer, None);
+    assert_eq!(back["state"], "open", "{back}");
+    assert!(back["reopened"].as_u64().unwrap_or(0) >= 1, "{back}");
+    let steps: Vec<&str> = back["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .filter_map(|t| t["to"].as_str())
+        .collect();
+    assert_eq!(steps, vec!["open", "fixed", "closed-verified", "open"]);
+
+    // The change feed tells the redis story in order: appeared, gone, appeared.
+    let feed = api.ok("GET", "/v1/tenants/acme/changes?limit=1000", &viewer, None);
+    let redis_events: Vec<(String, String)> = feed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|c| c["asset"] == redis_key.as_str() && c["change"] != "changed")
+        .map(|c| {
+            (
+                c["change"].as_str().unwrap_or_default().to_owned(),
+                c["scan"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        redis_events,
+        vec![
+            ("appeared".to_owned(), scan1.clone()),
+            ("disappeared".to_owned(), verify_scan.clone()),
+            ("appeared".to_owned(), scan3.clone()),
+        ]
+    );
+    // Nginx stayed: one appearance, no disappearance.
+    let nginx_events = feed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|c| c["asset"] == nginx.as_str() && c["change"] != "changed")
+        .count();
+    assert_eq!(nginx_events, 1);
+
+    // The audit log holds every mutating call, the refused ones too.
+    let audit = api.ok("GET", "/v1/audit?limit=1000", &admin, None);
+    let actions: Vec<(String, u64)> = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or_default().to_owned(),
+                r["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(actions.contains(&("POST /v1/tenants/acme/scans".into(), 403)), "{actions:?}");
+    assert!(actions.contains(&(format!("POST /v1/tenants/acme/findings/{rid}/transitions"), 409)));
+    let report = api.ok("GET", "/v1/tenants/acme/reports/summary", &viewer, None);
+    assert_eq!(report["closed_verified"].as_u64(), Some(0), "reopened since: {report}");
+    assert!(report["services_by_risk"]["cache"].as_u64() >= Some(1), "{report}");
+}
