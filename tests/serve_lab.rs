@@ -37,9 +37,11 @@ impl Api {
     /// One request through curl inside the scanner namespace: (status, JSON body).
     fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "curl", "-s", "-m", "20", "-X", method])
-            .args(["-H", &format!("Authorization: Bearer {token}")])
-            .args(["-w", "\n%{http_code}"]);
+        cmd.args([
+            "netns", "exec", &self.ns, "curl", "-s", "-m", "20", "-X", method,
+        ])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-w", "\n%{http_code}"]);
         if let Some(b) = body {
             cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
         }
@@ -97,7 +99,16 @@ impl Api {
 
 fn start_redis(ns: &str, dir: &std::path::Path) -> Killed {
     let child = Command::new("ip")
-        .args(["netns", "exec", ns, "redis-server", "--bind", REDIS_IP, "--port", "6379"])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "redis-server",
+            "--bind",
+            REDIS_IP,
+            "--port",
+            "6379",
+        ])
         .args(["--protected-mode", "no", "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
@@ -116,7 +127,10 @@ fn start_redis(ns: &str, dir: &std::path::Path) -> Killed {
         if pong {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "redis did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "redis did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Killed(child)
@@ -136,16 +150,34 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
     let data_s = data.to_string_lossy().into_owned();
 
     // Bootstrap: the first admin token, written before the service starts.
-    let out = aperture(&["admin", "--data", &data_s, "token-create", "--name", "root", "--role", "admin"]);
+    let out = aperture(&[
+        "admin",
+        "--data",
+        &data_s,
+        "token-create",
+        "--name",
+        "root",
+        "--role",
+        "admin",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let admin = stdout(&out).trim().to_owned();
-    assert!(admin.starts_with("apt_") && admin.len() >= 4 + 32, "{admin}");
+    assert!(
+        admin.starts_with("apt_") && admin.len() >= 4 + 32,
+        "{admin}"
+    );
 
     let port = 20000 + (std::process::id() % 20000) as u16;
     let service = Command::new("ip")
         .args(["netns", "exec", &scan_ns])
         .arg(bin())
-        .args(["serve", "--data", &data_s, "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--data",
+            &data_s,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("APERTURE_SCHEDULER_SECS", "1")
         .env("APERTURE_SYN_WAIT_SECS", "1")
         .stdout(Stdio::null())
@@ -162,7 +194,12 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
     });
 
     // Admin: tenant, scope (with the special-range opt-in the lab needs), tokens.
-    api.ok("POST", "/v1/tenants", &admin, Some(&json!({"id": "acme", "name": "Acme"})));
+    api.ok(
+        "POST",
+        "/v1/tenants",
+        &admin,
+        Some(&json!({"id": "acme", "name": "Acme"})),
+    );
     api.ok(
         "PUT",
         "/v1/tenants/acme/scope",
@@ -182,7 +219,11 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
 
     // A viewer may not scan; an out-of-scope target is refused before anything runs.
     let req = json!({"targets": [NGINX_IP, REDIS_IP], "ports": "80,6379", "rate": 500});
-    assert_eq!(api.call("POST", "/v1/tenants/acme/scans", &viewer, Some(&req)).0, 403);
+    assert_eq!(
+        api.call("POST", "/v1/tenants/acme/scans", &viewer, Some(&req))
+            .0,
+        403
+    );
     let (status, refused) = api.call(
         "POST",
         "/v1/tenants/acme/scans",
@@ -214,7 +255,9 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
     assert_eq!(product(&redis_key), Some(json!("Redis")), "{assets}");
 
     // Unsanctioned nginx: open. The analyst sanctions it: closed as sanctioned.
-    let f = api.finding(&viewer, "unsanctioned", &nginx).expect("unsanctioned finding");
+    let f = api
+        .finding(&viewer, "unsanctioned", &nginx)
+        .expect("unsanctioned finding");
     assert_eq!(f["state"], "open");
     let fid = f["id"].as_str().expect("id").to_owned();
     api.ok(
@@ -223,14 +266,25 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
         &analyst,
         Some(&json!({"match": {"net": format!("{NGINX_IP}/32"), "port": 80}, "owner": "web team", "reason": "public site", "ticket": "CHG-7"})),
     );
-    api.wait_until("the sanction to close the finding", Duration::from_secs(20), || {
-        api.ok("GET", &format!("/v1/tenants/acme/findings/{fid}"), &viewer, None)["state"]
-            == "closed-sanctioned"
-    });
+    api.wait_until(
+        "the sanction to close the finding",
+        Duration::from_secs(20),
+        || {
+            api.ok(
+                "GET",
+                &format!("/v1/tenants/acme/findings/{fid}"),
+                &viewer,
+                None,
+            )["state"]
+                == "closed-sanctioned"
+        },
+    );
 
     // Redis is risky. It is shut; the remediator claims the fix; the verification scan
     // no longer sees it: closed as verified.
-    let risky = api.finding(&viewer, "risky-exposure", &redis_key).expect("risky finding");
+    let risky = api
+        .finding(&viewer, "risky-exposure", &redis_key)
+        .expect("risky finding");
     let rid = risky["id"].as_str().expect("id").to_owned();
     drop(redis);
     let (status, refused) = api.call(
@@ -251,10 +305,24 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
         .unwrap_or_else(|| panic!("a verification scan started: {fixed}"))
         .to_owned();
     api.wait_scan(&analyst, &verify_scan);
-    let v = api.ok("GET", &format!("/v1/tenants/acme/scans/{verify_scan}"), &viewer, None);
-    assert_eq!(v["request"]["targets"], json!([format!("{REDIS_IP}/32")]), "{v}");
+    let v = api.ok(
+        "GET",
+        &format!("/v1/tenants/acme/scans/{verify_scan}"),
+        &viewer,
+        None,
+    );
+    assert_eq!(
+        v["request"]["targets"],
+        json!([format!("{REDIS_IP}/32")]),
+        "{v}"
+    );
     api.wait_until("closed-verified", Duration::from_secs(20), || {
-        api.ok("GET", &format!("/v1/tenants/acme/findings/{rid}"), &viewer, None)["state"]
+        api.ok(
+            "GET",
+            &format!("/v1/tenants/acme/findings/{rid}"),
+            &viewer,
+            None,
+        )["state"]
             == "closed-verified"
     });
 
@@ -263,7 +331,12 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
     let scan = api.ok("POST", "/v1/tenants/acme/scans", &analyst, Some(&req));
     let scan3 = scan["id"].as_str().expect("scan id").to_owned();
     api.wait_scan(&analyst, &scan3);
-    let back = api.ok("GET", &format!("/v1/tenants/acme/findings/{rid}"), &viewer, None);
+    let back = api.ok(
+        "GET",
+        &format!("/v1/tenants/acme/findings/{rid}"),
+        &viewer,
+        None,
+    );
     assert_eq!(back["state"], "open", "{back}");
     assert!(back["reopened"].as_u64().unwrap_or(0) >= 1, "{back}");
     let steps: Vec<&str> = back["transitions"]
@@ -318,9 +391,22 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
             )
         })
         .collect();
-    assert!(actions.contains(&("POST /v1/tenants/acme/scans".into(), 403)), "{actions:?}");
-    assert!(actions.contains(&(format!("POST /v1/tenants/acme/findings/{rid}/transitions"), 409)));
+    assert!(
+        actions.contains(&("POST /v1/tenants/acme/scans".into(), 403)),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&(
+        format!("POST /v1/tenants/acme/findings/{rid}/transitions"),
+        409
+    )));
     let report = api.ok("GET", "/v1/tenants/acme/reports/summary", &viewer, None);
-    assert_eq!(report["closed_verified"].as_u64(), Some(0), "reopened since: {report}");
-    assert!(report["services_by_risk"]["cache"].as_u64() >= Some(1), "{report}");
+    assert_eq!(
+        report["closed_verified"].as_u64(),
+        Some(0),
+        "reopened since: {report}"
+    );
+    assert!(
+        report["services_by_risk"]["cache"].as_u64() >= Some(1),
+        "{report}"
+    );
 }

@@ -441,6 +441,13 @@ impl<'a> Ingest<'a> {
                     let cert = AssetKey::Certificate(leaf.sha256.clone());
                     self.see(&cert, Some(facts::certificate(leaf)))?;
                     self.link(&key, &cert);
+                    // certificate → the names it vouches for (links only: a name is an
+                    // asset once DNS enumeration finds it).
+                    for name in leaf.sans.dns.iter().take(64) {
+                        if let Ok(domain) = AssetKey::domain(name) {
+                            self.link(&cert, &domain);
+                        }
+                    }
                     if let Some(old) = old_cert.filter(|o| *o != leaf.sha256) {
                         let old = AssetKey::Certificate(old);
                         self.unlink(&key, &old);

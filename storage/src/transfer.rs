@@ -35,10 +35,17 @@ pub enum ExportLine {
     Day(DayCount),
     Finding(Finding),
     Verification(VerificationRequest),
+    Scope(crate::access::Scope),
+    Job(crate::access::ScanJob),
+    Schedule(crate::access::Schedule),
     /// Numbering state that records alone do not give.
     Counters {
         policy: u64,
         sanctions: u64,
+        #[serde(default)]
+        scans: u64,
+        #[serde(default)]
+        schedules: u64,
     },
 }
 
@@ -110,6 +117,15 @@ impl Store {
         for item in records(Rec::Verification) {
             emit(&ExportLine::Verification(serde_json::from_slice(&item?.1)?))?;
         }
+        if let Some(scope) = self.get_json(&keys::key(Rec::Scope, tenant, b""))? {
+            emit(&ExportLine::Scope(scope))?;
+        }
+        for item in records(Rec::Job) {
+            emit(&ExportLine::Job(serde_json::from_slice(&item?.1)?))?;
+        }
+        for item in records(Rec::Schedule) {
+            emit(&ExportLine::Schedule(serde_json::from_slice(&item?.1)?))?;
+        }
         let counter = |name: &str| -> Result<u64> {
             Ok(match self.data.get(counter_key(tenant, name))? {
                 Some(v) => u64::from_be_bytes(
@@ -123,6 +139,8 @@ impl Store {
         emit(&ExportLine::Counters {
             policy: counter("policy")?,
             sanctions: counter("sanctions")?,
+            scans: counter("scan")?,
+            schedules: counter("schedule")?,
         })?;
         Ok(lines)
     }
@@ -242,12 +260,28 @@ impl Store {
                 ExportLine::Verification(v) => {
                     tx.put_json(keys::key(Rec::Verification, &t, v.id.as_bytes()), &v)?
                 }
-                ExportLine::Counters { policy, sanctions } => {
-                    tx.put(counter_key(&t, "policy"), policy.to_be_bytes().to_vec());
-                    tx.put(
-                        counter_key(&t, "sanctions"),
-                        sanctions.to_be_bytes().to_vec(),
-                    );
+                ExportLine::Scope(s) => tx.put_json(keys::key(Rec::Scope, &t, b""), &s)?,
+                ExportLine::Job(mut j) => {
+                    j.tenant = t.clone();
+                    tx.put_json(keys::key(Rec::Job, &t, j.id.as_bytes()), &j)?
+                }
+                ExportLine::Schedule(s) => {
+                    tx.put_json(keys::key(Rec::Schedule, &t, s.id.as_bytes()), &s)?
+                }
+                ExportLine::Counters {
+                    policy,
+                    sanctions,
+                    scans,
+                    schedules,
+                } => {
+                    for (name, n) in [
+                        ("policy", policy),
+                        ("sanctions", sanctions),
+                        ("scan", scans),
+                        ("schedule", schedules),
+                    ] {
+                        tx.put(counter_key(&t, name), n.to_be_bytes().to_vec());
+                    }
                 }
             }
         }

@@ -45,9 +45,10 @@ fn first_ingest_records_assets_links_and_appeared_changes() {
         store.links(&t, &service("198.18.0.7", 443)).expect("links"),
         vec![cert_key.clone()]
     );
+    // certificate → the service presenting it and the names it is for.
     assert_eq!(
         store.links(&t, &cert_key).expect("links"),
-        vec![service("198.18.0.7", 443)]
+        vec![domain("www.example.test"), service("198.18.0.7", 443)]
     );
     let feed = store.changes_since(&t, None, 100).expect("feed");
     let appeared: BTreeSet<String> = feed
