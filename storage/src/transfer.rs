@@ -90,17 +90,23 @@ impl Store {
             emit(&ExportLine::Receipt(serde_json::from_slice(&item?.1)?))?;
         }
         for item in records(Rec::Asset) {
-            let asset: Asset = serde_json::from_slice(&item?.1)?;
-            let prefix = link_prefix(tenant, &asset.key);
-            for link in self.data.scan_prefix(&prefix) {
-                let (k, _) = link?;
-                let to = AssetKey::from_bytes(k.get(prefix.len()..).unwrap_or_default())?;
-                emit(&ExportLine::Link {
-                    from: asset.key.clone(),
-                    to,
-                })?;
-            }
-            emit(&ExportLine::Asset(asset))?;
+            emit(&ExportLine::Asset(serde_json::from_slice(&item?.1)?))?;
+        }
+        // Every link, also those whose ends are not assets (yet): a certificate's names.
+        let link_prefix_len = keys::prefix(Rec::Link, tenant).len();
+        for item in records(Rec::Link) {
+            let (k, _) = item?;
+            let rest = k.get(link_prefix_len..).unwrap_or_default();
+            let (&len, rest) = rest
+                .split_first()
+                .ok_or_else(|| StoreError::Corrupt("link key".into()))?;
+            let (from, to) = rest
+                .split_at_checked(usize::from(len))
+                .ok_or_else(|| StoreError::Corrupt("link key".into()))?;
+            emit(&ExportLine::Link {
+                from: AssetKey::from_bytes(from)?,
+                to: AssetKey::from_bytes(to)?,
+            })?;
         }
         for item in records(Rec::Changes) {
             let block: Vec<Change> = serde_json::from_slice(&item?.1)?;
