@@ -669,6 +669,15 @@ fn export_and_import_round_trip_a_tenant() {
         store.exposed_now(&t).expect("n"),
         store.exposed_now(&copy).expect("n")
     );
+    for key in [
+        AssetKey::Certificate(cert.sha256.clone()),
+        domain("www.example.test"),
+        service("198.18.0.7", 443),
+    ] {
+        let links = store.links(&t, &key).expect("links");
+        assert!(!links.is_empty(), "{key}");
+        assert_eq!(links, store.links(&copy, &key).expect("links"), "{key}");
+    }
     let absent = AssetFilter {
         status: Some(AssetStatus::Absent),
         ..Default::default()
