@@ -299,6 +299,38 @@ impl Store {
         Ok((finding, verification))
     }
 
+    /// Asks again for the verification scan of a finding claimed fixed (the first scan
+    /// could not start, or its result is in doubt). Recorded as a note.
+    pub fn request_verification(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        actor: &Actor,
+        now: Millis,
+    ) -> Result<VerificationRequest> {
+        policy::may_annotate(actor)?;
+        let _w = self.write_lock();
+        let mut finding = self.finding(tenant, id)?;
+        if finding.state != FindingState::Fixed {
+            return Err(StoreError::Refused(format!(
+                "finding {id} is {}: only a finding claimed fixed is verified; move it to fixed",
+                finding.state.name()
+            )));
+        }
+        finding.notes.push(Note {
+            at: now,
+            actor: actor.clone(),
+            text: "verification requested again".into(),
+        });
+        let mut v = verification_for(&finding, actor, now);
+        v.id = format!("{}-n{}", finding.id, finding.notes.len());
+        let mut tx = self.tx();
+        tx.put_json(keys::key(Rec::Verification, tenant, v.id.as_bytes()), &v)?;
+        tx.put_json(keys::key(Rec::Finding, tenant, id.as_bytes()), &finding)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
     /// Sets or clears the assignee; recorded as a note.
     pub fn assign_finding(
         &self,

@@ -243,6 +243,21 @@ fn a_targeted_scan_of_something_else_verifies_nothing() {
         store.finding(&t, &risky.id).expect("f").state,
         FindingState::Fixed
     );
+    // The claim stands; its verification can be asked for again, not for other states.
+    let before = store.pending_verifications(&t).expect("pending").len();
+    let v = store
+        .request_verification(&t, &risky.id, &remediator(), T0 + 2 * HOUR)
+        .expect("asked again");
+    assert_eq!(v.finding, risky.id);
+    assert_eq!(
+        store.pending_verifications(&t).expect("pending").len(),
+        before + 1
+    );
+    let open = find(&store, &t, Rule::Unsanctioned, &service("198.18.0.7", 6379)).expect("f");
+    assert!(matches!(
+        store.request_verification(&t, &open.id, &remediator(), T0),
+        Err(StoreError::Refused(_))
+    ));
 }
 
 #[test]

@@ -650,12 +650,6 @@ pub async fn verify(
     ApiPath((tenant, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<TransitionResult>> {
     let t = caller.tenant(&state, &tenant, REMEDIATORS)?;
-    let finding = state.store.finding(&t, &id)?;
-    if finding.state != FindingState::Fixed {
-        return Err(ApiError::conflict(
-            "only a finding claimed fixed is verified: move it to fixed first",
-        ));
-    }
     let pending = state
         .store
         .pending_verifications(&t)?
@@ -663,36 +657,9 @@ pub async fn verify(
         .find(|v| v.finding == id);
     let v = match pending {
         Some(v) => v,
-        None => {
-            // Re-request: the claim stands, a new scan checks it.
-            let (_, v) = state.store.transition_finding(
-                &t,
-                &id,
-                &caller.actor(),
-                &TransitionRequest {
-                    to: FindingState::InProgress,
-                    comment: "verification requested again".into(),
-                    until: None,
-                },
-                now_ms(),
-            )?;
-            debug_assert!(v.is_none());
-            state
-                .store
-                .transition_finding(
-                    &t,
-                    &id,
-                    &caller.actor(),
-                    &TransitionRequest {
-                        to: FindingState::Fixed,
-                        comment: "verification requested again".into(),
-                        until: None,
-                    },
-                    now_ms(),
-                )?
-                .1
-                .ok_or_else(|| ApiError::internal("no verification request was made"))?
-        }
+        None => state
+            .store
+            .request_verification(&t, &id, &caller.actor(), now_ms())?,
     };
     let scan = start_verification(&state, &t, &v).await;
     Ok(Json(TransitionResult {
