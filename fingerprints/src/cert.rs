@@ -535,7 +535,8 @@ fn escape_rfc4514(value: &str) -> String {
 }
 
 /// RFC 3339 UTC timestamp (`2025-01-31T23:59:59Z`) from Unix seconds.
-fn rfc3339(unix: i64) -> String {
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (UTC, proleptic Gregorian).
+pub fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);

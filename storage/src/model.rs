@@ -230,20 +230,11 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
-/// Days since 1970-01-01 → `YYYY-MM-DD` (proleptic Gregorian; Howard Hinnant's algorithm).
+/// The UTC day of a time, `YYYY-MM-DD`.
 pub fn day_string(at: Millis) -> String {
-    let days = at.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}")
+    let mut text = aperture_fingerprints::cert::rfc3339(at.div_euclid(1000));
+    text.truncate(10);
+    text
 }
 
 #[cfg(test)]

@@ -309,7 +309,7 @@ impl Store {
         self.counter(tenant, "changes")
     }
 
-    fn counter(&self, tenant: &TenantId, name: &str) -> Result<u64> {
+    pub(crate) fn counter(&self, tenant: &TenantId, name: &str) -> Result<u64> {
         Ok(match self.data.get(counter_key(tenant, name))? {
             Some(v) => u64::from_be_bytes(
                 v.as_ref()

@@ -132,16 +132,7 @@ impl Store {
         for item in records(Rec::Schedule) {
             emit(&ExportLine::Schedule(serde_json::from_slice(&item?.1)?))?;
         }
-        let counter = |name: &str| -> Result<u64> {
-            Ok(match self.data.get(counter_key(tenant, name))? {
-                Some(v) => u64::from_be_bytes(
-                    v.as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("counter".into()))?,
-                ),
-                None => 0,
-            })
-        };
+        let counter = |name: &str| self.counter(tenant, name);
         emit(&ExportLine::Counters {
             policy: counter("policy")?,
             sanctions: counter("sanctions")?,
