@@ -535,7 +535,6 @@ fn escape_rfc4514(value: &str) -> String {
 }
 
 /// RFC 3339 UTC timestamp (`2025-01-31T23:59:59Z`) from Unix seconds.
-/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (UTC, proleptic Gregorian).
 pub fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
