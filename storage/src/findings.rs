@@ -200,6 +200,18 @@ impl Store {
         limit: usize,
     ) -> Result<Page<Finding>> {
         let limit = limit.clamp(1, MAX_PAGE);
+        // A cursor is the id of the last finding of a page (`f-` and 32 hex digits); any
+        // other would silently answer an empty last page.
+        if let Some(c) = cursor {
+            let id_like = c
+                .strip_prefix("f-")
+                .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !id_like {
+                return Err(StoreError::Invalid(format!(
+                    "cursor {c:?} is not one this listing gave: start without a cursor"
+                )));
+            }
+        }
         let candidates: Box<dyn Iterator<Item = Result<Finding>>> = match &filter.asset {
             Some(asset) => Box::new(self.findings_of(tenant, asset)?.into_iter().map(Ok)),
             None => {

@@ -777,6 +777,16 @@ pub struct TransitionRequest {
     pub until: Option<Millis>,
 }
 
+/// Whether a role may move findings to `to` at all (whatever the finding's state): the
+/// API answers 403 when it may not.
+pub fn role_may_move(role: Role, to: FindingState) -> bool {
+    match role {
+        Role::Admin | Role::Analyst => true,
+        Role::Remediator => to != FindingState::RiskAccepted,
+        Role::Viewer => false,
+    }
+}
+
 /// Checks and applies a person's transition. Closing is never a person's to make: it
 /// takes a scan.
 pub fn transition(
@@ -794,12 +804,7 @@ pub fn transition(
             ))
         }
     };
-    let allowed_by_role = match role {
-        Role::Admin | Role::Analyst => true,
-        Role::Remediator => !matches!(req.to, RiskAccepted),
-        Role::Viewer => false,
-    };
-    if !allowed_by_role {
+    if !role_may_move(role, req.to) {
         return Err(StoreError::Refused(
             format!("a {role:?} may not move a finding to {}", req.to.name()).to_lowercase(),
         ));

@@ -161,15 +161,8 @@ fn use_connect(state: &SharedState) -> bool {
     }
 }
 
-/// Accepts a scan for a tenant: scope, rate and the tenant's concurrent-scan cap are
-/// checked and the plan is made before anything is stored or queued.
-pub async fn submit(
-    state: &SharedState,
-    tenant: &TenantId,
-    req: ScanRequest,
-    requested_by: &str,
-    purpose: Option<String>,
-) -> ApiResult<ScanJob> {
+/// What a request must be to ever run: targets or domains, a rate the service allows.
+fn check_request(state: &SharedState, req: &ScanRequest) -> ApiResult<()> {
     if req.targets.is_empty() && req.domains.is_empty() {
         return Err(ApiError::bad_request(
             "a scan needs targets (addresses, CIDRs, ranges) or domains",
@@ -182,6 +175,36 @@ pub async fn submit(
             state.config.max_rate
         )));
     }
+    Ok(())
+}
+
+/// The checks `submit` makes, for a request stored to run later (a schedule): valid,
+/// in scope, and plannable (ports), so it is refused now rather than failing every run.
+pub async fn check_runnable(
+    state: &SharedState,
+    scope: &Scope,
+    req: &ScanRequest,
+) -> ApiResult<()> {
+    check_request(state, req)?;
+    check_scope(scope, req)?;
+    if !req.targets.is_empty() {
+        plan(&target_request(req, scope, use_connect(state)))
+            .await
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Accepts a scan for a tenant: scope, rate and the tenant's concurrent-scan cap are
+/// checked and the plan is made before anything is stored or queued.
+pub async fn submit(
+    state: &SharedState,
+    tenant: &TenantId,
+    req: ScanRequest,
+    requested_by: &str,
+    purpose: Option<String>,
+) -> ApiResult<ScanJob> {
+    check_request(state, &req)?;
     let scope = state.store.scope(tenant)?;
     check_scope(&scope, &req)?;
     let live = state

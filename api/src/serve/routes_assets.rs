@@ -9,7 +9,7 @@ use super::state::{now_ms, SharedState};
 use aperture_storage::access::ScanRequest;
 use aperture_storage::findings::{FindingFilter, NewSanction, VerificationRequest};
 use aperture_storage::policy::{
-    Finding, FindingState, PolicySettings, Rule, Sanction, Severity, TransitionRequest,
+    self, Finding, FindingState, PolicySettings, Rule, Sanction, Severity, TransitionRequest,
 };
 use aperture_storage::{
     Asset, AssetFilter, AssetKey, AssetKind, AssetStatus, Change, DayCount, Millis, Page, TenantId,
@@ -568,6 +568,14 @@ pub async fn transition(
     ApiJson(body): ApiJson<TransitionRequest>,
 ) -> ApiResult<Json<TransitionResult>> {
     let t = caller.tenant(&state, &tenant, REMEDIATORS)?;
+    if !policy::role_may_move(caller.token.role, body.to) {
+        // A matter of role, like every other refusal of one: 403, not a lifecycle 409.
+        return Err(ApiError::forbidden(format!(
+            "a {} token may not move a finding to {}; it needs an admin or analyst token",
+            super::auth::role_name(caller.token.role),
+            body.to.name()
+        )));
+    }
     let (finding, verification) =
         state
             .store

@@ -229,7 +229,7 @@ pub async fn create_schedule(
         return Err(ApiError::bad_request("a schedule needs a name"));
     }
     let scope = state.store.scope(&t)?;
-    super::jobs::check_scope(&scope, &body.request)?;
+    super::jobs::check_runnable(&state, &scope, &body.request).await?;
     let n = state.store.next_number(&t, "schedule")?;
     let now = now_ms();
     let s = Schedule {
