@@ -70,6 +70,9 @@ impl Store {
         limit: usize,
     ) -> Result<Page<Asset>> {
         let limit = limit.clamp(1, MAX_PAGE);
+        if let (Some(_), None) = (filter.net, filter.kind) {
+            return self.list_hosts_then_services(tenant, filter, cursor, limit);
+        }
         let after: Option<Vec<u8>> = match cursor {
             Some(c) => Some(
                 c.parse::<AssetKey>()
@@ -145,6 +148,59 @@ impl Store {
         })
     }
 
+    /// An address filter over both kinds: the net's hosts, then the net's services, each
+    /// a key range of its own (one range from the first host to the last service would
+    /// cross every other host and service in between).
+    fn list_hosts_then_services(
+        &self,
+        tenant: &TenantId,
+        filter: &AssetFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Asset>> {
+        let cursor_kind = match cursor {
+            Some(c) => Some(
+                c.parse::<AssetKey>()
+                    .map_err(|_| {
+                        StoreError::Invalid(format!(
+                            "cursor {c:?} is not one this listing gave: start without a cursor"
+                        ))
+                    })?
+                    .kind(),
+            ),
+            None => None,
+        };
+        let of_kind = |kind| AssetFilter {
+            kind: Some(kind),
+            ..filter.clone()
+        };
+        let mut items = Vec::new();
+        if cursor_kind.is_none() || cursor_kind == Some(AssetKind::Host) {
+            let hosts = self.list_assets(tenant, &of_kind(AssetKind::Host), cursor, limit)?;
+            if hosts.next.is_some() {
+                return Ok(hosts);
+            }
+            items = hosts.items;
+        }
+        if items.len() == limit {
+            // Full with hosts: the next page starts with the services.
+            let next = items.last().map(|a: &Asset| a.key.to_string());
+            return Ok(Page { items, next });
+        }
+        let service_cursor = cursor.filter(|_| cursor_kind == Some(AssetKind::Service));
+        let services = self.list_assets(
+            tenant,
+            &of_kind(AssetKind::Service),
+            service_cursor,
+            limit - items.len(),
+        )?;
+        items.extend(services.items);
+        Ok(Page {
+            items,
+            next: services.next,
+        })
+    }
+
     /// Picks the narrowest walk the filter allows.
     fn plan(&self, tenant: &TenantId, f: &AssetFilter, asset_prefix: &[u8]) -> Walk {
         if let Some(s @ (AssetStatus::Absent | AssetStatus::Unknown)) = f.status {
@@ -184,12 +240,8 @@ impl Store {
                     let (l, h) = range_of(b's', &lo, &hi);
                     Walk::Range(l, h)
                 }
-                // Both kinds: from the first host to the last service in the net.
-                _ => {
-                    let (l, _) = range_of(b'h', &lo, &hi);
-                    let (_, h) = range_of(b's', &lo, &hi);
-                    Walk::Range(l, h)
-                }
+                // Other kinds have no address: nothing in a net.
+                _ => Walk::Range(Vec::new(), Vec::new()),
             };
         }
         if let Some(kind) = f.kind {
