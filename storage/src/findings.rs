@@ -535,11 +535,11 @@ impl Store {
             }
         }
         for key in &targets {
-            let Some(asset) = tx.get_json::<Asset>(&keys::asset(tenant, key))? else {
+            let Some(asset) = tx.get_asset(&keys::asset(tenant, key))? else {
                 continue;
             };
             let certificate = match asset.fact("certificate") {
-                Some(sha) if asset.kind == AssetKind::Service => tx.get_json::<Asset>(
+                Some(sha) if asset.kind == AssetKind::Service => tx.get_asset(
                     &keys::asset(tenant, &AssetKey::Certificate(sha.to_owned())),
                 )?,
                 _ => None,

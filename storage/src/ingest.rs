@@ -210,7 +210,7 @@ impl<'a> Ingest<'a> {
 
     fn load(&mut self, key: &AssetKey) -> Result<Option<&mut Asset>> {
         if !self.assets.contains_key(key) {
-            let Some(asset) = self.tx.get_json::<Asset>(&keys::asset(&self.tenant, key))? else {
+            let Some(asset) = self.tx.get_asset(&keys::asset(&self.tenant, key))? else {
                 return Ok(None);
             };
             self.assets.insert(
@@ -517,7 +517,7 @@ impl<'a> Ingest<'a> {
                     }
                     let asset: Asset = match self.assets.get(&key) {
                         Some(t) => t.now.clone(),
-                        None => serde_json::from_slice(&v)?,
+                        None => Asset::decode(&v)?,
                     };
                     if asset.last_scan != scan.id && asset.status != AssetStatus::Absent {
                         gone.push(key);
@@ -620,7 +620,7 @@ impl<'a> Ingest<'a> {
             for (f, v) in new_index.difference(&old_index) {
                 self.tx.put(index_key(&tenant, f, v, &key), Vec::new());
             }
-            self.tx.put_json(keys::asset(&tenant, &key), &t.now)?;
+            self.tx.put_asset(keys::asset(&tenant, &key), &t.now)?;
         }
         let changes = std::mem::take(&mut self.changes);
         let count = changes.len() as u64;

@@ -43,7 +43,7 @@ enum Walk {
 
 impl Store {
     pub fn asset(&self, tenant: &TenantId, key: &AssetKey) -> Result<Asset> {
-        self.get_json(&keys::asset(tenant, key))?
+        self.get_asset(&keys::asset(tenant, key))?
             .ok_or_else(|| StoreError::NotFound(format!("asset {key}")))
     }
 
@@ -121,12 +121,12 @@ impl Store {
             let asset: Asset = match from_index {
                 Some(plen) => {
                     let key = AssetKey::from_bytes(k.get(plen..).unwrap_or_default())?;
-                    match self.get_json(&keys::asset(tenant, &key))? {
+                    match self.get_asset(&keys::asset(tenant, &key))? {
                         Some(a) => a,
                         None => continue,
                     }
                 }
-                None => serde_json::from_slice(&v)?,
+                None => Asset::decode(&v)?,
             };
             if !matches(&asset, filter, domain_scope.as_ref()) {
                 continue;
@@ -269,7 +269,7 @@ impl Store {
         let prefix = keys::asset(tenant, &apex);
         for item in self.data.scan_prefix(&prefix) {
             let (_, v) = item?;
-            let asset: Asset = serde_json::from_slice(&v)?;
+            let asset = Asset::decode(&v)?;
             let AssetKey::Domain(name) = &asset.key else {
                 continue;
             };

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 /// Bumped when the record layout changes incompatibly.
-pub const STORE_SCHEMA: &str = "aperture-store-1";
+pub const STORE_SCHEMA: &str = "aperture-store-2";
 const SCHEMA_KEY: &[u8] = b"schema";
 
 /// Tuning for [`Store::open_with`].
@@ -121,6 +121,13 @@ impl Store {
     pub(crate) fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         match self.data.get(key)? {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn get_asset(&self, key: &[u8]) -> Result<Option<crate::model::Asset>> {
+        match self.data.get(key)? {
+            Some(bytes) => Ok(Some(crate::model::Asset::decode(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -286,6 +293,19 @@ impl Tx<'_> {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    pub fn get_asset(&self, key: &[u8]) -> Result<Option<crate::model::Asset>> {
+        match self.get(key)? {
+            Some(bytes) => Ok(Some(crate::model::Asset::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_asset(&mut self, key: Vec<u8>, asset: &crate::model::Asset) -> Result<()> {
+        let bytes = asset.encode()?;
+        self.put(key, bytes);
+        Ok(())
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

@@ -90,7 +90,7 @@ impl Store {
             emit(&ExportLine::Receipt(serde_json::from_slice(&item?.1)?))?;
         }
         for item in records(Rec::Asset) {
-            emit(&ExportLine::Asset(serde_json::from_slice(&item?.1)?))?;
+            emit(&ExportLine::Asset(Asset::decode(&item?.1)?))?;
         }
         // Every link, also those whose ends are not assets (yet): a certificate's names.
         let link_prefix_len = keys::prefix(Rec::Link, tenant).len();
@@ -233,7 +233,7 @@ impl Store {
                         k.extend_from_slice(&a.key.to_bytes());
                         tx.put(k, Vec::new());
                     }
-                    tx.put_json(keys::asset(&t, &a.key), &a)?;
+                    tx.put_asset(keys::asset(&t, &a.key), &a)?;
                 }
                 ExportLine::Link { from, to } => {
                     let mut k = link_prefix(&t, &from);
