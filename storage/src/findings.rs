@@ -539,9 +539,9 @@ impl Store {
                 continue;
             };
             let certificate = match asset.fact("certificate") {
-                Some(sha) if asset.kind == AssetKind::Service => tx.get_asset(
-                    &keys::asset(tenant, &AssetKey::Certificate(sha.to_owned())),
-                )?,
+                Some(sha) if asset.kind == AssetKind::Service => {
+                    tx.get_asset(&keys::asset(tenant, &AssetKey::Certificate(sha.to_owned())))?
+                }
                 _ => None,
             };
             let cx = Context {

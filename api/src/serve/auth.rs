@@ -168,6 +168,13 @@ pub async fn middleware(
                     caller = Some(c);
                     ApiError::too_many("too many requests for this token: slow down and retry", 1)
                         .into_response()
+                } else if let Some(t) = tenant_in_path(&path)
+                    .filter(|t| !c.token.may_act_on(t) || state.store.tenant(t).is_err())
+                {
+                    // Before the body is read: a foreign or missing tenant is 404 whatever
+                    // the request carries (a malformed body must not tell them apart).
+                    caller = Some(c);
+                    ApiError::not_found(format!("tenant {t} not found")).into_response()
                 } else {
                     req.extensions_mut().insert(c.clone());
                     caller = Some(c);
