@@ -612,13 +612,20 @@ impl<'a> Ingest<'a> {
                 AssetKind::Service => service_delta += delta,
                 _ => {}
             }
-            let old_index = t.before.as_ref().map(index_entries).unwrap_or_default();
-            let new_index = index_entries(&t.now);
-            for (f, v) in old_index.difference(&new_index) {
-                self.tx.delete(index_key(&tenant, f, v, &key));
-            }
-            for (f, v) in new_index.difference(&old_index) {
-                self.tx.put(index_key(&tenant, f, v, &key), Vec::new());
+            // Index entries follow facts and status; a sighting changes neither.
+            let unchanged = t
+                .before
+                .as_ref()
+                .is_some_and(|b| b.status == t.now.status && b.facts == t.now.facts);
+            if !unchanged {
+                let old_index = t.before.as_ref().map(index_entries).unwrap_or_default();
+                let new_index = index_entries(&t.now);
+                for (f, v) in old_index.difference(&new_index) {
+                    self.tx.delete(index_key(&tenant, f, v, &key));
+                }
+                for (f, v) in new_index.difference(&old_index) {
+                    self.tx.put(index_key(&tenant, f, v, &key), Vec::new());
+                }
             }
             self.tx.put_asset(keys::asset(&tenant, &key), &t.now)?;
         }

@@ -51,9 +51,13 @@ impl Store {
     }
 
     pub fn open_with(path: &Path, options: &StoreOptions) -> Result<Store> {
+        // Every commit flushes (acknowledged means durable), so sled's own periodic
+        // flusher only competes with ingest; throughput mode favours large batches.
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
             .open()?;
         let meta = db.open_tree("meta")?;
         let data = db.open_tree("data")?;
