@@ -328,7 +328,16 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
 
     // Redis comes back; the next scan reopens the finding.
     let _redis = start_redis(&tgt_ns, &redis_dir);
-    let scan = api.ok("POST", "/v1/tenants/acme/scans", &analyst, Some(&req));
+    // This time with the connect probe instead of the service's SYN engine.
+    let mut connect_req = req.clone();
+    connect_req["probe"] = json!("connect");
+    let scan = api.ok(
+        "POST",
+        "/v1/tenants/acme/scans",
+        &analyst,
+        Some(&connect_req),
+    );
+    assert_eq!(scan["request"]["probe"], "connect", "{scan}");
     let scan3 = scan["id"].as_str().expect("scan id").to_owned();
     api.wait_scan(&analyst, &scan3);
     let back = api.ok(

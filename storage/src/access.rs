@@ -86,6 +86,10 @@ pub struct ScanRequest {
     /// Grab banners, TLS and HTTP on open ports.
     #[serde(default = "yes")]
     pub grab: bool,
+    /// The port probe: `syn` (raw sockets) or `connect`; default: the service's engine.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub probe: Option<aperture_fingerprints::Probe>,
 }
 
 fn yes() -> bool {

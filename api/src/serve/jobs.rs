@@ -10,6 +10,7 @@ use super::error::{ApiError, ApiResult, RefusedTarget};
 use super::state::{now_ms, RunHandle, SharedState};
 use crate::engine::{run_ports, EngineSettings, Failure, GrabSettings};
 use aperture_fingerprints::dns::DomainName;
+use aperture_fingerprints::Probe;
 use aperture_mapper::engine::Progress;
 use aperture_mapper::intervals::IntervalSet;
 use aperture_mapper::permute::Permutation;
@@ -153,7 +154,12 @@ fn target_request(req: &ScanRequest, scope: &Scope, ipv6: bool) -> TargetRequest
     }
 }
 
-fn use_connect(state: &SharedState) -> bool {
+fn use_connect(state: &SharedState, req: &ScanRequest) -> bool {
+    match req.probe {
+        Some(Probe::Connect) => return true,
+        Some(Probe::Syn) => return false,
+        None => {}
+    }
     match state.config.engine {
         EngineChoice::Connect => true,
         EngineChoice::Syn => false,
@@ -175,6 +181,12 @@ fn check_request(state: &SharedState, req: &ScanRequest) -> ApiResult<()> {
             state.config.max_rate
         )));
     }
+    if req.probe == Some(Probe::Syn) && !raw_sockets_permitted() {
+        return Err(ApiError::bad_request(
+            "probe syn needs raw sockets, which this service may not open (run it as root or \
+             with CAP_NET_RAW); ask for probe connect",
+        ));
+    }
     Ok(())
 }
 
@@ -188,7 +200,7 @@ pub async fn check_runnable(
     check_request(state, req)?;
     check_scope(scope, req)?;
     if !req.targets.is_empty() {
-        plan(&target_request(req, scope, use_connect(state)))
+        plan(&target_request(req, scope, use_connect(state, req)))
             .await
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
@@ -222,7 +234,7 @@ pub async fn submit(
             30,
         ));
     }
-    let connect = use_connect(state);
+    let connect = use_connect(state, &req);
     let (coverage_targets, ports, probes_total, port_shards) = if req.targets.is_empty() {
         (Vec::new(), Vec::new(), 0, 0)
     } else {
@@ -446,7 +458,7 @@ fn run_shards(
     let scan = store
         .scan(&job.tenant, &job.id)
         .map_err(|e| e.to_string())?;
-    let connect = use_connect(state);
+    let connect = use_connect(state, &job.request);
     if job.port_shards > 0 {
         let mut p = rt
             .block_on(plan(&target_request(&job.request, &scope, connect)))
@@ -609,6 +621,7 @@ mod tests {
             domains: domains.iter().map(|d| d.to_string()).collect(),
             rate: None,
             grab: true,
+            probe: None,
         }
     }
 

@@ -542,6 +542,9 @@ pub async fn start_verification(
         domains: v.coverage.domains.clone(),
         rate: None,
         grab: v.coverage.probes.contains("grab"),
+        // The probe the claim is checked with is the service's; the scan that found the
+        // exposure may have used either.
+        probe: None,
     };
     let job = submit(
         state,
