@@ -241,6 +241,23 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
     let scan = api.ok("POST", "/v1/tenants/acme/scans", &analyst, Some(&req));
     let scan1 = scan["id"].as_str().expect("scan id").to_owned();
     api.wait_scan(&analyst, &scan1);
+    let done = api.ok(
+        "GET",
+        &format!("/v1/tenants/acme/scans/{scan1}"),
+        &viewer,
+        None,
+    );
+    assert_eq!(
+        done["coverage"]["ports"],
+        json!([[80, 80], [6379, 6379]]),
+        "{done}"
+    );
+    let shards = done["shards"].as_array().expect("shards");
+    assert_eq!(
+        shards.len() as u64,
+        done["progress"]["shards"].as_u64().unwrap_or(0)
+    );
+    assert!(shards.iter().all(|s| s["range"].is_array()), "{done}");
     let nginx = format!("service:{NGINX_IP}:80/tcp");
     let redis_key = format!("service:{REDIS_IP}:6379/tcp");
     let assets = api.ok("GET", "/v1/tenants/acme/assets?kind=service", &viewer, None);

@@ -533,6 +533,7 @@ fn ingest(bench: &Bench<'_>, scan: &str, at: Millis, bump: bool) -> Res<IngestRu
         slots_host: None,
     };
     let mut batch = Batch {
+        range: None,
         scan: scan.to_owned(),
         shard: 0,
         at,

@@ -341,6 +341,7 @@ fn run(args: Args) -> Result<(), String> {
     let mut changes = 0;
     for (shard, chunk) in chunks.iter().enumerate() {
         let batch = Batch {
+            range: None,
             scan: scan.clone(),
             shard: shard as u32,
             at: now_ms(),

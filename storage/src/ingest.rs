@@ -80,6 +80,7 @@ impl Store {
             &Receipt {
                 scan: batch.scan.clone(),
                 shard: batch.shard,
+                range: batch.range,
                 applied: batch.at,
                 observations,
                 changes,
@@ -92,6 +93,22 @@ impl Store {
             changes,
             completed_scan: completed,
         })
+    }
+}
+
+impl Store {
+    /// The applied shards of a scan, each with what it covered and what it stored.
+    pub fn shards(&self, tenant: &TenantId, scan: &str) -> Result<Vec<Receipt>> {
+        let mut prefix = scan.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self
+            .data
+            .scan_prefix(keys::key(Rec::Receipt, tenant, &prefix))
+        {
+            out.push(serde_json::from_slice(&item?.1)?);
+        }
+        Ok(out)
     }
 }
 

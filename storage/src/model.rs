@@ -196,6 +196,10 @@ pub struct Batch {
     pub scan: String,
     pub shard: u32,
     pub at: Millis,
+    /// What the shard covered: positions `[start, end)` of the scan's permutation of
+    /// its addresses × ports (absent for a DNS shard, which covers the scan's domains).
+    #[serde(default)]
+    pub range: Option<(u64, u64)>,
     pub observations: Vec<Observation>,
 }
 
@@ -217,6 +221,9 @@ pub struct Applied {
 pub struct Receipt {
     pub scan: String,
     pub shard: u32,
+    /// The shard's positions in the scan's permutation, when it was a port shard.
+    #[serde(default)]
+    pub range: Option<(u64, u64)>,
     pub applied: Millis,
     pub observations: u64,
     pub changes: u64,

@@ -46,6 +46,7 @@ fn coverage(scan: u64) -> Coverage {
 fn batch(k: u64) -> Batch {
     let ip = batch_host(k);
     Batch {
+        range: None,
         scan: scan_id(k),
         shard: (k % SHARDS) as u32,
         at: 1_795_000_000_000 + k as i64,

@@ -77,6 +77,13 @@ fn replaying_a_batch_changes_nothing() {
     let before = store.change_count(&t).expect("count");
     let again = store.apply(&t, &b).expect("replay");
     assert!(!again.fresh);
+    let mut second = batch("s1", 1, T0, vec![]);
+    second.range = Some((10, 20));
+    store.apply(&t, &second).expect("second shard");
+    let shards = store.shards(&t, "s1").expect("shards");
+    assert_eq!(shards.len(), 2);
+    assert_eq!((shards[0].shard, shards[0].observations), (0, 1));
+    assert_eq!((shards[1].shard, shards[1].range), (1, Some((10, 20))));
     assert_eq!(store.change_count(&t).expect("count"), before);
     assert_eq!(
         store

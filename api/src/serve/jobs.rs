@@ -524,7 +524,7 @@ fn run_shards(
                 return Ok(false);
             }
             let observations: Vec<Observation> = rx.try_iter().map(Observation::Port).collect();
-            store_batch(state, job, shard, observations, h)?;
+            store_batch(state, job, (shard, Some((start, end))), observations, h)?;
         }
     }
     if !job.request.domains.is_empty() && !scan.shards_done.contains(&job.port_shards) {
@@ -532,7 +532,7 @@ fn run_shards(
             return Ok(false);
         }
         let observations = rt.block_on(enumerate_domains(state, &job.request.domains))?;
-        store_batch(state, job, job.port_shards, observations, h)?;
+        store_batch(state, job, (job.port_shards, None), observations, h)?;
     }
     Ok(true)
 }
@@ -540,7 +540,7 @@ fn run_shards(
 fn store_batch(
     state: &SharedState,
     job: &ScanJob,
-    shard: u32,
+    (shard, range): (u32, Option<(u64, u64)>),
     observations: Vec<Observation>,
     h: &RunHandle,
 ) -> Result<(), String> {
@@ -549,6 +549,7 @@ fn store_batch(
     let batch = Batch {
         scan: job.id.clone(),
         shard,
+        range,
         at: now_ms(),
         observations,
     };

@@ -67,6 +67,11 @@ pub struct ScanView {
     #[serde(flatten)]
     pub job: ScanJob,
     pub progress: ScanProgress,
+    /// What the scan covers (addresses, ports, probes, domains): what its completion may
+    /// mark gone.
+    pub coverage: aperture_storage::Coverage,
+    /// Shards stored: each one's permutation range, observations and change events.
+    pub shards: Vec<aperture_storage::Receipt>,
 }
 
 fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult<ScanView> {
@@ -92,7 +97,10 @@ fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult<ScanView> 
         }
     };
     let remaining = job.probes_total.saturating_sub(sent);
+    let shards = state.store.shards(t, &job.id)?;
     Ok(ScanView {
+        coverage: scan.coverage.clone(),
+        shards,
         progress: ScanProgress {
             probes_sent: sent.min(job.probes_total),
             probes_total: job.probes_total,

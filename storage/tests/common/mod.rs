@@ -66,6 +66,7 @@ pub fn scan_once(store: &Store, t: &TenantId, id: &str, at: Millis, obs: Vec<Obs
 
 pub fn batch(scan: &str, shard: u32, at: Millis, observations: Vec<Observation>) -> Batch {
     Batch {
+        range: None,
         scan: scan.into(),
         shard,
         at,
