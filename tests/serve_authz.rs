@@ -360,23 +360,8 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// `aperture admin --data DIR ...`, which must succeed; its stdout and stderr.
 fn admin_cli(data: &Path, args: &[&str]) -> (String, String) {
-    let out = Command::new(common::bin())
-        .arg("admin")
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("APERTURE_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("aperture admin runs");
-    assert!(
-        out.status.success(),
-        "aperture admin {args:?}: {}",
-        common::stderr(&out)
-    );
-    (common::stdout(&out), common::stderr(&out))
+    common::admin_cli(data, args)
 }
 
 /// (token id, secret) of a new token.

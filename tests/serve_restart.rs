@@ -408,21 +408,7 @@ fn encode(s: &str) -> String {
 }
 
 fn admin(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .arg("admin")
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("APERTURE_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("aperture admin runs");
-    assert!(
-        out.status.success(),
-        "aperture admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    common::admin_cli(data, args).0.trim().to_owned()
 }
 
 /// A fresh data directory with the tenant and an admin token; the service started on it,

@@ -73,18 +73,7 @@ impl Store {
         if let (Some(_), None) = (filter.net, filter.kind) {
             return self.list_hosts_then_services(tenant, filter, cursor, limit);
         }
-        let after: Option<Vec<u8>> = match cursor {
-            Some(c) => Some(
-                c.parse::<AssetKey>()
-                    .map_err(|_| {
-                        StoreError::Invalid(format!(
-                            "cursor {c:?} is not one this listing gave: start without a cursor"
-                        ))
-                    })?
-                    .to_bytes(),
-            ),
-            None => None,
-        };
+        let after: Option<Vec<u8>> = cursor.map(parse_cursor).transpose()?.map(|k| k.to_bytes());
         let domain_scope = match &filter.domain {
             Some(d) => Some(self.domain_scope(tenant, d)?),
             None => None,
@@ -158,18 +147,7 @@ impl Store {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<Asset>> {
-        let cursor_kind = match cursor {
-            Some(c) => Some(
-                c.parse::<AssetKey>()
-                    .map_err(|_| {
-                        StoreError::Invalid(format!(
-                            "cursor {c:?} is not one this listing gave: start without a cursor"
-                        ))
-                    })?
-                    .kind(),
-            ),
-            None => None,
-        };
+        let cursor_kind = cursor.map(parse_cursor).transpose()?.map(|k| k.kind());
         let of_kind = |kind| AssetFilter {
             kind: Some(kind),
             ..filter.clone()
@@ -389,6 +367,15 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// An asset listing's cursor: the key of the last asset of the previous page.
+fn parse_cursor(c: &str) -> Result<AssetKey> {
+    c.parse::<AssetKey>().map_err(|_| {
+        StoreError::Invalid(format!(
+            "cursor {c:?} is not one this listing gave: start without a cursor"
+        ))
+    })
 }
 
 struct DomainScope {

@@ -124,3 +124,22 @@ pub fn lab_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// `aperture admin --data DIR ARGS...`, which must succeed: (stdout, stderr).
+pub fn admin_cli(data: &std::path::Path, args: &[&str]) -> (String, String) {
+    let out = Command::new(bin())
+        .arg("admin")
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("APERTURE_DATA_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("aperture admin runs");
+    assert!(
+        out.status.success(),
+        "aperture admin {args:?}: {}",
+        stderr(&out)
+    );
+    (stdout(&out), stderr(&out))
+}
