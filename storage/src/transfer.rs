@@ -10,7 +10,10 @@ use crate::model::{Asset, AssetStatus, Change, DayCount, Receipt, Scan, Tenant};
 use crate::policy::{Finding, PolicySettings, Sanction};
 use crate::store::{Store, STORE_SCHEMA};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
+
+/// The longest line an import reads (an asset's facts and history stay far below it).
+pub const MAX_LINE: usize = 16 << 20;
 
 /// One line of an export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,16 +159,31 @@ impl Store {
         let mut changes: Vec<Change> = Vec::new();
         let (mut hosts, mut services) = (0u64, 0u64);
         let mut line_no = 0u64;
+        let mut raw = Vec::new();
         let mut buf = String::new();
         loop {
-            buf.clear();
-            let n = input
-                .read_line(&mut buf)
+            raw.clear();
+            // A line is read through a cap, so a file without newlines cannot take all
+            // memory before it is refused.
+            let n = (&mut *input)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut raw)
                 .map_err(|e| StoreError::Invalid(format!("reading the import: {e}")))?;
             if n == 0 {
                 break;
             }
             line_no += 1;
+            if raw.len() > MAX_LINE {
+                return Err(StoreError::Invalid(format!(
+                    "import line {line_no} is longer than {MAX_LINE} bytes: not an export; nothing was imported"
+                )));
+            }
+            buf.clear();
+            buf.push_str(std::str::from_utf8(&raw).map_err(|_| {
+                StoreError::Invalid(format!(
+                    "import line {line_no} is not UTF-8: not an export; nothing was imported"
+                ))
+            })?);
             if buf.trim().is_empty() {
                 continue;
             }

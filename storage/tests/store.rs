@@ -752,3 +752,68 @@ fn walk(store: &Store, t: &TenantId, f: &AssetFilter, page: usize) -> Vec<Asset>
         }
     }
 }
+
+mod import_of_damaged_files {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// One store with one exported tenant, shared by every case.
+    fn fixture() -> &'static (tempfile::TempDir, Store, Vec<u8>) {
+        static F: OnceLock<(tempfile::TempDir, Store, Vec<u8>)> = OnceLock::new();
+        F.get_or_init(|| {
+            let (dir, store, t) = fresh();
+            scan_once(
+                &store,
+                &t,
+                "s1",
+                T0,
+                vec![port("198.18.0.7", 22, Some(ssh("OpenSSH", "9.2p1")))],
+            );
+            store.run_policy(&t, T0).expect("policy");
+            let mut out = Vec::new();
+            store.export_tenant(&t, &mut out).expect("exports");
+            (dir, store, out)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Cut, flipped or spliced exports: an import either succeeds whole or leaves no
+        /// trace of the tenant; it never panics.
+        #[test]
+        fn all_or_nothing(cut in 0usize..4000, flip in 0usize..4000, byte: u8, junk in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let (_dir, store, export) = fixture();
+            let mut damaged = export.clone();
+            if !damaged.is_empty() {
+                let at = flip % damaged.len();
+                damaged[at] ^= byte | 1;
+            }
+            damaged.truncate(cut.min(damaged.len()));
+            damaged.extend_from_slice(&junk);
+            // A fresh id per case, so a case never meets a tenant an earlier one imported.
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let id = TenantId::new(&format!("t{n}")).expect("id");
+            match store.import_tenant(&mut damaged.as_slice(), Some(&id)) {
+                Ok(done) => prop_assert_eq!(done.tenant, Some(id)),
+                Err(_) => {
+                    prop_assert!(store.tenant(&id).is_err());
+                    prop_assert!(store.list_assets(&id, &AssetFilter::default(), None, 10).expect("lists").items.is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_without_reading_it_all() {
+        let (_dir, store, _) = fixture();
+        let mut endless = std::io::BufReader::new(std::io::repeat(b'x'));
+        let id = TenantId::new("endless").expect("id");
+        let err = store
+            .import_tenant(&mut endless, Some(&id))
+            .expect_err("refused");
+        assert!(err.to_string().contains("longer than"), "{err}");
+    }
+}
