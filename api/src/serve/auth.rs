@@ -207,7 +207,16 @@ pub async fn middleware(
             },
             source: peer.to_string(),
         };
-        if let Err(e) = state.store.audit(record) {
+        // The audit write waits for the store's writer, which a large shard may hold for
+        // seconds: off the async workers.
+        let store = state.store.clone();
+        let written = tokio::task::spawn_blocking(move || store.audit(record)).await;
+        let failure = match written {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = failure {
             // An unrecorded change must not look like a recorded one.
             return ApiError::internal(format!("the audit log could not be written: {e}"))
                 .into_response();
