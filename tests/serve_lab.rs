@@ -180,6 +180,8 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
         ])
         .env("APERTURE_SCHEDULER_SECS", "1")
         .env("APERTURE_SYN_WAIT_SECS", "1")
+        .env("APERTURE_RESOLVERS", lab_dns_server())
+        .env("APERTURE_DNS_QPS", "5000")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -232,6 +234,36 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
     );
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["refused"][0]["target"], "198.19.2.1");
+
+    // The per-tenant cap (4 queued or running): a fifth scan is refused with 429; the
+    // four are cancelled and mark nothing.
+    let slow = json!({"targets": [NGINX_IP], "ports": "1-2000", "rate": 1, "grab": false});
+    let slow_ids: Vec<String> = (0..4)
+        .map(|_| {
+            api.ok("POST", "/v1/tenants/acme/scans", &analyst, Some(&slow))["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    let (status, capped) = api.call("POST", "/v1/tenants/acme/scans", &analyst, Some(&slow));
+    assert_eq!(status, 429, "{capped}");
+    assert!(
+        capped["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cap"),
+        "{capped}"
+    );
+    for id in &slow_ids {
+        let v = api.ok(
+            "POST",
+            &format!("/v1/tenants/acme/scans/{id}/cancel"),
+            &analyst,
+            None,
+        );
+        assert_eq!(v["state"], "cancelled", "{v}");
+    }
 
     let redis_dir = dir.path().join("redis");
     std::fs::create_dir_all(&redis_dir).expect("redis dir");
@@ -435,4 +467,79 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
         report["services_by_risk"]["cache"].as_u64() >= Some(1),
         "{report}"
     );
+
+    // DNS enumeration through the service, against the lab's Knot: names become domain
+    // assets, and the open zone transfer and dangling CNAMEs become findings.
+    let dns = api.ok(
+        "POST",
+        "/v1/tenants/acme/scans",
+        &analyst,
+        Some(&json!({"domains": ["corp.test"]})),
+    );
+    let dns_scan = dns["id"].as_str().expect("id").to_owned();
+    api.wait_scan(&analyst, &dns_scan);
+    let names = api.ok(
+        "GET",
+        "/v1/tenants/acme/assets?kind=domain&limit=1000",
+        &viewer,
+        None,
+    );
+    let count = names["items"].as_array().map_or(0, Vec::len);
+    assert!(count >= 100, "{count} domain assets from corp.test");
+    let axfr = api.finding(&viewer, "open-zone-transfer", "domain:corp.test");
+    assert!(
+        axfr.is_some_and(|f| f["state"] == "open"),
+        "open zone transfer finding"
+    );
+    let dangling = api.ok(
+        "GET",
+        "/v1/tenants/acme/findings?rule=dangling-cname&limit=1000",
+        &viewer,
+        None,
+    );
+    assert!(
+        !dangling["items"].as_array().is_none_or(Vec::is_empty),
+        "dangling CNAME findings: {dangling}"
+    );
+
+    // A recurring scan: the scheduler starts it when due and records it.
+    let sched = api.ok(
+        "POST",
+        "/v1/tenants/acme/schedules",
+        &analyst,
+        Some(&json!({"name": "hourly nginx", "request": {"targets": [NGINX_IP], "ports": "80"}, "interval_secs": 3600})),
+    );
+    let sid = sched["id"].as_str().expect("id").to_owned();
+    let mut scheduled = String::new();
+    api.wait_until(
+        "the scheduler to start the schedule",
+        Duration::from_secs(30),
+        || {
+            let s = api.ok(
+                "GET",
+                &format!("/v1/tenants/acme/schedules/{sid}"),
+                &viewer,
+                None,
+            );
+            scheduled = s["last_scan"].as_str().unwrap_or_default().to_owned();
+            !scheduled.is_empty() && s["next_run"].as_i64() > sched["next_run"].as_i64()
+        },
+    );
+    api.wait_scan(&analyst, &scheduled);
+    let run = api.ok(
+        "GET",
+        &format!("/v1/tenants/acme/scans/{scheduled}"),
+        &viewer,
+        None,
+    );
+    assert_eq!(run["purpose"], format!("schedule {sid}"), "{run}");
+}
+
+/// The lab's authoritative DNS server (scripts/lab.d/25-dns.sh writes dns.env).
+fn lab_dns_server() -> String {
+    let text = std::fs::read_to_string(lab_dir().join("dns.env")).expect("dns.env readable");
+    text.lines()
+        .find_map(|l| l.strip_prefix("LAB_DNS_ENUM_SERVER="))
+        .map(|v| v.trim().trim_matches('"').to_owned())
+        .expect("LAB_DNS_ENUM_SERVER in dns.env")
 }

@@ -86,3 +86,37 @@ impl SendGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn a_tenant_scope_limits_the_send_path() {
+        let v4 = |a: [u8; 4]| u32::from(Ipv4Addr::from(a));
+        let mut guard = SendGuard {
+            excluded_v4: IntervalSet::from_ranges([(v4([198, 18, 0, 5]), v4([198, 18, 0, 5]))]),
+            ..SendGuard::default()
+        };
+        assert!(
+            guard.permits_v4(v4([198, 18, 9, 9])),
+            "no scope: only exclusions"
+        );
+        guard.allowed = Some((
+            IntervalSet::from_ranges([(v4([198, 18, 0, 0]), v4([198, 18, 0, 255]))]),
+            IntervalSet::new(),
+        ));
+        assert!(guard.permits_v4(v4([198, 18, 0, 9])));
+        assert!(
+            !guard.permits_v4(v4([198, 18, 0, 5])),
+            "excluded inside the scope"
+        );
+        assert!(!guard.permits_v4(v4([198, 18, 1, 9])), "outside the scope");
+        assert!(
+            !guard.permits(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            "no IPv6 in this scope"
+        );
+        assert!(guard.permits(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 200))));
+    }
+}

@@ -482,6 +482,15 @@ impl<'a> Ingest<'a> {
                             .unwrap_or_default();
                         let merged = facts::merge_part(&old, facts::name(n), false);
                         self.see(&key, Some(merged))?;
+                        // The name points where it resolves now: links to addresses it
+                        // left go, so a domain filter does not follow stale records.
+                        let before: Vec<IpAddr> = old
+                            .get("addresses")
+                            .map(|a| a.split(' ').filter_map(|x| x.parse().ok()).collect())
+                            .unwrap_or_default();
+                        for addr in before.iter().filter(|a| !n.addresses.contains(a)) {
+                            self.unlink(&key, &AssetKey::Host(*addr));
+                        }
                         for addr in &n.addresses {
                             self.link(&key, &AssetKey::Host(*addr));
                         }

@@ -145,6 +145,10 @@ fn rescans_record_field_changes_and_count_sightings() {
         }
     );
     assert_eq!(last.scan, "s3");
+    // The banner changed with the version, as its own field.
+    assert!(history.iter().any(|c| matches!(&c.kind,
+        ChangeKind::Changed { field, old: Some(o), new: Some(n) }
+            if field == "banner" && o.ends_with("9.2p1") && n.ends_with("9.6p1"))));
     assert_eq!(
         history.first().map(|c| &c.kind),
         Some(&ChangeKind::Appeared)
@@ -368,13 +372,29 @@ fn names_resolve_vanish_and_stay_when_unknown() {
                 0,
                 T0 + HOUR,
                 vec![
-                    name("www.example.test", Some("198.18.0.7"), Status::Resolved),
+                    name("www.example.test", Some("198.18.0.8"), Status::Resolved),
                     name("old.example.test", None, Status::NxDomain),
                     name("flaky.example.test", None, Status::Unknown),
                 ],
             ),
         )
         .expect("applies");
+    assert_eq!(
+        store.links(&t, &domain("www.example.test")).expect("links"),
+        vec![host("198.18.0.8")],
+        "the old address is unlinked"
+    );
+    // A DNS record set that changed is one event with the old and new sets.
+    assert!(store
+        .history(&t, &domain("www.example.test"))
+        .expect("history")
+        .iter()
+        .any(|c| c.kind
+            == ChangeKind::Changed {
+                field: "dns.A".into(),
+                old: Some("198.18.0.7".into()),
+                new: Some("198.18.0.8".into()),
+            }));
     assert_eq!(
         store
             .asset(&t, &domain("old.example.test"))
@@ -419,6 +439,14 @@ fn listings_filter_and_page_through_every_asset_once() {
     assert_eq!(
         by(AssetFilter {
             product: Some("redis".into()),
+            ..Default::default()
+        })
+        .len(),
+        20
+    );
+    assert_eq!(
+        by(AssetFilter {
+            service: Some("redis".into()),
             ..Default::default()
         })
         .len(),

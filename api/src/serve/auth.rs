@@ -265,3 +265,28 @@ fn authenticate(state: &SharedState, req: &Request) -> ApiResult<Caller> {
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
     Ok(Caller { token })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_prefixed_and_stored_only_as_a_hash() {
+        let a = new_secret().expect("secret");
+        let b = new_secret().expect("secret");
+        assert_ne!(a, b);
+        assert!(a.starts_with(TOKEN_PREFIX));
+        // 24 random bytes in unpadded base64url: 32 characters, 192 bits.
+        assert_eq!(a.len(), TOKEN_PREFIX.len() + 32);
+        let t = token_for(&a, "ci", Role::Viewer, vec![], "test").expect("token");
+        assert_eq!(t.sha256, hash_secret(&a));
+        assert_eq!(t.sha256.len(), 64);
+        let stored = serde_json::to_string(&t).expect("json");
+        assert!(
+            !stored.contains(&a[TOKEN_PREFIX.len()..]),
+            "the secret is not stored"
+        );
+        assert!(a.starts_with(&t.prefix) && t.prefix.len() < a.len() / 2);
+        assert!(token_for(&a, " ", Role::Viewer, vec![], "test").is_err());
+    }
+}

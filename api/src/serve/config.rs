@@ -202,6 +202,13 @@ mod tests {
             toml::from_str::<Config>("wrkers = 3").is_err(),
             "typos are refused"
         );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("aperture.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nworkers = 4\n").expect("write");
+        let loaded = Config::load(Some(&file)).expect("loads");
+        assert_eq!(loaded.listen.port(), 9000);
+        let missing = Config::load(Some(&dir.path().join("nope.toml"))).expect_err("missing");
+        assert!(missing.contains("cannot read config file"), "{missing}");
         let zero = Config {
             workers: 0,
             ..Config::default()
