@@ -12,7 +12,7 @@ use crate::engine::{run_ports, EngineSettings, Failure, GrabSettings};
 use aperture_fingerprints::dns::DomainName;
 use aperture_fingerprints::Probe;
 use aperture_mapper::engine::Progress;
-use aperture_mapper::intervals::IntervalSet;
+use aperture_mapper::intervals::{IntervalSet, Point};
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::rawsock::raw_sockets_permitted;
@@ -56,6 +56,35 @@ fn under_zone(name: &str, zone: &str) -> bool {
             .is_some_and(|head| head.ends_with('.'))
 }
 
+/// Why a target range may not be scanned for this tenant, if it may not: its first
+/// address outside the scope, or (without the opt-in) its first special-purpose one.
+fn range_refusal<T: Point>(
+    (lo, hi): (T, T),
+    allowed: &IntervalSet<T>,
+    special: &IntervalSet<T>,
+    scope: &Scope,
+    show: impl Fn(T) -> (String, Option<(&'static str, &'static str)>),
+) -> Option<String> {
+    let range = IntervalSet::from_ranges([(lo, hi)]);
+    if let Some(first) = range.subtract(allowed).nth(0) {
+        let (a, _) = show(first);
+        return Some(format!(
+            "{a} is outside the tenant's scope (its CIDRs minus exclusions)"
+        ));
+    }
+    if scope.allow_special {
+        return None;
+    }
+    let inside = range.subtract(&range.subtract(special));
+    inside.nth(0).map(|first| {
+        let (a, what) = show(first);
+        let (name, rfc) = what.unwrap_or(("special-purpose", ""));
+        format!(
+            "{a} is in a special-purpose range ({name} {rfc}) and the tenant has not opted in (scope allow_special)"
+        )
+    })
+}
+
 /// Every target and domain of a request inside the tenant's scope, and no special-purpose
 /// address without the tenant's opt-in. Returns each refused target with its reason.
 pub fn check_scope(scope: &Scope, req: &ScanRequest) -> ApiResult<()> {
@@ -76,41 +105,21 @@ pub fn check_scope(scope: &Scope, req: &ScanRequest) -> ApiResult<()> {
                     format!("{name} is a host name: list zones under 'domains', addresses under 'targets'"),
                 ),
                 Target::V4(lo, hi) => {
-                    let range = IntervalSet::from_ranges([(lo, hi)]);
-                    let outside = range.subtract(&allowed4);
-                    if let Some(first) = outside.nth(0) {
-                        refuse(
-                            t,
-                            format!(
-                                "{} is outside the tenant's scope (its CIDRs minus exclusions)",
-                                Ipv4Addr::from(first)
-                            ),
-                        );
-                    } else if !scope.allow_special {
-                        let special = range.subtract(&range.subtract(&special_v4()));
-                        if let Some(a) = special.nth(0).map(Ipv4Addr::from) {
-                            let (name, rfc) = describe_v4(a).unwrap_or(("special-purpose", ""));
-                            refuse(t, format!("{a} is in a special-purpose range ({name} {rfc}) and the tenant has not opted in (scope allow_special)"));
-                        }
+                    let why = range_refusal((lo, hi), &allowed4, &special_v4(), scope, |a| {
+                        let ip = Ipv4Addr::from(a);
+                        (ip.to_string(), describe_v4(ip))
+                    });
+                    if let Some(why) = why {
+                        refuse(t, why);
                     }
                 }
                 Target::V6(lo, hi) => {
-                    let range = IntervalSet::from_ranges([(lo, hi)]);
-                    let outside = range.subtract(&allowed6);
-                    if let Some(first) = outside.nth(0) {
-                        refuse(
-                            t,
-                            format!(
-                                "{} is outside the tenant's scope (its CIDRs minus exclusions)",
-                                Ipv6Addr::from(first)
-                            ),
-                        );
-                    } else if !scope.allow_special {
-                        let special = range.subtract(&range.subtract(&special_v6()));
-                        if let Some(a) = special.nth(0).map(Ipv6Addr::from) {
-                            let (name, rfc) = describe_v6(a).unwrap_or(("special-purpose", ""));
-                            refuse(t, format!("{a} is in a special-purpose range ({name} {rfc}) and the tenant has not opted in (scope allow_special)"));
-                        }
+                    let why = range_refusal((lo, hi), &allowed6, &special_v6(), scope, |a| {
+                        let ip = Ipv6Addr::from(a);
+                        (ip.to_string(), describe_v6(ip))
+                    });
+                    if let Some(why) = why {
+                        refuse(t, why);
                     }
                 }
             }
