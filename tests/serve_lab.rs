@@ -246,6 +246,27 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
                 .to_owned()
         })
         .collect();
+    // Progress of a running scan: probes sent of total, rate and time left.
+    api.wait_until(
+        "a slow scan to report progress",
+        Duration::from_secs(20),
+        || {
+            slow_ids.iter().any(|id| {
+                let v = api.ok(
+                    "GET",
+                    &format!("/v1/tenants/acme/scans/{id}"),
+                    &viewer,
+                    None,
+                );
+                let p = &v["progress"];
+                v["state"] == "running"
+                    && p["probes_total"] == 2000
+                    && p["probes_sent"].as_u64().is_some_and(|n| n >= 1)
+                    && p["rate"].as_f64().is_some_and(|r| r > 0.0)
+                    && p["eta_secs"].as_f64().is_some_and(|e| e > 100.0)
+            })
+        },
+    );
     let (status, capped) = api.call("POST", "/v1/tenants/acme/scans", &analyst, Some(&slow));
     assert_eq!(status, 429, "{capped}");
     assert!(
@@ -268,6 +289,33 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
     let redis_dir = dir.path().join("redis");
     std::fs::create_dir_all(&redis_dir).expect("redis dir");
     let redis = start_redis(&tgt_ns, &redis_dir);
+
+    // What the service sets is never taken from a body: the tenant, a scan's state, a
+    // sanction's id.
+    for (path, body) in [
+        (
+            "/v1/tenants/acme/scans",
+            json!({"targets": [NGINX_IP], "ports": "80", "tenant": "other"}),
+        ),
+        (
+            "/v1/tenants/acme/scans",
+            json!({"targets": [NGINX_IP], "ports": "80", "state": "completed"}),
+        ),
+        (
+            "/v1/tenants/acme/sanctions",
+            json!({"id": "s-9", "match": {"port": 80}, "owner": "x", "reason": "y"}),
+        ),
+    ] {
+        let (status, v) = api.call("POST", path, &analyst, Some(&body));
+        assert_eq!(status, 400, "{body} -> {v}");
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unknown field"),
+            "{v}"
+        );
+    }
 
     // Analyst scans; viewer sees the assets.
     let scan = api.ok("POST", "/v1/tenants/acme/scans", &analyst, Some(&req));
@@ -533,6 +581,30 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
         None,
     );
     assert_eq!(run["purpose"], format!("schedule {sid}"), "{run}");
+
+    // Prometheus metrics: scans, probes, results, ingest, API latency.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &api.ns, "curl", "-s", "-m", "20"])
+        .arg(format!("http://127.0.0.1:{}/metrics", api.port))
+        .output()
+        .expect("curl runs");
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "aperture_scans_started_total",
+        "aperture_scans_completed_total",
+        "aperture_probes_sent_total",
+        "aperture_results_total",
+        "aperture_ingest_batches_total",
+        "aperture_ingest_seconds_bucket",
+        "aperture_http_request_seconds_bucket",
+    ] {
+        let value = metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        assert!(value > 0.0, "{name} missing or zero in:\n{metrics}");
+    }
 }
 
 /// The lab's authoritative DNS server (scripts/lab.d/25-dns.sh writes dns.env).
