@@ -402,6 +402,16 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
         .unwrap_or_else(|| panic!("a verification scan started: {fixed}"))
         .to_owned();
     api.wait_scan(&analyst, &verify_scan);
+    // One verification scan, though the handler and the scheduler both see the request.
+    std::thread::sleep(Duration::from_millis(1500));
+    let scans = api.ok("GET", "/v1/tenants/acme/scans", &viewer, None);
+    let verifying = scans
+        .as_array()
+        .expect("scans")
+        .iter()
+        .filter(|s| s["purpose"] == format!("verify {rid}").as_str())
+        .count();
+    assert_eq!(verifying, 1, "{scans}");
     let v = api.ok(
         "GET",
         &format!("/v1/tenants/acme/scans/{verify_scan}"),

@@ -68,7 +68,13 @@ pub struct VerificationRequest {
     pub requested_by: String,
     /// The scan the service started for it, once it has.
     pub scan: Option<String>,
+    /// When a starter claimed it (see [`Store::claim_verification`]).
+    #[serde(default)]
+    pub claimed: Option<Millis>,
 }
+
+/// A claim not turned into a scan within this long (the starter died) lapses.
+const CLAIM_LAPSE_MS: Millis = 60_000;
 
 /// What a policy run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -402,7 +408,12 @@ impl Store {
     }
 
     /// Verification scans asked for and not yet started.
-    pub fn pending_verifications(&self, tenant: &TenantId) -> Result<Vec<VerificationRequest>> {
+    /// Verification scans asked for and not started, nor being started (a live claim).
+    pub fn pending_verifications(
+        &self,
+        tenant: &TenantId,
+        now: Millis,
+    ) -> Result<Vec<VerificationRequest>> {
         let mut out = Vec::new();
         for item in self
             .data
@@ -410,11 +421,45 @@ impl Store {
         {
             let (_, v) = item?;
             let v: VerificationRequest = serde_json::from_slice(&v)?;
-            if v.scan.is_none() {
+            let claim_live = v.claimed.is_some_and(|at| now - at < CLAIM_LAPSE_MS);
+            if v.scan.is_none() && !claim_live {
                 out.push(v);
             }
         }
         Ok(out)
+    }
+
+    /// Takes a pending verification for starting: true for exactly one caller until the
+    /// claim lapses or is released, so the "fixed" handler and the scheduler never both
+    /// start a scan for it.
+    pub fn claim_verification(&self, tenant: &TenantId, id: &str, now: Millis) -> Result<bool> {
+        let _w = self.write_lock();
+        let key = keys::key(Rec::Verification, tenant, id.as_bytes());
+        let mut v: VerificationRequest = self
+            .get_json(&key)?
+            .ok_or_else(|| StoreError::NotFound(format!("verification {id}")))?;
+        let live = v.claimed.is_some_and(|at| now - at < CLAIM_LAPSE_MS);
+        if v.scan.is_some() || live {
+            return Ok(false);
+        }
+        v.claimed = Some(now);
+        let mut tx = self.tx();
+        tx.put_json(key, &v)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Gives a claim back (the scan could not start now); the scheduler retries.
+    pub fn release_verification(&self, tenant: &TenantId, id: &str) -> Result<()> {
+        let _w = self.write_lock();
+        let key = keys::key(Rec::Verification, tenant, id.as_bytes());
+        let mut v: VerificationRequest = self
+            .get_json(&key)?
+            .ok_or_else(|| StoreError::NotFound(format!("verification {id}")))?;
+        v.claimed = None;
+        let mut tx = self.tx();
+        tx.put_json(key, &v)?;
+        tx.commit()
     }
 
     /// Records which scan verifies a request.
@@ -693,5 +738,6 @@ fn verification_for(f: &Finding, actor: &Actor, now: Millis) -> VerificationRequ
         requested: now,
         requested_by: actor.name().to_owned(),
         scan: None,
+        claimed: None,
     }
 }

@@ -131,11 +131,37 @@ fn fixed_is_closed_only_by_a_scan_that_no_longer_sees_it_and_reopens_when_it_ret
     assert!(v
         .coverage
         .covers_service("198.18.0.7".parse().expect("ip"), 6379));
-    assert_eq!(store.pending_verifications(&t).expect("pending").len(), 1);
+    assert_eq!(
+        store.pending_verifications(&t, T0).expect("pending").len(),
+        1
+    );
+    // Exactly one starter gets it; a released claim, or one that lapsed (its starter
+    // died), can be taken again.
+    assert!(store.claim_verification(&t, &v.id, T0).expect("claim"));
+    assert!(!store.claim_verification(&t, &v.id, T0 + 1).expect("claim"));
+    assert!(store
+        .pending_verifications(&t, T0 + 1)
+        .expect("pending")
+        .is_empty());
+    store.release_verification(&t, &v.id).expect("release");
+    assert!(store.claim_verification(&t, &v.id, T0 + 2).expect("claim"));
+    assert_eq!(
+        store
+            .pending_verifications(&t, T0 + 2 + 61_000)
+            .expect("pending")
+            .len(),
+        1
+    );
+    assert!(store
+        .claim_verification(&t, &v.id, T0 + 2 + 61_000)
+        .expect("lapsed claim"));
     store
         .verification_started(&t, &v.id, "verify-1")
         .expect("started");
-    assert!(store.pending_verifications(&t).expect("pending").is_empty());
+    assert!(store
+        .pending_verifications(&t, T0)
+        .expect("pending")
+        .is_empty());
 
     // The verification scan still sees it, unchanged: the claim fails.
     scan_once(
@@ -244,13 +270,13 @@ fn a_targeted_scan_of_something_else_verifies_nothing() {
         FindingState::Fixed
     );
     // The claim stands; its verification can be asked for again, not for other states.
-    let before = store.pending_verifications(&t).expect("pending").len();
+    let before = store.pending_verifications(&t, T0).expect("pending").len();
     let v = store
         .request_verification(&t, &risky.id, &remediator(), T0 + 2 * HOUR)
         .expect("asked again");
     assert_eq!(v.finding, risky.id);
     assert_eq!(
-        store.pending_verifications(&t).expect("pending").len(),
+        store.pending_verifications(&t, T0).expect("pending").len(),
         before + 1
     );
     let open = find(&store, &t, Rule::Unsanctioned, &service("198.18.0.7", 6379)).expect("f");

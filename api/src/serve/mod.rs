@@ -262,7 +262,11 @@ async fn schedule_pass(state: &SharedState) {
             s.next_run = now + (s.interval_secs as i64) * 1000;
             let _ = state.store.put_schedule(&t.id, &s);
         }
-        for v in state.store.pending_verifications(&t.id).unwrap_or_default() {
+        for v in state
+            .store
+            .pending_verifications(&t.id, now)
+            .unwrap_or_default()
+        {
             routes_assets::start_verification(state, &t.id, &v).await;
         }
     }

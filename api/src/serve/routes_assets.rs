@@ -546,7 +546,11 @@ pub async fn start_verification(
         // exposure may have used either.
         probe: None,
     };
-    let job = submit(
+    // One starter per request: the "fixed" handler and the scheduler may both see it.
+    if !state.store.claim_verification(t, &v.id, now_ms()).ok()? {
+        return None;
+    }
+    let job = match submit(
         state,
         t,
         req,
@@ -554,7 +558,13 @@ pub async fn start_verification(
         Some(format!("verify {}", v.finding)),
     )
     .await
-    .ok()?;
+    {
+        Ok(job) => job,
+        Err(_) => {
+            let _ = state.store.release_verification(t, &v.id);
+            return None;
+        }
+    };
     state.store.verification_started(t, &v.id, &job.id).ok()?;
     Some(job.id)
 }
@@ -663,7 +673,7 @@ pub async fn verify(
     let t = caller.tenant(&state, &tenant, REMEDIATORS)?;
     let pending = state
         .store
-        .pending_verifications(&t)?
+        .pending_verifications(&t, now_ms())?
         .into_iter()
         .find(|v| v.finding == id);
     let v = match pending {
