@@ -580,12 +580,12 @@ impl Store {
             }
         }
         for key in &targets {
-            let Some(asset) = tx.get_asset(&keys::asset(tenant, key))? else {
+            let Some(asset) = tx.asset(tenant, key)? else {
                 continue;
             };
             let certificate = match asset.fact("certificate") {
                 Some(sha) if asset.kind == AssetKind::Service => {
-                    tx.get_asset(&keys::asset(tenant, &AssetKey::Certificate(sha.to_owned())))?
+                    tx.asset(tenant, &AssetKey::Certificate(sha.to_owned()))?
                 }
                 _ => None,
             };

@@ -306,6 +306,16 @@ impl Tx<'_> {
         }
     }
 
+    /// One asset as this transaction sees it: the seam every reader of assets goes
+    /// through, so the record layout can change in one place.
+    pub fn asset(
+        &self,
+        tenant: &TenantId,
+        key: &crate::keys::AssetKey,
+    ) -> Result<Option<crate::model::Asset>> {
+        self.get_asset(&keys::asset(tenant, key))
+    }
+
     pub fn put_asset(&mut self, key: Vec<u8>, asset: &crate::model::Asset) -> Result<()> {
         let bytes = asset.encode()?;
         self.put(key, bytes);
