@@ -19,6 +19,12 @@ pub enum StoreError {
         found: String,
         expected: String,
     },
+    /// Another process (or another open store in this one) holds the directory.
+    #[error(
+        "the store at {0} is in use by another process (an aperture serve or admin command \
+         still running?): stop it, or give another data directory"
+    )]
+    InUse(PathBuf),
     /// The directory holds a sled database that is not an aperture store.
     #[error("{0} holds data that is not an aperture store: give an empty or new directory")]
     NotAStore(PathBuf),

@@ -25,14 +25,24 @@ const SCHEMA_KEY: &[u8] = b"schema";
 pub struct StoreOptions {
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
+    /// How long to wait for the directory's lock. A store dropped in this process a
+    /// moment ago still holds it while sled's threads wind down; another process
+    /// holding it is refused once this runs out.
+    pub lock_wait: std::time::Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 256 << 20,
+            lock_wait: std::time::Duration::from_secs(5),
         }
     }
+}
+
+/// sled reports a held lock only in its message (an `ErrorKind::Other` I/O error).
+fn is_lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// A store in one directory. Cheap to share behind an `Arc`: reads run concurrently,
@@ -53,12 +63,24 @@ impl Store {
     pub fn open_with(path: &Path, options: &StoreOptions) -> Result<Store> {
         // Every commit flushes (acknowledged means durable), so sled's own periodic
         // flusher only competes with ingest; throughput mode favours large batches.
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
             .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        let deadline = std::time::Instant::now() + options.lock_wait;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_held(&e) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::InUse(path.to_owned()));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let meta = db.open_tree("meta")?;
         let data = db.open_tree("data")?;
         match meta.get(SCHEMA_KEY)? {

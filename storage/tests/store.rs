@@ -657,6 +657,30 @@ fn a_store_of_another_schema_is_refused_with_what_to_do() {
 }
 
 #[test]
+fn a_store_reopens_at_once_and_a_held_one_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Dropped and reopened at once, again and again: sled's threads of the dropped
+    // store may still hold the lock for a moment, which the open waits out.
+    for i in 0..20 {
+        let store = Store::open(dir.path()).expect("reopens");
+        let t = TenantId::new(&format!("t{i}")).expect("id");
+        store.create_tenant(&t, "T", T0).expect("writes");
+    }
+    let store = Store::open(dir.path()).expect("opens");
+    assert_eq!(store.tenants().expect("tenants").len(), 20);
+    // Held for real: refused once the wait runs out, saying what to do.
+    let options = StoreOptions {
+        lock_wait: std::time::Duration::from_millis(200),
+        ..StoreOptions::default()
+    };
+    let err = Store::open_with(dir.path(), &options)
+        .expect_err("held")
+        .to_string();
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(err.contains("another data directory"), "{err}");
+}
+
+#[test]
 fn export_and_import_round_trip_a_tenant() {
     let (dir, store, t) = fresh();
     let cert = certificate("www.example.test", true);
