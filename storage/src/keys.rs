@@ -340,6 +340,12 @@ pub(crate) enum Rec {
     /// Scan jobs of the service.
     Job,
     Schedule,
+    /// The policy's time index: when each asset's evaluation next changes by time
+    /// alone (expiries, zombie periods, risk acceptances), and each asset's entry.
+    PolicyDue,
+    /// Policy work: re-evaluations queued by sanction and settings edits, and the
+    /// active findings by rule and detail that find what such edits touch.
+    PolicyWork,
 }
 
 impl Rec {
@@ -363,6 +369,8 @@ impl Rec {
             Rec::Scope => b'O',
             Rec::Job => b'J',
             Rec::Schedule => b'Y',
+            Rec::PolicyDue => b'E',
+            Rec::PolicyWork => b'Q',
         }
     }
 }
