@@ -824,6 +824,7 @@ fn run(args: &Args, dir: &Path) -> Res<()> {
         dir,
         &StoreOptions {
             cache_bytes: args.cache_mib << 20,
+            ..StoreOptions::default()
         },
     )?;
     let tenant = TenantId::new("bench")?;

@@ -1,98 +1,215 @@
 //! Applying a batch of observations: compare with current state, write the new state and
 //! the change events together, and — when the batch completes its scan — record what the
 //! scan covered but no longer saw.
+//!
+//! A batch is one sled `apply_batch` (records, change events, counters, scan, receipt),
+//! made durable before `apply` returns. Its index postings are written around it: the
+//! additions before, the removals after (see `postings`). When the last shard is in,
+//! the scan's sweep marks what it covered and did not see, in chunks that each commit
+//! on their own, so that other writers get the store between chunks.
 
 use crate::error::{Result, StoreError};
 use crate::facts::{self, Facts, NameVerdict};
 use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
 use crate::model::{
     day_string, Applied, Asset, AssetStatus, Batch, Change, ChangeKind, DayCount, Millis,
-    Observation, Receipt, Scan, ScanState,
+    Observation, Receipt, Scan, ScanState, Sweep,
 };
+use crate::postings::{self, Delta};
+use crate::records::{self, host_record_key, HostRecord};
 use crate::store::{validate_scan_id, Store, Tx};
 use aperture_fingerprints::PortState;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-/// Change events per stored block; a batch writes ⌈changes / this⌉ blocks.
-const CHANGES_PER_BLOCK: usize = 512;
+/// Change events per stored block; a batch writes ⌈changes / this⌉ blocks. Small enough
+/// that a block stays far below sled's blob threshold (a block is one log message).
+const CHANGES_PER_BLOCK: usize = 256;
+
+/// Host records a completing scan's sweep reads per chunk (per hold of the writer).
+pub(crate) const SWEEP_CHUNK: usize = 2048;
 
 /// Fields with a secondary index, so a filtered listing reads only what matches.
 pub(crate) const INDEXED: &[&str] = &["service", "product", "risk"];
 
 impl Store {
     /// Applies one (scan, shard) batch atomically and durably. Replaying a batch that was
-    /// applied before changes nothing and says so (`fresh: false`).
+    /// applied before changes nothing and says so (`fresh: false`). The batch that
+    /// completes its scan also runs the scan's sweep before returning.
     pub fn apply(&self, tenant: &TenantId, batch: &Batch) -> Result<Applied> {
         validate_scan_id(&batch.scan)?;
-        let _w = self.write_lock();
-        self.require_tenant(tenant)?;
-        let scan_key = keys::key(Rec::Scan, tenant, batch.scan.as_bytes());
-        let mut scan: Scan = self.get_json(&scan_key)?.ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "scan {}: register it with begin_scan before sending results",
-                batch.scan
-            ))
-        })?;
-        let receipt_key = receipt_key(tenant, &batch.scan, batch.shard);
-        if let Some(r) = self.get_json::<Receipt>(&receipt_key)? {
-            return Ok(Applied {
-                fresh: false,
-                observations: r.observations,
-                changes: 0,
-                completed_scan: false,
-            });
-        }
-        if batch.shard >= scan.shards {
-            return Err(StoreError::Invalid(format!(
-                "shard {} of scan {}: the scan has shards 0-{}",
-                batch.shard,
-                batch.scan,
-                scan.shards - 1
-            )));
-        }
-        if scan.state != ScanState::Running {
-            return Err(StoreError::Conflict(format!(
-                "scan {} is {:?}: it takes no more results",
-                batch.scan, scan.state
-            )));
-        }
+        let (applied, terms) = {
+            let _w = self.write_lock();
+            self.require_tenant(tenant)?;
+            let scan_key = keys::key(Rec::Scan, tenant, batch.scan.as_bytes());
+            let mut scan: Scan = self.get_json(&scan_key)?.ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "scan {}: register it with begin_scan before sending results",
+                    batch.scan
+                ))
+            })?;
+            let receipt_key = receipt_key(tenant, &batch.scan, batch.shard);
+            if let Some(r) = self.get_json::<Receipt>(&receipt_key)? {
+                let pending = scan.sweep.is_some();
+                drop(_w);
+                // A replay after a crash mid-sweep finishes the sweep.
+                let completed = pending && self.run_sweep(tenant, &batch.scan)?;
+                return Ok(Applied {
+                    fresh: false,
+                    observations: r.observations,
+                    changes: 0,
+                    completed_scan: completed,
+                });
+            }
+            if batch.shard >= scan.shards {
+                return Err(StoreError::Invalid(format!(
+                    "shard {} of scan {}: the scan has shards 0-{}",
+                    batch.shard,
+                    batch.scan,
+                    scan.shards - 1
+                )));
+            }
+            if scan.state != ScanState::Running || scan.sweep.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "scan {} is {:?}: it takes no more results",
+                    batch.scan, scan.state
+                )));
+            }
 
-        let mut ing = Ingest::new(self.tx(), tenant.clone(), batch.scan.clone(), batch.at)?;
-        let mut observations = 0u64;
-        for obs in &batch.observations {
-            observations += 1;
-            ing.observe(obs)?;
+            let mut ing = Ingest::new(self.tx(), tenant.clone(), &scan, batch.at)?;
+            let mut observations = 0u64;
+            for obs in &batch.observations {
+                observations += 1;
+                ing.observe(obs)?;
+            }
+            scan.shards_done.insert(batch.shard);
+            scan.observations += observations;
+            let all_in = scan.shards_done.len() as u32 == scan.shards;
+            if all_in {
+                if scan.coverage.port_probe() && !scan.coverage.targets.is_empty() {
+                    scan.sweep = Some(Sweep {
+                        net: 0,
+                        after: None,
+                        at: batch.at,
+                    });
+                } else {
+                    scan.state = ScanState::Completed;
+                    scan.completed = Some(batch.at);
+                }
+            }
+            let (changes, delta) = ing.finish()?;
+            let mut tx = ing.tx;
+            tx.put_json(scan_key, &scan)?;
+            tx.put_json(
+                receipt_key,
+                &Receipt {
+                    scan: batch.scan.clone(),
+                    shard: batch.shard,
+                    range: batch.range,
+                    applied: batch.at,
+                    observations,
+                    changes,
+                },
+            )?;
+            let terms = self.commit_with_postings(tenant, tx, &delta)?;
+            (
+                Applied {
+                    fresh: true,
+                    observations,
+                    changes,
+                    completed_scan: all_in && scan.sweep.is_none(),
+                },
+                terms,
+            )
+        };
+        self.merge_postings(&terms)?;
+        let mut applied = applied;
+        if !applied.completed_scan && self.scan(tenant, &batch.scan)?.sweep.is_some() {
+            applied.completed_scan = self.run_sweep(tenant, &batch.scan)?;
         }
-        scan.shards_done.insert(batch.shard);
-        scan.observations += observations;
-        let completed = scan.shards_done.len() as u32 == scan.shards;
-        if completed {
-            ing.complete(&scan)?;
-            scan.state = ScanState::Completed;
-            scan.completed = Some(batch.at);
-        }
-        let changes = ing.finish()?;
-        let mut tx = ing.tx;
-        tx.put_json(scan_key, &scan)?;
-        tx.put_json(
-            receipt_key,
-            &Receipt {
-                scan: batch.scan.clone(),
-                shard: batch.shard,
-                range: batch.range,
-                applied: batch.at,
-                observations,
-                changes,
-            },
-        )?;
+        Ok(applied)
+    }
+
+    /// Commits a transaction with its index postings around it: additions before (a
+    /// crash after them leaves extra entries, which listings check away), removals after
+    /// (a crash before them leaves stale entries, likewise). Returns the terms written.
+    pub(crate) fn commit_with_postings(
+        &self,
+        tenant: &TenantId,
+        tx: Tx<'_>,
+        delta: &Delta,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut terms = postings::write(&self.db, &self.data, tenant, &delta.adds, true)?;
         tx.commit()?;
-        Ok(Applied {
-            fresh: true,
-            observations,
-            changes,
-            completed_scan: completed,
-        })
+        terms.extend(postings::write(
+            &self.db,
+            &self.data,
+            tenant,
+            &delta.removes,
+            false,
+        )?);
+        if !delta.removes.is_empty() {
+            self.db.flush()?;
+        }
+        Ok(terms)
+    }
+
+    /// Merges the posting runs of `terms` where a level is full. Outside the writer lock:
+    /// ingest goes on meanwhile.
+    pub(crate) fn merge_postings(&self, terms: &[Vec<u8>]) -> Result<()> {
+        if terms.is_empty() {
+            return Ok(());
+        }
+        let _m = self.merging.lock().unwrap_or_else(|p| p.into_inner());
+        postings::merge(&self.data, terms, &self.postings_gate)
+    }
+
+    /// Marks, chunk by chunk, what a scan whose every shard is in covered but did not
+    /// see; completes the scan at the end. Returns whether this call completed it.
+    pub(crate) fn run_sweep(&self, tenant: &TenantId, scan_id: &str) -> Result<bool> {
+        loop {
+            let (done, terms) = {
+                let _w = self.write_lock();
+                let scan_key = keys::key(Rec::Scan, tenant, scan_id.as_bytes());
+                let Some(mut scan) = self.get_json::<Scan>(&scan_key)? else {
+                    return Ok(false);
+                };
+                let Some(sweep) = scan.sweep.clone() else {
+                    return Ok(false);
+                };
+                let mut ing = Ingest::new(self.tx(), tenant.clone(), &scan, sweep.at)?;
+                let next = ing.sweep_chunk(&scan, &sweep)?;
+                let done = next.is_none();
+                match next {
+                    Some(n) => scan.sweep = Some(n),
+                    None => {
+                        scan.sweep = None;
+                        scan.state = ScanState::Completed;
+                        scan.completed = Some(sweep.at);
+                    }
+                }
+                let (_, delta) = ing.finish()?;
+                let mut tx = ing.tx;
+                tx.put_json(scan_key, &scan)?;
+                (done, self.commit_with_postings(tenant, tx, &delta)?)
+            };
+            self.merge_postings(&terms)?;
+            if done {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Finishes the sweeps a crash interrupted.
+    pub(crate) fn resume_completions(&self) -> Result<()> {
+        for tenant in self.tenants()? {
+            for scan in self.scans(&tenant.id)? {
+                if scan.sweep.is_some() {
+                    self.run_sweep(&tenant.id, &scan.id)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -149,26 +266,9 @@ fn link_key(tenant: &TenantId, from: &AssetKey, to: &AssetKey) -> Vec<u8> {
     k
 }
 
-/// `I<tenant>\0<field>\0<len><value><asset>`.
-pub(crate) fn index_prefix(tenant: &TenantId, field: &str, value: &str) -> Vec<u8> {
-    let value = value.to_ascii_lowercase();
-    let mut rest = field.as_bytes().to_vec();
-    rest.push(0);
-    let len = value.len().min(u16::MAX as usize) as u16;
-    rest.extend_from_slice(&len.to_be_bytes());
-    rest.extend_from_slice(value.as_bytes());
-    keys::key(Rec::Index, tenant, &rest)
-}
-
-fn index_key(tenant: &TenantId, field: &str, value: &str, asset: &AssetKey) -> Vec<u8> {
-    let mut k = index_prefix(tenant, field, value);
-    k.extend_from_slice(&asset.to_bytes());
-    k
-}
-
 /// Index entries an asset should have: the indexed facts, its port, and its status when
 /// not present (present is the common case, filtered by reading).
-pub(crate) fn index_entries(a: &Asset) -> BTreeSet<(String, String)> {
+pub(crate) fn index_entries(a: &Asset) -> BTreeSet<postings::Term> {
     let mut out = BTreeSet::new();
     for field in INDEXED {
         if let Some(v) = a.facts.get(*field) {
@@ -194,8 +294,13 @@ pub(crate) struct Ingest<'a> {
     pub tx: Tx<'a>,
     tenant: TenantId,
     scan: String,
+    /// When the scan began: an asset seen after that was seen during it (by it, or by
+    /// another scan meanwhile), so its sweep leaves it alone.
+    scan_created: Millis,
     at: Millis,
     assets: BTreeMap<AssetKey, Touched>,
+    /// Host records as stored before this batch, read once per host.
+    hosts: BTreeMap<IpAddr, Option<HostRecord>>,
     changes: Vec<Change>,
     next_seq: u64,
     /// Certificates that may have lost their last present service in this batch.
@@ -210,14 +315,16 @@ struct Touched {
 }
 
 impl<'a> Ingest<'a> {
-    pub fn new(tx: Tx<'a>, tenant: TenantId, scan: String, at: Millis) -> Result<Self> {
+    pub fn new(tx: Tx<'a>, tenant: TenantId, scan: &Scan, at: Millis) -> Result<Self> {
         let next_seq = read_counter(&tx, &counter_key(&tenant, "changes"))?;
         Ok(Ingest {
             tx,
             tenant,
-            scan,
+            scan: scan.id.clone(),
+            scan_created: scan.created,
             at,
             assets: BTreeMap::new(),
+            hosts: BTreeMap::new(),
             changes: Vec::new(),
             next_seq,
             cert_candidates: BTreeSet::new(),
@@ -225,9 +332,22 @@ impl<'a> Ingest<'a> {
         })
     }
 
+    /// A host's record as stored before this batch.
+    fn host_before(&mut self, ip: IpAddr) -> Result<Option<&HostRecord>> {
+        if !self.hosts.contains_key(&ip) {
+            let record = self.tx.host_record(&self.tenant, ip)?;
+            self.hosts.insert(ip, record);
+        }
+        Ok(self.hosts.get(&ip).and_then(Option::as_ref))
+    }
+
     fn load(&mut self, key: &AssetKey) -> Result<Option<&mut Asset>> {
         if !self.assets.contains_key(key) {
-            let Some(asset) = self.tx.get_asset(&keys::asset(&self.tenant, key))? else {
+            let stored = match key.address() {
+                Some(ip) => self.host_before(ip)?.and_then(|r| r.get(key)),
+                None => self.tx.asset(&self.tenant, key)?,
+            };
+            let Some(asset) = stored else {
                 return Ok(None);
             };
             self.assets.insert(
@@ -513,51 +633,53 @@ impl<'a> Ingest<'a> {
         Ok(())
     }
 
-    /// The scan is complete: every service it covered and did not see (nor found unknown)
-    /// is gone, and so are hosts with no open port left and certificates no present
-    /// service presents any more.
-    pub fn complete(&mut self, scan: &Scan) -> Result<()> {
-        if !scan.coverage.port_probe() {
-            return Ok(());
-        }
+    /// One chunk of a completing scan's sweep: every service in up to [`SWEEP_CHUNK`]
+    /// host records of the covered nets that the scan covered and that nobody saw since
+    /// it began is gone, and so are hosts with no open port left and certificates no
+    /// present service presents any more. Returns where the next chunk starts, or `None`
+    /// when the sweep is done.
+    pub fn sweep_chunk(&mut self, scan: &Scan, at: &Sweep) -> Result<Option<Sweep>> {
         let plen = keys::prefix(Rec::Asset, &self.tenant).len();
-        for net in &scan.coverage.targets {
-            let mut lo = keys::asset(&self.tenant, &AssetKey::Service(net.network(), 0));
-            let hi = keys::asset(&self.tenant, &AssetKey::Service(net.broadcast(), u16::MAX));
-            // Inclusive upper bound: extend by one byte past the last key.
-            let mut hi_excl = hi;
-            hi_excl.push(0);
+        let mut net_index = at.net;
+        let mut after = at.after;
+        let mut read = 0usize;
+        while let Some(net) = scan.coverage.targets.get(net_index as usize) {
+            let (mut lo, hi) =
+                records::host_record_range(&self.tenant, net.network(), net.broadcast());
+            if let Some(a) = after {
+                lo = host_record_key(&self.tenant, a);
+                lo.push(0);
+            }
             let mut gone = Vec::new();
-            loop {
-                let mut batch_end = None;
-                for item in self.tx_store_range(&lo, &hi_excl).take(4096) {
-                    let (k, v) = item?;
-                    batch_end = Some(k.clone());
-                    let key = AssetKey::from_bytes(k.get(plen..).unwrap_or_default())?;
-                    let (ip, port) = match key {
-                        AssetKey::Service(ip, port) => (ip, port),
-                        _ => continue,
-                    };
-                    if !scan.coverage.covers_service(ip, port) {
+            let mut last = None;
+            for item in self.tx.store_range(&lo, &hi) {
+                let (k, v) = item?;
+                let ip = records::host_record_ip(k.get(plen..).unwrap_or_default())?;
+                last = Some(ip);
+                read += 1;
+                let record = HostRecord::decode(&v)?;
+                for (port, status, last_scan) in record.service_states() {
+                    if status == AssetStatus::Absent
+                        || last_scan == scan.id
+                        || !scan.coverage.covers_service(ip, port)
+                    {
                         continue;
                     }
-                    let asset: Asset = match self.assets.get(&key) {
-                        Some(t) => t.now.clone(),
-                        None => Asset::decode(&v)?,
-                    };
-                    if asset.last_scan != scan.id && asset.status != AssetStatus::Absent {
-                        gone.push(key);
-                    }
+                    gone.push(AssetKey::Service(ip, port));
                 }
-                match batch_end {
-                    Some(mut k) => {
-                        k.push(0);
-                        lo = k;
-                    }
-                    None => break,
+                if read == SWEEP_CHUNK {
+                    break;
                 }
             }
+            let (created, scan_id) = (self.scan_created, self.scan.clone());
             for key in gone {
+                let Some(asset) = self.load(&key)? else {
+                    continue;
+                };
+                // Seen since the scan began (by another scan meanwhile): not gone.
+                if asset.last_seen > created || asset.last_scan == scan_id {
+                    continue;
+                }
                 self.gone(&key)?;
                 if let AssetKey::Service(ip, port) = key {
                     self.set_host_port(ip, port, false)?;
@@ -570,20 +692,17 @@ impl<'a> Ingest<'a> {
                     self.cert_candidates.insert(AssetKey::Certificate(sha));
                 }
             }
+            if read == SWEEP_CHUNK {
+                return Ok(Some(Sweep {
+                    net: net_index,
+                    after: last,
+                    at: at.at,
+                }));
+            }
+            net_index += 1;
+            after = None;
         }
-        Ok(())
-    }
-
-    fn tx_store_range(
-        &self,
-        lo: &[u8],
-        hi: &[u8],
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        // Assets created in this batch are not in the tree yet, but they were seen by this
-        // scan, so the sweep may skip them.
-        self.tx
-            .store_range(lo, hi)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+        Ok(None)
     }
 
     /// Certificates whose every linked service is gone or presents another one.
@@ -617,14 +736,16 @@ impl<'a> Ingest<'a> {
         Ok(())
     }
 
-    /// Stages every touched asset, its index entries, the change blocks, counters and the
-    /// day's counts. Returns the number of change events.
-    pub fn finish(&mut self) -> Result<u64> {
+    /// Stages every touched asset into its record, the change blocks, counters and the
+    /// day's counts. Returns the number of change events and the index postings to write.
+    pub fn finish(&mut self) -> Result<(u64, Delta)> {
         self.settle_hosts()?;
         self.retire_orphan_certificates()?;
         let tenant = self.tenant.clone();
         let mut host_delta = 0i64;
         let mut service_delta = 0i64;
+        let mut delta = Delta::default();
+        let mut host_records: BTreeMap<IpAddr, HostRecord> = BTreeMap::new();
         let touched = std::mem::take(&mut self.assets);
         for (key, t) in touched {
             let was_present = t
@@ -632,10 +753,10 @@ impl<'a> Ingest<'a> {
                 .as_ref()
                 .is_some_and(|b| b.status != AssetStatus::Absent);
             let is_present = t.now.status != AssetStatus::Absent;
-            let delta = i64::from(is_present) - i64::from(was_present);
+            let count = i64::from(is_present) - i64::from(was_present);
             match key.kind() {
-                AssetKind::Host => host_delta += delta,
-                AssetKind::Service => service_delta += delta,
+                AssetKind::Host => host_delta += count,
+                AssetKind::Service => service_delta += count,
                 _ => {}
             }
             // Index entries follow facts and status; a sighting changes neither.
@@ -646,14 +767,40 @@ impl<'a> Ingest<'a> {
             if !unchanged {
                 let old_index = t.before.as_ref().map(index_entries).unwrap_or_default();
                 let new_index = index_entries(&t.now);
-                for (f, v) in old_index.difference(&new_index) {
-                    self.tx.delete(index_key(&tenant, f, v, &key));
+                for term in old_index.difference(&new_index) {
+                    delta
+                        .removes
+                        .entry(term.clone())
+                        .or_default()
+                        .push(key.to_bytes());
                 }
-                for (f, v) in new_index.difference(&old_index) {
-                    self.tx.put(index_key(&tenant, f, v, &key), Vec::new());
+                for term in new_index.difference(&old_index) {
+                    delta
+                        .adds
+                        .entry(term.clone())
+                        .or_default()
+                        .push(key.to_bytes());
                 }
             }
-            self.tx.put_asset(keys::asset(&tenant, &key), &t.now)?;
+            match key.address() {
+                Some(ip) => {
+                    let record = match host_records.entry(ip) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            let before = match self.hosts.get(&ip) {
+                                Some(r) => r.clone(),
+                                None => self.tx.host_record(&tenant, ip)?,
+                            };
+                            e.insert(before.unwrap_or_default())
+                        }
+                    };
+                    record.set(t.now);
+                }
+                None => self.tx.put_asset(&tenant, &t.now)?,
+            }
+        }
+        for (ip, record) in host_records {
+            self.tx.put(host_record_key(&tenant, ip), record.encode()?);
         }
         let changes = std::mem::take(&mut self.changes);
         let count = changes.len() as u64;
@@ -678,7 +825,7 @@ impl<'a> Ingest<'a> {
                 services,
             },
         )?;
-        Ok(count)
+        Ok((count, delta))
     }
 
     fn bump(&mut self, key: &[u8], delta: i64) -> Result<u64> {

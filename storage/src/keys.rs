@@ -291,7 +291,7 @@ pub fn ip_bytes(ip: IpAddr) -> [u8; 16] {
     }
 }
 
-fn ip_from(bytes: &[u8]) -> Option<IpAddr> {
+pub(crate) fn ip_from(bytes: &[u8]) -> Option<IpAddr> {
     let octets: [u8; 16] = bytes.try_into().ok()?;
     let v6 = Ipv6Addr::from(octets);
     Some(match v6.to_ipv4_mapped() {
@@ -312,8 +312,11 @@ pub fn reversed_labels(name: &str) -> String {
 pub(crate) enum Rec {
     Tenant,
     Asset,
-    /// Secondary index entry: field, value, asset key → nothing.
+    /// Secondary index entries of the store before posting runs (`aperture-store-2`);
+    /// only migration reads them, to delete them.
     Index,
+    /// Posting runs: the secondary indexes (see `postings`).
+    Posting,
     /// Link between two assets (both directions are stored).
     Link,
     /// A block of change events: the changes one batch made, keyed by its first number.
@@ -354,6 +357,7 @@ impl Rec {
             Rec::Tenant => b'T',
             Rec::Asset => b'A',
             Rec::Index => b'I',
+            Rec::Posting => b'U',
             Rec::Link => b'L',
             Rec::Changes => b'C',
             Rec::Counter => b'N',

@@ -12,9 +12,12 @@ pub mod facts;
 pub mod findings;
 mod ingest;
 pub mod keys;
+mod migrate;
 pub mod model;
 pub mod policy;
+mod postings;
 mod query;
+mod records;
 mod store;
 pub mod transfer;
 
@@ -23,4 +26,4 @@ pub use error::StoreError;
 pub use keys::{AssetKey, AssetKind, TenantId};
 pub use model::*;
 pub use query::{AssetFilter, MAX_PAGE};
-pub use store::{Store, StoreOptions, STORE_SCHEMA};
+pub use store::{Store, StoreOptions, PREVIOUS_SCHEMA, STORE_SCHEMA};

@@ -170,6 +170,22 @@ pub struct Scan {
     pub observations: u64,
     /// Why it was run, e.g. the finding a verification scan checks.
     pub purpose: Option<String>,
+    /// While every shard is in and the scan is marking what it covered but did not see:
+    /// how far that has gone. It runs in chunks, each its own commit, so the store's
+    /// writer is never held for long; a restart resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
+}
+
+/// Where a completing scan's sweep is: the covered net it is in, the last address it
+/// finished there, and the time its results carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Sweep {
+    pub net: u32,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub after: Option<IpAddr>,
+    pub at: Millis,
 }
 
 /// One result of a scan, as the mapper produces them.

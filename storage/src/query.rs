@@ -3,9 +3,11 @@
 //! Every query takes the tenant and reads only keys under that tenant's prefix.
 
 use crate::error::{Result, StoreError};
-use crate::ingest::{change_block_key, counter_key, index_prefix, link_prefix};
-use crate::keys::{self, ip_bytes, AssetKey, AssetKind, Rec, TenantId};
+use crate::ingest::{change_block_key, counter_key, link_prefix};
+use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
 use crate::model::{Asset, AssetStatus, Change, DayCount, Millis, Page};
+use crate::postings;
+use crate::records::{self, HostRecord};
 use crate::store::Store;
 use ipnet::IpNet;
 use std::collections::BTreeSet;
@@ -35,15 +37,9 @@ pub struct AssetFilter {
     pub last_seen_to: Option<Millis>,
 }
 
-/// How a listing walks the keys: an index prefix or a key range of the asset records.
-enum Walk {
-    Index(Vec<u8>),
-    Range(Vec<u8>, Vec<u8>),
-}
-
 impl Store {
     pub fn asset(&self, tenant: &TenantId, key: &AssetKey) -> Result<Asset> {
-        self.get_asset(&keys::asset(tenant, key))?
+        self.load_asset(tenant, key)?
             .ok_or_else(|| StoreError::NotFound(format!("asset {key}")))
     }
 
@@ -60,8 +56,9 @@ impl Store {
         Ok(out)
     }
 
-    /// One page of a tenant's assets in key order (kind, then address and port, or name).
-    /// `cursor` is the `next` of the previous page.
+    /// One page of a tenant's assets in key order (kind — certificates, domains, hosts,
+    /// services — then address and port, or name). `cursor` is the `next` of the
+    /// previous page.
     pub fn list_assets(
         &self,
         tenant: &TenantId,
@@ -73,68 +70,144 @@ impl Store {
         if let (Some(_), None) = (filter.net, filter.kind) {
             return self.list_hosts_then_services(tenant, filter, cursor, limit);
         }
-        let after: Option<Vec<u8>> = cursor.map(parse_cursor).transpose()?.map(|k| k.to_bytes());
+        let after: Option<AssetKey> = cursor.map(parse_cursor).transpose()?;
         let domain_scope = match &filter.domain {
             Some(d) => Some(self.domain_scope(tenant, d)?),
             None => None,
         };
-        let asset_prefix = keys::prefix(Rec::Asset, tenant);
-        let walk = self.plan(tenant, filter, &asset_prefix);
         let mut items = Vec::new();
-        let mut last: Option<AssetKey> = None;
-        let (lo, hi, from_index) = match &walk {
-            Walk::Index(prefix) => (prefix.clone(), keys::prefix_end(prefix), Some(prefix.len())),
-            Walk::Range(lo, hi) => (lo.clone(), hi.clone(), None),
-        };
-        let start = match (&after, from_index) {
-            (Some(a), Some(_)) => {
-                let mut s = lo.clone();
-                s.extend_from_slice(a);
-                s.push(0);
-                s
-            }
-            (Some(a), None) => {
-                let mut s = asset_prefix.clone();
-                s.extend_from_slice(a);
-                s.push(0);
-                s.max(lo.clone())
-            }
-            (None, _) => lo.clone(),
-        };
-        if start >= hi {
-            return Ok(Page { items, next: None });
-        }
         let mut more = false;
-        for item in self.data.range(start..hi) {
-            let (k, v) = item?;
-            let asset: Asset = match from_index {
-                Some(plen) => {
-                    let key = AssetKey::from_bytes(k.get(plen..).unwrap_or_default())?;
-                    match self.get_asset(&keys::asset(tenant, &key))? {
-                        Some(a) => a,
-                        None => continue,
-                    }
-                }
-                None => Asset::decode(&v)?,
-            };
+        let mut take = |asset: Asset| {
             if !matches(&asset, filter, domain_scope.as_ref()) {
-                continue;
+                return true;
             }
             if items.len() == limit {
                 more = true;
-                break;
+                return false;
             }
-            last = Some(asset.key.clone());
             items.push(asset);
+            true
+        };
+        match index_term(tenant, filter) {
+            Some(term) => {
+                let _gate = self.postings_gate.read().unwrap_or_else(|p| p.into_inner());
+                let after = after.as_ref().map(AssetKey::to_bytes);
+                for key in postings::candidates(&self.data, &term, after.as_deref())? {
+                    let key = AssetKey::from_bytes(&key?)?;
+                    if let Some(asset) = self.load_asset(tenant, &key)? {
+                        if !take(asset) {
+                            break;
+                        }
+                    }
+                }
+            }
+            None => {
+                // Kinds before the cursor's are done (listing order is KIND_ORDER's).
+                let start = after
+                    .as_ref()
+                    .and_then(|a| KIND_ORDER.iter().position(|k| *k == a.kind()))
+                    .unwrap_or(0);
+                for kind in KIND_ORDER.into_iter().skip(start) {
+                    if filter.kind.is_some_and(|k| k != kind) {
+                        continue;
+                    }
+                    let from = after.as_ref().filter(|a| a.kind() == kind);
+                    if !self.walk_kind(tenant, kind, filter.net, from, &mut take)? {
+                        break;
+                    }
+                }
+            }
         }
-        Ok(Page {
-            items,
-            next: if more {
-                last.map(|k| k.to_string())
-            } else {
-                None
-            },
-        })
+        let next = if more {
+            items.last().map(|a| a.key.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// Calls `f` on every asset of one kind in key order, after `after` (of that kind),
+    /// within `net` for hosts and services, until `f` says stop. Returns false if it did.
+    pub(crate) fn walk_kind(
+        &self,
+        tenant: &TenantId,
+        kind: AssetKind,
+        net: Option<IpNet>,
+        after: Option<&AssetKey>,
+        f: &mut dyn FnMut(Asset) -> bool,
+    ) -> Result<bool> {
+        let asset_prefix = keys::prefix(Rec::Asset, tenant);
+        match kind {
+            AssetKind::Host | AssetKind::Service => {
+                let (mut lo, hi) = match net {
+                    Some(n) => records::host_record_range(tenant, n.network(), n.broadcast()),
+                    None => {
+                        let p = records::host_record_prefix(tenant);
+                        let end = keys::prefix_end(&p);
+                        (p, end)
+                    }
+                };
+                if let Some(ip) = after.and_then(AssetKey::address) {
+                    let mut from = records::host_record_key(tenant, ip);
+                    if kind == AssetKind::Host {
+                        from.push(0);
+                    }
+                    lo = lo.max(from);
+                }
+                if lo >= hi {
+                    return Ok(true);
+                }
+                let plen = asset_prefix.len();
+                for item in self.data.range(lo..hi) {
+                    let (k, v) = item?;
+                    let ip = records::host_record_ip(k.get(plen..).unwrap_or_default())?;
+                    let record = HostRecord::decode(&v)?;
+                    if kind == AssetKind::Host {
+                        if let Some(h) = record.host(ip) {
+                            if !f(h) {
+                                return Ok(false);
+                            }
+                        }
+                        continue;
+                    }
+                    for s in record.services(ip) {
+                        if after.is_some_and(|a| s.key <= *a) {
+                            continue;
+                        }
+                        if !f(s) {
+                            return Ok(false);
+                        }
+                    }
+                }
+                Ok(true)
+            }
+            AssetKind::Domain | AssetKind::Certificate => {
+                if net.is_some() {
+                    // No address: nothing of these kinds is in a net.
+                    return Ok(true);
+                }
+                let tag = if kind == AssetKind::Domain {
+                    b'd'
+                } else {
+                    b'c'
+                };
+                let mut lo = asset_prefix.clone();
+                lo.push(tag);
+                let hi = keys::prefix_end(&lo);
+                if let Some(a) = after {
+                    let mut from = keys::asset(tenant, a);
+                    from.push(0);
+                    lo = lo.max(from);
+                }
+                for item in self.data.range(lo..hi) {
+                    let (_, v) = item?;
+                    if !f(Asset::decode(&v)?) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+        }
     }
 
     /// An address filter over both kinds: the net's hosts, then the net's services, each
@@ -177,63 +250,6 @@ impl Store {
             items,
             next: services.next,
         })
-    }
-
-    /// Picks the narrowest walk the filter allows.
-    fn plan(&self, tenant: &TenantId, f: &AssetFilter, asset_prefix: &[u8]) -> Walk {
-        if let Some(s @ (AssetStatus::Absent | AssetStatus::Unknown)) = f.status {
-            return Walk::Index(index_prefix(tenant, "status", s.as_str()));
-        }
-        for (field, value) in [
-            ("product", &f.product),
-            ("service", &f.service),
-            ("risk", &f.risk),
-        ] {
-            if let Some(v) = value {
-                return Walk::Index(index_prefix(tenant, field, v));
-            }
-        }
-        if let Some(port) = f.port {
-            return Walk::Index(index_prefix(tenant, "port", &port.to_string()));
-        }
-        let range_of = |tag: u8, lo_rest: &[u8], hi_rest: &[u8]| {
-            let mut lo = asset_prefix.to_vec();
-            lo.push(tag);
-            lo.extend_from_slice(lo_rest);
-            let mut hi = asset_prefix.to_vec();
-            hi.push(tag);
-            hi.extend_from_slice(hi_rest);
-            hi.extend_from_slice(&[0xff, 0xff, 0xff]);
-            (lo, hi)
-        };
-        if let Some(net) = f.net {
-            let lo = ip_bytes(net.network());
-            let hi = ip_bytes(net.broadcast());
-            return match f.kind {
-                Some(AssetKind::Host) => {
-                    let (l, h) = range_of(b'h', &lo, &hi);
-                    Walk::Range(l, h)
-                }
-                Some(AssetKind::Service) => {
-                    let (l, h) = range_of(b's', &lo, &hi);
-                    Walk::Range(l, h)
-                }
-                // Other kinds have no address: nothing in a net.
-                _ => Walk::Range(Vec::new(), Vec::new()),
-            };
-        }
-        if let Some(kind) = f.kind {
-            let tag = match kind {
-                AssetKind::Host => b'h',
-                AssetKind::Service => b's',
-                AssetKind::Domain => b'd',
-                AssetKind::Certificate => b'c',
-            };
-            let mut lo = asset_prefix.to_vec();
-            lo.push(tag);
-            return Walk::Range(lo.clone(), keys::prefix_end(&lo));
-        }
-        Walk::Range(asset_prefix.to_vec(), keys::prefix_end(asset_prefix))
     }
 
     /// Names at or under `domain` and the addresses they resolve to.
@@ -367,6 +383,32 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Kinds in listing (key) order.
+pub(crate) const KIND_ORDER: [AssetKind; 4] = [
+    AssetKind::Certificate,
+    AssetKind::Domain,
+    AssetKind::Host,
+    AssetKind::Service,
+];
+
+/// The index term that narrows a listing most, if the filter names one.
+fn index_term(tenant: &TenantId, f: &AssetFilter) -> Option<Vec<u8>> {
+    if let Some(s @ (AssetStatus::Absent | AssetStatus::Unknown)) = f.status {
+        return Some(postings::term_prefix(tenant, "status", s.as_str()));
+    }
+    for (field, value) in [
+        ("product", &f.product),
+        ("service", &f.service),
+        ("risk", &f.risk),
+    ] {
+        if let Some(v) = value {
+            return Some(postings::term_prefix(tenant, field, v));
+        }
+    }
+    f.port
+        .map(|port| postings::term_prefix(tenant, "port", &port.to_string()))
 }
 
 /// An asset listing's cursor: the key of the last asset of the previous page.

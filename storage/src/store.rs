@@ -1,23 +1,30 @@
 //! Opening a store, its schema version, the write transaction, tenants and scans.
 //!
-//! Everything lives in one sled tree so that a batch — assets, indexes, links, change
-//! events, counters, the scan's progress and the batch's receipt — is one
-//! `Tree::apply_batch`: sled applies it atomically, and it is flushed before `apply`
-//! returns. sled's multi-tree transactions give the same atomicity but re-run the whole
-//! closure on conflict and measured slower here; one writer at a time (a mutex) makes
-//! conflicts impossible anyway.
+//! Everything lives in one sled tree. A batch — host, domain and certificate records,
+//! change events, counters, the scan's progress and the batch's receipt — is one
+//! `Tree::apply_batch`: sled applies it atomically. The secondary indexes are posting
+//! runs written beside it (see `postings`), which never need to be atomic with it.
+//!
+//! **Durable** means: `Tx::commit` returns only after sled's `flush` wrote the log
+//! (`pwrite` + `sync_file_range`) *and* an `fdatasync` of sled's file made it survive
+//! power loss, not only `kill -9` — `sync_file_range` alone neither flushes the disk's
+//! cache nor the file's metadata (sled #1452). sled's own background flusher stays on:
+//! it is what cleans old log segments.
 
 use crate::error::{Result, StoreError};
-use crate::keys::{self, Rec, TenantId};
-use crate::model::{Coverage, Millis, Scan, ScanState, Tenant};
+use crate::keys::{self, AssetKey, Rec, TenantId};
+use crate::model::{Asset, Coverage, Millis, Scan, ScanState, Tenant};
+use crate::records::{host_record_key, own_record_key, HostRecord};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 /// Bumped when the record layout changes incompatibly.
-pub const STORE_SCHEMA: &str = "aperture-store-2";
+pub const STORE_SCHEMA: &str = "aperture-store-3";
+/// The schema a store of the previous release has; [`Store::open`] migrates it.
+pub const PREVIOUS_SCHEMA: &str = "aperture-store-2";
 const SCHEMA_KEY: &[u8] = b"schema";
 
 /// Tuning for [`Store::open_with`].
@@ -52,6 +59,13 @@ pub struct Store {
     pub(crate) db: sled::Db,
     pub(crate) data: sled::Tree,
     writer: Mutex<()>,
+    /// Posting-run merges, one at a time.
+    pub(crate) merging: Mutex<()>,
+    /// Closed by a merge only while it deletes the runs it merged, so a listing never
+    /// reads a term half-deleted.
+    pub(crate) postings_gate: RwLock<()>,
+    /// sled's log file, for the `fdatasync` that makes a commit durable.
+    log_file: std::fs::File,
     path: PathBuf,
 }
 
@@ -63,11 +77,11 @@ impl Store {
     pub fn open_with(path: &Path, options: &StoreOptions) -> Result<Store> {
         // Every commit flushes (acknowledged means durable), so sled's own periodic
         // flusher only competes with ingest; throughput mode favours large batches.
+        // The background flusher stays on (sled's default period): besides flushing it
+        // is what reclaims log segments; every commit flushes and syncs by itself anyway.
         let config = sled::Config::new()
             .path(path)
-            .cache_capacity(options.cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None);
+            .cache_capacity(options.cache_bytes);
         let deadline = std::time::Instant::now() + options.lock_wait;
         let db = loop {
             match config.open() {
@@ -83,8 +97,32 @@ impl Store {
         };
         let meta = db.open_tree("meta")?;
         let data = db.open_tree("data")?;
+        let log_file = std::fs::OpenOptions::new()
+            .read(true)
+            .open(path.join("db"))
+            .map_err(|e| {
+                StoreError::Invalid(format!(
+                    "cannot open sled's log file in {}: {e}",
+                    path.display()
+                ))
+            })?;
+        let store = Store {
+            db,
+            data,
+            writer: Mutex::new(()),
+            merging: Mutex::new(()),
+            postings_gate: RwLock::new(()),
+            log_file,
+            path: path.to_owned(),
+        };
         match meta.get(SCHEMA_KEY)? {
             Some(found) if found.as_ref() == STORE_SCHEMA.as_bytes() => {}
+            Some(found)
+                if found.as_ref() == PREVIOUS_SCHEMA.as_bytes()
+                    || found.as_ref() == crate::migrate::MIGRATING.as_bytes() =>
+            {
+                crate::migrate::from_store_2(&store, &meta)?;
+            }
             Some(found) => {
                 return Err(StoreError::SchemaMismatch {
                     path: path.to_owned(),
@@ -92,17 +130,24 @@ impl Store {
                     expected: STORE_SCHEMA.to_owned(),
                 })
             }
-            None if data.is_empty() && db.is_empty() => {
+            None if store.data.is_empty() && store.db.is_empty() => {
                 meta.insert(SCHEMA_KEY, STORE_SCHEMA.as_bytes())?;
-                db.flush()?;
+                store.durable()?;
             }
             None => return Err(StoreError::NotAStore(path.to_owned())),
         }
-        Ok(Store {
-            db,
-            data,
-            writer: Mutex::new(()),
-            path: path.to_owned(),
+        store.resume_completions()?;
+        Ok(store)
+    }
+
+    /// Flushes sled's log and syncs it to the disk.
+    pub(crate) fn durable(&self) -> Result<()> {
+        self.db.flush()?;
+        self.log_file.sync_data().map_err(|e| {
+            StoreError::Sled(sled::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("syncing the store's log: {e}"),
+            )))
         })
     }
 
@@ -112,8 +157,7 @@ impl Store {
 
     /// Makes every write so far durable (each commit already does; this is for shutdown).
     pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+        self.durable()
     }
 
     /// Bytes sled occupies on disk.
@@ -127,8 +171,7 @@ impl Store {
         self.db
             .open_tree("meta")?
             .insert(SCHEMA_KEY, version.as_bytes())?;
-        self.db.flush()?;
-        Ok(())
+        self.durable()
     }
 
     pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
@@ -151,9 +194,24 @@ impl Store {
         }
     }
 
-    pub(crate) fn get_asset(&self, key: &[u8]) -> Result<Option<crate::model::Asset>> {
-        match self.data.get(key)? {
-            Some(bytes) => Ok(Some(crate::model::Asset::decode(&bytes)?)),
+    /// One asset as stored, from its host record or its own.
+    pub(crate) fn load_asset(&self, tenant: &TenantId, key: &AssetKey) -> Result<Option<Asset>> {
+        match key.address() {
+            Some(ip) => Ok(self.host_record(tenant, ip)?.and_then(|r| r.get(key))),
+            None => match self.data.get(own_record_key(tenant, key))? {
+                Some(bytes) => Ok(Some(Asset::decode(&bytes)?)),
+                None => Ok(None),
+            },
+        }
+    }
+
+    pub(crate) fn host_record(
+        &self,
+        tenant: &TenantId,
+        ip: std::net::IpAddr,
+    ) -> Result<Option<HostRecord>> {
+        match self.data.get(host_record_key(tenant, ip))? {
+            Some(bytes) => Ok(Some(HostRecord::decode(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -239,6 +297,7 @@ impl Store {
             completed: None,
             observations: 0,
             purpose,
+            sweep: None,
         };
         let mut tx = self.tx();
         tx.put_json(key, &scan)?;
@@ -321,26 +380,42 @@ impl Tx<'_> {
         }
     }
 
-    pub fn get_asset(&self, key: &[u8]) -> Result<Option<crate::model::Asset>> {
-        match self.get(key)? {
-            Some(bytes) => Ok(Some(crate::model::Asset::decode(&bytes)?)),
+    /// One asset as this transaction sees it: the seam every reader of assets goes
+    /// through, so the record layout lives in one place (`records`).
+    pub fn asset(&self, tenant: &TenantId, key: &AssetKey) -> Result<Option<Asset>> {
+        match key.address() {
+            Some(ip) => Ok(self.host_record(tenant, ip)?.and_then(|r| r.get(key))),
+            None => match self.get(&own_record_key(tenant, key))? {
+                Some(bytes) => Ok(Some(Asset::decode(&bytes)?)),
+                None => Ok(None),
+            },
+        }
+    }
+
+    pub fn host_record(
+        &self,
+        tenant: &TenantId,
+        ip: std::net::IpAddr,
+    ) -> Result<Option<HostRecord>> {
+        match self.get(&host_record_key(tenant, ip))? {
+            Some(bytes) => Ok(Some(HostRecord::decode(&bytes)?)),
             None => Ok(None),
         }
     }
 
-    /// One asset as this transaction sees it: the seam every reader of assets goes
-    /// through, so the record layout can change in one place.
-    pub fn asset(
-        &self,
-        tenant: &TenantId,
-        key: &crate::keys::AssetKey,
-    ) -> Result<Option<crate::model::Asset>> {
-        self.get_asset(&keys::asset(tenant, key))
-    }
-
-    pub fn put_asset(&mut self, key: Vec<u8>, asset: &crate::model::Asset) -> Result<()> {
-        let bytes = asset.encode()?;
-        self.put(key, bytes);
+    /// Stages an asset into its record (a host's record, or its own).
+    pub fn put_asset(&mut self, tenant: &TenantId, asset: &Asset) -> Result<()> {
+        match asset.key.address() {
+            Some(ip) => {
+                let mut record = self.host_record(tenant, ip)?.unwrap_or_default();
+                record.set(asset.clone());
+                self.put(host_record_key(tenant, ip), record.encode()?);
+            }
+            None => {
+                let bytes = asset.encode()?;
+                self.put(own_record_key(tenant, &asset.key), bytes);
+            }
+        }
         Ok(())
     }
 
@@ -392,7 +467,6 @@ impl Tx<'_> {
         }
         self.store.data.apply_batch(batch)?;
         // Acknowledged means durable: nothing returns Ok before the log is on disk.
-        self.store.db.flush()?;
-        Ok(())
+        self.store.durable()
     }
 }

@@ -8,7 +8,7 @@ use crate::ingest::{change_block_key, counter_key, index_entries, link_prefix, r
 use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
 use crate::model::{Asset, AssetStatus, Change, DayCount, Receipt, Scan, Tenant};
 use crate::policy::{Finding, PolicySettings, Sanction};
-use crate::store::{Store, STORE_SCHEMA};
+use crate::store::{Store, PREVIOUS_SCHEMA, STORE_SCHEMA};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Read, Write};
 
@@ -63,8 +63,11 @@ pub struct Imported {
 }
 
 impl Store {
-    /// Writes every record of a tenant; returns the number of lines.
+    /// Writes every record of a tenant; returns the number of lines. The export is a
+    /// consistent copy of one moment: it holds the store's writer while it reads, so
+    /// batches wait (and the service keeps answering reads) — an online backup.
     pub fn export_tenant(&self, tenant: &TenantId, out: &mut dyn Write) -> Result<u64> {
+        let _w = self.write_lock();
         let t = self.require_tenant(tenant)?;
         let mut lines = 0u64;
         let mut emit = |line: &ExportLine| -> Result<()> {
@@ -92,8 +95,24 @@ impl Store {
         for item in records(Rec::Receipt) {
             emit(&ExportLine::Receipt(serde_json::from_slice(&item?.1)?))?;
         }
-        for item in records(Rec::Asset) {
-            emit(&ExportLine::Asset(Asset::decode(&item?.1)?))?;
+        for kind in crate::query::KIND_ORDER {
+            let mut failed = None;
+            self.walk_kind(
+                tenant,
+                kind,
+                None,
+                None,
+                &mut |a| match emit(&ExportLine::Asset(a)) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                },
+            )?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         // Every link, also those whose ends are not assets (yet): a certificate's names.
         let link_prefix_len = keys::prefix(Rec::Link, tenant).len();
@@ -159,6 +178,7 @@ impl Store {
         let mut changes: Vec<Change> = Vec::new();
         let (mut hosts, mut services) = (0u64, 0u64);
         let mut line_no = 0u64;
+        let mut postings = crate::postings::Delta::default();
         let mut raw = Vec::new();
         let mut buf = String::new();
         loop {
@@ -199,9 +219,11 @@ impl Store {
                         tenant: from,
                     },
                 ) => {
-                    if schema != STORE_SCHEMA {
+                    // The export format does not follow the record layout: exports of
+                    // the previous schema read the same.
+                    if schema != STORE_SCHEMA && schema != PREVIOUS_SCHEMA {
                         return Err(StoreError::Invalid(format!(
-                            "the export has schema {schema}, this store reads {STORE_SCHEMA}; nothing was imported"
+                            "the export has schema {schema}, this store reads {STORE_SCHEMA} and {PREVIOUS_SCHEMA}; nothing was imported"
                         )));
                     }
                     let id = rename.cloned().unwrap_or_else(|| from.clone());
@@ -246,12 +268,14 @@ impl Store {
                             _ => {}
                         }
                     }
-                    for (field, value) in index_entries(&a) {
-                        let mut k = crate::ingest::index_prefix(&t, &field, &value);
-                        k.extend_from_slice(&a.key.to_bytes());
-                        tx.put(k, Vec::new());
+                    for term in index_entries(&a) {
+                        postings
+                            .adds
+                            .entry(term)
+                            .or_default()
+                            .push(a.key.to_bytes());
                     }
-                    tx.put_asset(keys::asset(&t, &a.key), &a)?;
+                    tx.put_asset(&t, &a)?;
                 }
                 ExportLine::Link { from, to } => {
                     let mut k = link_prefix(&t, &from);
@@ -327,7 +351,9 @@ impl Store {
         );
         tx.put(counter_key(&t, "hosts"), hosts.to_be_bytes().to_vec());
         tx.put(counter_key(&t, "services"), services.to_be_bytes().to_vec());
-        tx.commit()?;
+        let terms = self.commit_with_postings(&t, tx, &postings)?;
+        drop(_w);
+        self.merge_postings(&terms)?;
         summary.tenant = Some(t);
         Ok(summary)
     }

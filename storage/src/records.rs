@@ -1,0 +1,221 @@
+//! How assets sit on disk: one record per host holding the host and all its services,
+//! one record per domain and per certificate.
+//!
+//! sled's cost is per key written (each write walks the tree and rewrites a leaf), so
+//! the layout writes as few keys per observation as it can: a batch that sees eight
+//! services of one host writes that host's record once. Inside a record the key and
+//! kind of each asset are implied by where it sits, which keeps records small.
+//!
+//! Keys: `A<tenant>\0H<16-byte address>` for a host record, `A<tenant>\0d<reversed
+//! name>` for a domain and `A<tenant>\0c<sha256>` for a certificate. The host-record
+//! tag `H` sorts before `c` and `d`; listings never rely on that, they walk each kind's
+//! range on its own.
+
+use crate::error::{Result, StoreError};
+use crate::facts::Facts;
+use crate::keys::{self, ip_bytes, AssetKey, Rec, TenantId};
+use crate::model::{Asset, AssetStatus, Millis};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The tag of host records under the asset prefix.
+pub(crate) const HOST_RECORD: u8 = b'H';
+
+/// An asset's state without its key and kind, which its place in a record gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stored {
+    status: AssetStatus,
+    facts: Facts,
+    first_seen: Millis,
+    last_seen: Millis,
+    last_changed: Millis,
+    times_seen: u64,
+    last_scan: String,
+    changes: Vec<u64>,
+}
+
+impl Stored {
+    fn of(a: Asset) -> Stored {
+        Stored {
+            status: a.status,
+            facts: a.facts,
+            first_seen: a.first_seen,
+            last_seen: a.last_seen,
+            last_changed: a.last_changed,
+            times_seen: a.times_seen,
+            last_scan: a.last_scan,
+            changes: a.changes,
+        }
+    }
+
+    fn asset(&self, key: AssetKey) -> Asset {
+        Asset {
+            kind: key.kind(),
+            key,
+            status: self.status,
+            facts: self.facts.clone(),
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            last_changed: self.last_changed,
+            times_seen: self.times_seen,
+            last_scan: self.last_scan.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+/// A host and its services: what one address exposes, in one value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HostRecord {
+    host: Option<Stored>,
+    /// Sorted by port.
+    services: Vec<(u16, Stored)>,
+}
+
+impl HostRecord {
+    pub fn decode(bytes: &[u8]) -> Result<HostRecord> {
+        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("host record: {e}")))
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(self).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// The host or one of its services; `None` for keys of other kinds.
+    pub fn get(&self, key: &AssetKey) -> Option<Asset> {
+        match key {
+            AssetKey::Host(_) => self.host.as_ref().map(|s| s.asset(key.clone())),
+            AssetKey::Service(_, port) => self
+                .services
+                .binary_search_by_key(port, |(p, _)| *p)
+                .ok()
+                .and_then(|i| self.services.get(i))
+                .map(|(_, s)| s.asset(key.clone())),
+            _ => None,
+        }
+    }
+
+    /// Puts the host or one of its services (other kinds are ignored).
+    pub fn set(&mut self, asset: Asset) {
+        match asset.key {
+            AssetKey::Host(_) => self.host = Some(Stored::of(asset)),
+            AssetKey::Service(_, port) => {
+                let stored = Stored::of(asset);
+                match self.services.binary_search_by_key(&port, |(p, _)| *p) {
+                    Ok(i) => {
+                        if let Some(slot) = self.services.get_mut(i) {
+                            slot.1 = stored;
+                        }
+                    }
+                    Err(i) => self.services.insert(i, (port, stored)),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn host(&self, ip: IpAddr) -> Option<Asset> {
+        self.host.as_ref().map(|s| s.asset(AssetKey::Host(ip)))
+    }
+
+    /// The services in port order.
+    pub fn services(&self, ip: IpAddr) -> impl Iterator<Item = Asset> + '_ {
+        self.services
+            .iter()
+            .map(move |(port, s)| s.asset(AssetKey::Service(ip, *port)))
+    }
+
+    /// Ports of services, with whether each is present-or-unknown (not absent), and the
+    /// scan that last saw it: what a completing scan needs, without cloning facts.
+    pub fn service_states(&self) -> impl Iterator<Item = (u16, AssetStatus, &str)> + '_ {
+        self.services
+            .iter()
+            .map(|(p, s)| (*p, s.status, s.last_scan.as_str()))
+    }
+}
+
+pub(crate) fn host_record_key(tenant: &TenantId, ip: IpAddr) -> Vec<u8> {
+    let mut rest = Vec::with_capacity(17);
+    rest.push(HOST_RECORD);
+    rest.extend_from_slice(&ip_bytes(ip));
+    keys::key(Rec::Asset, tenant, &rest)
+}
+
+/// The address of a host record's key (the key with its tenant prefix removed).
+pub(crate) fn host_record_ip(rest: &[u8]) -> Result<IpAddr> {
+    match rest.split_first() {
+        Some((&HOST_RECORD, ip)) => keys::ip_from(ip)
+            .ok_or_else(|| StoreError::Corrupt(format!("host record key {rest:02x?}"))),
+        _ => Err(StoreError::Corrupt(format!("host record key {rest:02x?}"))),
+    }
+}
+
+/// The key range of host records whose address is in `[lo, hi]`.
+pub(crate) fn host_record_range(tenant: &TenantId, lo: IpAddr, hi: IpAddr) -> (Vec<u8>, Vec<u8>) {
+    let mut end = host_record_key(tenant, hi);
+    end.push(0);
+    (host_record_key(tenant, lo), end)
+}
+
+/// Every host record of a tenant.
+pub(crate) fn host_record_prefix(tenant: &TenantId) -> Vec<u8> {
+    keys::key(Rec::Asset, tenant, &[HOST_RECORD])
+}
+
+/// The stored key of an asset that has a record of its own (domains, certificates).
+pub(crate) fn own_record_key(tenant: &TenantId, key: &AssetKey) -> Vec<u8> {
+    keys::asset(tenant, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asset(key: AssetKey, version: &str) -> Asset {
+        Asset {
+            kind: key.kind(),
+            key,
+            status: AssetStatus::Present,
+            facts: [("version".to_owned(), version.to_owned())].into(),
+            first_seen: 1,
+            last_seen: 2,
+            last_changed: 1,
+            times_seen: 1,
+            last_scan: "s1".into(),
+            changes: vec![0, 7],
+        }
+    }
+
+    #[test]
+    fn a_host_record_holds_the_host_and_its_services_in_port_order() {
+        let ip: IpAddr = "198.18.0.7".parse().expect("ip");
+        let mut r = HostRecord::default();
+        for port in [443, 22, 8080, 22] {
+            r.set(asset(AssetKey::Service(ip, port), &port.to_string()));
+        }
+        r.set(asset(AssetKey::Host(ip), "-"));
+        let back = HostRecord::decode(&r.encode().expect("encodes")).expect("decodes");
+        assert_eq!(back, r);
+        let ports: Vec<u16> = back.services(ip).filter_map(|a| a.key.port()).collect();
+        assert_eq!(ports, vec![22, 443, 8080]);
+        let s = back.get(&AssetKey::Service(ip, 443)).expect("service");
+        assert_eq!(s, asset(AssetKey::Service(ip, 443), "443"));
+        assert!(back.get(&AssetKey::Service(ip, 444)).is_none());
+        assert_eq!(back.host(ip), back.get(&AssetKey::Host(ip)));
+        assert!(HostRecord::decode(b"\xff\xff\xff").is_err());
+    }
+
+    #[test]
+    fn host_record_keys_give_back_their_address() {
+        let t = TenantId::new("acme").expect("id");
+        let ip: IpAddr = "2001:2::9".parse().expect("ip");
+        let k = host_record_key(&t, ip);
+        let plen = keys::prefix(Rec::Asset, &t).len();
+        assert_eq!(
+            host_record_ip(k.get(plen..).unwrap_or_default()).expect("ip"),
+            ip
+        );
+        assert!(host_record_ip(b"d\x01").is_err());
+        assert!(k.starts_with(&host_record_prefix(&t)));
+    }
+}
