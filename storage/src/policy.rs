@@ -291,8 +291,29 @@ pub struct Context<'a> {
     pub certificate: Option<&'a Asset>,
 }
 
-/// Every finding an asset deserves now.
-pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
+/// What the policy says of an asset at one instant.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Evaluation {
+    /// Every finding the asset deserves now.
+    pub expected: Vec<Expected>,
+    /// The first instant after `now` at which the same asset, sanctions and settings
+    /// would be judged differently by time alone: a matching sanction's expiry, the end
+    /// of a sanctioned exposure's zombie period (`last_seen + zombie_days`), the start of
+    /// its certificate's expiring window (`not_after - expiring_days`) and the
+    /// certificate's end (`not_after`). None when time alone changes nothing. Every rule
+    /// that reads `now` contributes here, so evaluating again at this instant (and not
+    /// before) is enough to keep findings in step with the clock.
+    pub next: Option<Millis>,
+}
+
+/// Every finding an asset deserves now, and when that could next change by time alone.
+pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Evaluation {
+    let mut next: Option<Millis> = None;
+    let mut at = |t: Millis| {
+        if t > cx.now {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+    };
     let mut out = Vec::new();
     let mut add = |rule: Rule, detail: String, title: String, evidence: &[(&str, String)]| {
         out.push(Expected {
@@ -320,6 +341,15 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
         .filter(|s| s.expires.is_some_and(|e| e <= cx.now) && s.matches.matches(asset))
         .collect();
     let label = asset.key.to_string();
+    if exposure {
+        // A matching sanction's expiry moves it from valid to expired: unsanctioned,
+        // stale and zombie all read that.
+        for s in cx.sanctions.iter().filter(|s| s.matches.matches(asset)) {
+            if let Some(e) = s.expires {
+                at(e);
+            }
+        }
+    }
 
     if exposure && present && valid.is_empty() {
         if expired.is_empty() {
@@ -346,11 +376,18 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
     if exposure && !valid.is_empty() {
         let unseen_days = (cx.now - asset.last_seen) / DAY_MS;
         let name_gone = asset.kind == AssetKind::Domain && asset.status == AssetStatus::Absent;
-        if name_gone || unseen_days >= Millis::from(cx.settings.zombie_days) {
+        let zombie_days = Millis::from(cx.settings.zombie_days);
+        if name_gone || unseen_days >= zombie_days {
+            // The title names the day it was last seen, not a count of days, so that it
+            // does not change every day (a finding changes only when something happens).
             let why = if name_gone {
                 "no longer resolves".to_owned()
             } else {
-                format!("has not been seen for {unseen_days} days")
+                format!(
+                    "has not been seen since {} (zombie period: {} days)",
+                    crate::model::day_string(asset.last_seen),
+                    cx.settings.zombie_days
+                )
             };
             for s in &valid {
                 add(
@@ -360,10 +397,18 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
                     &[("sanction", s.id.clone()), ("owner", s.owner.clone())],
                 );
             }
+        } else {
+            // Unseen for `zombie_days` whole days: (now - last_seen) / DAY >= zombie_days.
+            at(asset
+                .last_seen
+                .saturating_add(zombie_days.saturating_mul(DAY_MS)));
         }
     }
     if !present {
-        return out;
+        return Evaluation {
+            expected: out,
+            next,
+        };
     }
     if asset.kind == AssetKind::Service {
         if let Some(class) = asset
@@ -380,7 +425,7 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
         if cx.settings.cleartext_auth_is_risky && asset.fact("cleartext_auth") == Some("true") {
             add(
                 Rule::RiskyExposure,
-                "cleartext-auth".into(),
+                CLEARTEXT_AUTH.into(),
                 format!("{label} takes credentials in clear"),
                 &[("cleartext_auth", "true".into())],
             );
@@ -392,6 +437,9 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
                 .and_then(|s| s.parse::<i64>().ok())
                 .map(|s| s.saturating_mul(1000));
             if let Some(na) = not_after {
+                let window = Millis::from(cx.settings.expiring_days).saturating_mul(DAY_MS);
+                at(na.saturating_sub(window));
+                at(na);
                 let not_after_text = cert.fact("not_after").unwrap_or_default().to_owned();
                 if na <= cx.now {
                     add(
@@ -400,7 +448,7 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
                         format!("{label} presents a certificate that expired {not_after_text}"),
                         &ev(("not_after", not_after_text.clone())),
                     );
-                } else if na - cx.now <= Millis::from(cx.settings.expiring_days) * DAY_MS {
+                } else if na - cx.now <= window {
                     add(
                         Rule::CertificateExpiring,
                         sha.to_owned(),
@@ -466,8 +514,187 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Vec<Expected> {
             &[("first_seen", asset.first_seen.to_string())],
         );
     }
+    Evaluation {
+        expected: out,
+        next,
+    }
+}
+
+/// When the system must look at a finding again by time alone: the end of its risk
+/// acceptance (it then reopens, or closes if the exposure has gone).
+pub fn review_at(f: &Finding) -> Option<Millis> {
+    if f.state == FindingState::RiskAccepted {
+        f.risk_accepted_until
+    } else {
+        None
+    }
+}
+
+/// The labels after the last one holding a glob character: the zone every name a domain
+/// pattern matches lies in (`*.shop.example.com` → `shop.example.com`, a plain name →
+/// itself). None when no such zone exists (`www.example.*`, `*`) or it is no valid name.
+///
+/// Why every match lies in it: the suffix is literal and preceded by a literal `.` (a dot
+/// inside `[...]` or `{...}` would leave the closing bracket in a later label, which
+/// would then hold a glob character), so a matching name ends with `.` and that suffix.
+pub fn glob_apex(pattern: &str) -> Option<String> {
+    let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = pattern.split('.').collect();
+    let special = |l: &&str| l.contains(['*', '?', '[', ']', '{', '}', '\\', ',', '!']);
+    let first_plain = labels.iter().rposition(special).map_or(0, |i| i + 1);
+    let apex = labels
+        .get(first_plain..)
+        .filter(|l| !l.is_empty())?
+        .join(".");
+    crate::keys::AssetKey::domain(&apex).ok().map(|_| apex)
+}
+
+/// A set of assets whose evaluation an edit of sanctions or settings can change, named
+/// so that an index finds it (stored in the policy's work queue until it is done).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reach", rename_all = "kebab-case")]
+pub enum Reach {
+    /// The services and names a sanction's match covers; with `seen_within_days`, only
+    /// those seen in that many days.
+    Match {
+        #[serde(rename = "match")]
+        matches: SanctionMatch,
+        #[serde(default)]
+        seen_within_days: Option<u32>,
+    },
+    /// The assets with an active finding of a rule (of one detail, when given: a
+    /// sanction's id, a risk class).
+    Findings {
+        rule: Rule,
+        #[serde(default)]
+        detail: Option<String>,
+    },
+    /// The services of one risk class.
+    RiskClass { class: String },
+    /// Every service: for the one setting no index narrows (credentials in clear).
+    Services,
+    /// The services presenting a certificate that has not expired.
+    UnexpiredCertificates,
+}
+
+/// What a sanction's creation (`old` none), change, or deletion (`new` none) can change.
+///
+/// A sanction enters [`evaluate`] only through the assets its match covers (valid or
+/// expired, it decides unsanctioned, stale sanction and zombie for them, and nothing
+/// for any other asset), and through its owner in the evidence of its stale and zombie
+/// findings. So: the assets the old match covers (they may lose it), those the new
+/// match covers (they may gain it), and the assets with active stale-sanction or zombie
+/// findings naming it (they carry its owner and expiry; they are also inside the old
+/// match unless a scan changed them since, and then the change feed re-evaluates them
+/// anyway). An edit of only the reason or the ticket changes no finding.
+pub fn sanction_reach(old: Option<&Sanction>, new: Option<&Sanction>) -> Vec<Reach> {
+    let mut out = Vec::new();
+    let coverage_changed = match (old, new) {
+        (Some(o), Some(n)) => o.matches != n.matches || o.expires != n.expires,
+        _ => true,
+    };
+    if coverage_changed {
+        for s in [old, new].into_iter().flatten() {
+            let reach = Reach::Match {
+                matches: s.matches.clone(),
+                seen_within_days: None,
+            };
+            if !out.contains(&reach) {
+                out.push(reach);
+            }
+        }
+    }
+    let owner_changed = matches!((old, new), (Some(o), Some(n)) if o.owner != n.owner);
+    if let Some(o) = old {
+        if coverage_changed || owner_changed || new.is_none() {
+            for rule in [Rule::StaleSanction, Rule::Zombie] {
+                out.push(Reach::Findings {
+                    rule,
+                    detail: Some(o.id.clone()),
+                });
+            }
+        }
+    }
     out
 }
+
+/// What replacing the settings `old` by `new` can change, given the tenant's sanctions.
+///
+/// Each setting is read by [`evaluate`] or [`reconcile`] in one place only, so:
+/// - a rule's severity: the severity of that rule's findings, nothing else (whether a
+///   finding is expected never depends on severities) → the assets with active findings
+///   of that rule;
+/// - SLA days: the due date set when a finding opens or reopens; existing findings keep
+///   theirs, as they always have → nothing;
+/// - zombie days: whether a sanctioned exposure is a zombie, and when it becomes one →
+///   the assets any sanction covers that were seen within the longer of the two periods
+///   (those unseen for longer are zombies under both, and need nothing), and the assets
+///   with active zombie findings;
+/// - expiring days: whether a service's certificate is expiring, and when it becomes so
+///   → the services presenting a certificate that has not expired, and the assets with
+///   active certificate-expiring findings;
+/// - risky classes: the risky-exposure findings of the classes added or removed → the
+///   services of those classes, and the assets with active findings of those classes;
+/// - credentials in clear: turned off → the assets with active cleartext-auth findings;
+///   turned on → every service (no index holds the cleartext fact).
+pub fn settings_reach(
+    old: &PolicySettings,
+    new: &PolicySettings,
+    sanctions: &[Sanction],
+) -> Vec<Reach> {
+    let mut out = Vec::new();
+    for rule in Rule::ALL {
+        if old.severity(rule) != new.severity(rule) {
+            out.push(Reach::Findings { rule, detail: None });
+        }
+    }
+    if old.zombie_days != new.zombie_days {
+        let within = old.zombie_days.max(new.zombie_days).saturating_add(1);
+        for s in sanctions {
+            let reach = Reach::Match {
+                matches: s.matches.clone(),
+                seen_within_days: Some(within),
+            };
+            if !out.contains(&reach) {
+                out.push(reach);
+            }
+        }
+        out.push(Reach::Findings {
+            rule: Rule::Zombie,
+            detail: None,
+        });
+    }
+    if old.expiring_days != new.expiring_days {
+        out.push(Reach::UnexpiredCertificates);
+        out.push(Reach::Findings {
+            rule: Rule::CertificateExpiring,
+            detail: None,
+        });
+    }
+    for class in old.risky_classes.symmetric_difference(&new.risky_classes) {
+        out.push(Reach::RiskClass {
+            class: class.clone(),
+        });
+        out.push(Reach::Findings {
+            rule: Rule::RiskyExposure,
+            detail: Some(class.clone()),
+        });
+    }
+    if old.cleartext_auth_is_risky != new.cleartext_auth_is_risky {
+        out.push(if new.cleartext_auth_is_risky {
+            Reach::Services
+        } else {
+            Reach::Findings {
+                rule: Rule::RiskyExposure,
+                detail: Some(CLEARTEXT_AUTH.to_owned()),
+            }
+        });
+    }
+    out
+}
+
+/// The detail of the risky-exposure finding for credentials taken in clear.
+pub const CLEARTEXT_AUTH: &str = "cleartext-auth";
 
 /// Where a finding is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use aperture_storage::findings::{FindingFilter, NewSanction};
+use aperture_storage::findings::{FindingFilter, NewSanction, PolicyRun, SanctionEdit};
 use aperture_storage::policy::*;
 use aperture_storage::*;
 use common::*;
@@ -70,17 +70,22 @@ fn unsanctioned_exposure_closes_as_sanctioned_and_reopens_when_the_sanction_goes
     let s = store
         .create_sanction(&t, sanction("198.18.0.7/32", Some(80), None), "ana", T0 + 1)
         .expect("sanctions");
-    store.sweep_policy(&t, T0 + 2).expect("sweep");
+    assert_eq!(store.queued_policy_work(&t).expect("queue").len(), 1);
+    let run = store.run_queued_policy(&t, T0 + 2).expect("queued policy");
+    assert_eq!((run.assets_evaluated, run.closed), (1, 1));
+    assert!(store.queued_policy_work(&t).expect("queue").is_empty());
     let f = store.finding(&t, &f.id).expect("finding");
     assert_eq!(f.state, FindingState::ClosedSanctioned);
     assert_eq!(f.transitions.last().map(|x| &x.actor), Some(&Actor::System));
 
     store.delete_sanction(&t, &s.id).expect("deletes");
-    store.sweep_policy(&t, T0 + 3).expect("sweep");
+    store.run_queued_policy(&t, T0 + 3).expect("queued policy");
     let f = store.finding(&t, &f.id).expect("finding");
     assert_eq!(f.state, FindingState::Open);
     assert_eq!(f.reopened, 1);
-    // Re-running changes nothing and opens no duplicate.
+    // Nothing left to do; the full consistency check agrees and opens no duplicate.
+    let run = store.run_queued_policy(&t, T0 + 4).expect("queued policy");
+    assert_eq!(run, PolicyRun::default());
     let run = store.sweep_policy(&t, T0 + 4).expect("sweep");
     assert_eq!((run.opened, run.closed, run.reopened), (0, 0, 0));
     assert_eq!(store.findings_of(&t, &web80).expect("findings").len(), 1);
@@ -311,18 +316,21 @@ fn expired_sanctions_become_stale_and_sanctioned_assets_become_zombies() {
         .create_sanction(&t, sanction("198.18.0.9/32", None, None), "ana", T0)
         .expect("sanction");
     store.run_policy(&t, T0).expect("policy");
+    store.run_queued_policy(&t, T0).expect("queued policy");
     assert!(find(&store, &t, Rule::Unsanctioned, &service("198.18.0.7", 443)).is_none());
-    // Two days later: the temporary publication is still up.
-    store.sweep_policy(&t, T0 + 2 * DAY).expect("sweep");
+    // Two days later: the temporary publication is still up. The time index brings
+    // back that one asset, and nothing else.
+    let run = store.run_due_policy(&t, T0 + 2 * DAY).expect("due policy");
+    assert_eq!((run.assets_evaluated, run.opened), (1, 1));
     let stale = find(&store, &t, Rule::StaleSanction, &service("198.18.0.7", 443)).expect("stale");
     assert_eq!(stale.detail, temp.id);
     assert_eq!(stale.state, FindingState::Open);
     assert!(find(&store, &t, Rule::Unsanctioned, &service("198.18.0.7", 443)).is_none());
     // .9 unseen for longer than the zombie period (30 days by default).
-    store.sweep_policy(&t, T0 + 31 * DAY).expect("sweep");
+    store.run_due_policy(&t, T0 + 31 * DAY).expect("due policy");
     let zombie = find(&store, &t, Rule::Zombie, &service("198.18.0.9", 80)).expect("zombie");
     assert!(
-        zombie.title.contains("not been seen for 31 days"),
+        zombie.title.contains("not been seen since 2026-11-18"),
         "{}",
         zombie.title
     );
@@ -334,7 +342,9 @@ fn expired_sanctions_become_stale_and_sanctioned_assets_become_zombies() {
             sanction("198.18.0.7/32", None, Some(T0 + 90 * DAY)),
         )
         .expect("renews");
-    store.sweep_policy(&t, T0 + 31 * DAY).expect("sweep");
+    store
+        .run_queued_policy(&t, T0 + 31 * DAY)
+        .expect("queued policy");
     assert!(
         find(&store, &t, Rule::StaleSanction, &service("198.18.0.7", 443))
             .is_some_and(|f| f.state.is_closed())
@@ -471,12 +481,15 @@ fn risk_acceptance_needs_an_expiry_and_reopens_after_it() {
     store
         .transition_finding(&t, &f.id, &analyst(), &accept, T0)
         .expect("accepted");
-    store.sweep_policy(&t, T0 + 6 * DAY).expect("sweep");
+    assert_eq!(store.next_policy_due(&t).expect("due"), Some(T0 + 7 * DAY));
+    let run = store.run_due_policy(&t, T0 + 6 * DAY).expect("due policy");
+    assert_eq!(run.assets_evaluated, 0, "nothing is due yet");
     assert_eq!(
         store.finding(&t, &f.id).expect("f").state,
         FindingState::RiskAccepted
     );
-    store.sweep_policy(&t, T0 + 8 * DAY).expect("sweep");
+    let run = store.run_due_policy(&t, T0 + 8 * DAY).expect("due policy");
+    assert_eq!((run.assets_evaluated, run.reopened), (1, 1));
     let f = store.finding(&t, &f.id).expect("f");
     assert_eq!(f.state, FindingState::Open);
     assert_eq!(
@@ -607,4 +620,415 @@ fn bad_sanctions_are_refused_with_what_to_fix() {
     let err = serde_json::from_str::<NewSanction>(body).expect_err("unknown field");
     assert!(err.to_string().contains("colour"), "{err}");
     assert!(store.sanctions(&t).expect("list").is_empty());
+}
+
+/// 10,000 web services on 198.18.{0..99}.{0..99}:80, every hundredth a Redis on 6379
+/// instead, scanned and judged once: every one unsanctioned.
+fn ten_thousand(store: &Store, t: &TenantId) -> Vec<AssetKey> {
+    let mut obs = Vec::with_capacity(10_000);
+    let mut keys = Vec::with_capacity(10_000);
+    for i in 0..10_000u32 {
+        let ip = format!("198.18.{}.{}", i / 100, i % 100);
+        if i % 100 == 42 {
+            obs.push(port(&ip, 6379, Some(redis())));
+            keys.push(service(&ip, 6379));
+        } else {
+            obs.push(port(&ip, 80, Some(web("nginx"))));
+            keys.push(service(&ip, 80));
+        }
+    }
+    scan_once(store, t, "big", T0, obs);
+    store.run_policy(t, T0).expect("policy");
+    keys
+}
+
+fn state_of(store: &Store, t: &TenantId, rule: Rule, asset: &AssetKey) -> Option<FindingState> {
+    find(store, t, rule, asset).map(|f| f.state)
+}
+
+#[test]
+fn a_sanction_edit_re_evaluates_only_the_assets_it_covers() {
+    let (_dir, store, t) = fresh();
+    ten_thousand(&store, &t);
+    let inside = service("198.18.5.7", 80);
+    let next_net = service("198.18.6.7", 80);
+    let elsewhere = service("198.18.70.7", 80);
+    for k in [&inside, &next_net, &elsewhere] {
+        assert_eq!(
+            state_of(&store, &t, Rule::Unsanctioned, k),
+            Some(FindingState::Open)
+        );
+    }
+
+    // 1% of the services: 198.18.5.0/24.
+    let (s, run) = store
+        .apply_sanction_edit(
+            &t,
+            SanctionEdit::Create(sanction("198.18.5.0/24", None, None)),
+            "ana",
+            T0 + HOUR,
+        )
+        .expect("sanctions");
+    let s = s.expect("created");
+    assert_eq!(run.assets_evaluated, 100, "{run:?}");
+    assert_eq!((run.closed, run.opened, run.reopened), (100, 0, 0));
+    assert_eq!(
+        state_of(&store, &t, Rule::Unsanctioned, &inside),
+        Some(FindingState::ClosedSanctioned)
+    );
+    assert_eq!(
+        state_of(&store, &t, Rule::Unsanctioned, &next_net),
+        Some(FindingState::Open)
+    );
+
+    // Moved to the next /24: the old net's 100 reopen, the new net's 100 close.
+    let (_, run) = store
+        .apply_sanction_edit(
+            &t,
+            SanctionEdit::Update {
+                id: s.id.clone(),
+                new: sanction("198.18.6.0/24", None, None),
+            },
+            "ana",
+            T0 + 2 * HOUR,
+        )
+        .expect("moves");
+    assert_eq!(run.assets_evaluated, 200, "{run:?}");
+    assert_eq!((run.closed, run.reopened), (100, 100));
+    assert_eq!(
+        state_of(&store, &t, Rule::Unsanctioned, &inside),
+        Some(FindingState::Open)
+    );
+    assert_eq!(
+        state_of(&store, &t, Rule::Unsanctioned, &next_net),
+        Some(FindingState::ClosedSanctioned)
+    );
+
+    // Only the owner changes: nothing it covers is judged differently, and only the
+    // findings naming it (none here) are looked at.
+    let mut reworded = sanction("198.18.6.0/24", None, None);
+    reworded.owner = "shop team".into();
+    let (_, run) = store
+        .apply_sanction_edit(
+            &t,
+            SanctionEdit::Update {
+                id: s.id.clone(),
+                new: reworded,
+            },
+            "ana",
+            T0 + 3 * HOUR,
+        )
+        .expect("rewords");
+    assert_eq!(run, PolicyRun::default());
+
+    // A port-only sanction: the index on ports finds the hundred Redis services.
+    let (_, run) = store
+        .apply_sanction_edit(
+            &t,
+            SanctionEdit::Create(NewSanction {
+                matches: SanctionMatch {
+                    port: Some(6379),
+                    ..Default::default()
+                },
+                owner: "cache team".into(),
+                reason: "shared cache".into(),
+                ticket: None,
+                expires: None,
+            }),
+            "ana",
+            T0 + 4 * HOUR,
+        )
+        .expect("sanctions");
+    // The Redis of 198.18.6.0/24 was covered already.
+    assert_eq!((run.assets_evaluated, run.closed), (100, 99));
+
+    // Withdrawn: what it covered is flagged again, nothing else is read.
+    let (_, run) = store
+        .apply_sanction_edit(
+            &t,
+            SanctionEdit::Delete { id: s.id.clone() },
+            "ana",
+            T0 + 5 * HOUR,
+        )
+        .expect("deletes");
+    // The Redis of 198.18.6.0/24 stays covered by the port sanction.
+    assert_eq!((run.assets_evaluated, run.reopened), (100, 99));
+    assert_eq!(
+        state_of(&store, &t, Rule::Unsanctioned, &next_net),
+        Some(FindingState::Open)
+    );
+    assert_eq!(
+        state_of(&store, &t, Rule::Unsanctioned, &elsewhere),
+        Some(FindingState::Open)
+    );
+    assert!(store.queued_policy_work(&t).expect("queue").is_empty());
+
+    // The consistency check finds everything already right.
+    let run = store.sweep_policy(&t, T0 + 5 * HOUR).expect("sweep");
+    assert_eq!(run.assets_evaluated, 20_000, "services and hosts");
+    assert_eq!(
+        (run.opened, run.updated, run.closed, run.reopened),
+        (0, 0, 0, 0)
+    );
+}
+
+#[test]
+fn a_settings_edit_re_evaluates_only_what_the_changed_setting_reads() {
+    let (_dir, store, t) = fresh();
+    ten_thousand(&store, &t);
+    let redis_key = service("198.18.3.42", 6379);
+    assert_eq!(
+        state_of(&store, &t, Rule::RiskyExposure, &redis_key),
+        Some(FindingState::Open)
+    );
+
+    // A severity: the findings of that rule, found in the findings-by-rule index.
+    let mut settings = store.policy_settings(&t).expect("settings");
+    settings
+        .severities
+        .insert(Rule::RiskyExposure, Severity::Critical);
+    store.set_policy_settings(&t, &settings).expect("sets");
+    let run = store.run_queued_policy(&t, T0 + HOUR).expect("queued");
+    assert_eq!((run.assets_evaluated, run.updated), (100, 100), "{run:?}");
+    let f = find(&store, &t, Rule::RiskyExposure, &redis_key).expect("risky");
+    assert_eq!(f.severity, Severity::Critical);
+
+    // SLA days: due dates are set when findings open; nothing to evaluate.
+    settings.sla_days.insert(Severity::High, 3);
+    store.set_policy_settings(&t, &settings).expect("sets");
+    let run = store.run_queued_policy(&t, T0 + HOUR).expect("queued");
+    assert_eq!(run.assets_evaluated, 0);
+
+    // A risky class removed: the services of that class (found by the risk index).
+    assert!(settings.risky_classes.remove("cache"));
+    store.set_policy_settings(&t, &settings).expect("sets");
+    let run = store.run_queued_policy(&t, T0 + 2 * HOUR).expect("queued");
+    assert_eq!((run.assets_evaluated, run.closed), (100, 100), "{run:?}");
+    assert_eq!(
+        state_of(&store, &t, Rule::RiskyExposure, &redis_key),
+        Some(FindingState::ClosedByPolicy)
+    );
+    // ...and added back.
+    settings.risky_classes.insert("cache".into());
+    store.set_policy_settings(&t, &settings).expect("sets");
+    let run = store.run_queued_policy(&t, T0 + 3 * HOUR).expect("queued");
+    assert_eq!((run.assets_evaluated, run.reopened), (100, 100), "{run:?}");
+}
+
+#[test]
+fn a_domain_pattern_sanction_reads_only_the_names_in_its_zone() {
+    let (_dir, store, t) = fresh();
+    begin_dns(&store, &t, "d1", "example.test");
+    let mut names = Vec::new();
+    for i in 0..20 {
+        names.push(name(
+            &format!("n{i}.shop.example.test"),
+            None,
+            Status::Resolved,
+        ));
+        names.push(name(
+            &format!("n{i}.www.example.test"),
+            None,
+            Status::Resolved,
+        ));
+    }
+    store
+        .apply(&t, &batch("d1", 0, T0, names))
+        .expect("applies");
+    store.run_policy(&t, T0).expect("policy");
+    let mut glob = sanction("198.18.0.0/24", None, None);
+    glob.matches = SanctionMatch {
+        domain: Some("*.shop.example.test".into()),
+        ..Default::default()
+    };
+    let (_, run) = store
+        .apply_sanction_edit(&t, SanctionEdit::Create(glob), "ana", T0 + 1)
+        .expect("sanctions");
+    assert_eq!((run.assets_evaluated, run.closed), (20, 20), "{run:?}");
+    assert_eq!(
+        state_of(
+            &store,
+            &t,
+            Rule::Unsanctioned,
+            &domain("n3.shop.example.test")
+        ),
+        Some(FindingState::ClosedSanctioned)
+    );
+    assert_eq!(
+        state_of(
+            &store,
+            &t,
+            Rule::Unsanctioned,
+            &domain("n3.www.example.test")
+        ),
+        Some(FindingState::Open)
+    );
+}
+
+/// A self-signed certificate for `cn` valid until the given day (UTC midnight).
+fn certificate_until(cn: &str, y: i32, m: u8, d: u8) -> aperture_fingerprints::cert::CertSummary {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).expect("params");
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(y, m, d);
+    let der = params.self_signed(&key).expect("cert").der().to_vec();
+    aperture_fingerprints::cert::summarize(&der, 0, T0 / 1000, Some(cn), 30).expect("summary")
+}
+
+#[test]
+fn time_based_rules_fire_from_the_index_at_their_instant_without_a_sweep() {
+    let (_dir, store, t) = fresh();
+    // Fifty bystanders no time-based rule concerns, a temporarily sanctioned service,
+    // a sanctioned one that will stop being seen, and one presenting a certificate
+    // that ends 2026-12-25 (T0 is 2026-11-18).
+    let cert = certificate_until("www.example.test", 2026, 12, 25);
+    let not_after = cert.not_after_unix * 1000;
+    let mut obs: Vec<Observation> = (0..50)
+        .map(|i| port(&format!("198.19.0.{i}"), 22, None))
+        .collect();
+    obs.push(port("198.18.0.7", 443, Some(web("nginx"))));
+    obs.push(port("198.18.0.9", 80, Some(web("nginx"))));
+    obs.push(port("198.18.0.20", 443, Some(https(&cert))));
+    scan_once(&store, &t, "s1", T0, obs);
+    store
+        .create_sanction(
+            &t,
+            sanction("198.18.0.7/32", None, Some(T0 + 10 * DAY)),
+            "ana",
+            T0,
+        )
+        .expect("sanction");
+    store
+        .create_sanction(&t, sanction("198.18.0.9/32", None, None), "ana", T0)
+        .expect("sanction");
+    store.run_policy(&t, T0).expect("policy");
+    store.run_queued_policy(&t, T0).expect("queued");
+    let temp = service("198.18.0.7", 443);
+    let kept = service("198.18.0.9", 80);
+    let tls = service("198.18.0.20", 443);
+    // The .9 service is seen again on day 5 (scans of other things leave it be).
+    scan_once(
+        &store,
+        &t,
+        "s2",
+        T0 + 5 * DAY,
+        vec![
+            port("198.18.0.9", 80, Some(web("nginx"))),
+            port("198.18.0.7", 443, Some(web("nginx"))),
+            port("198.18.0.20", 443, Some(https(&cert))),
+        ],
+    );
+    store.run_policy(&t, T0 + 5 * DAY).expect("policy");
+
+    // Expiring window of the certificate: 30 days before its end.
+    let expiring_at = not_after - 30 * DAY;
+    assert!(expiring_at > T0 + 5 * DAY && expiring_at < T0 + 10 * DAY);
+    assert_eq!(store.next_policy_due(&t).expect("due"), Some(expiring_at));
+    assert_eq!(
+        store
+            .run_due_policy(&t, expiring_at - 1)
+            .expect("due")
+            .assets_evaluated,
+        0
+    );
+    assert!(find(&store, &t, Rule::CertificateExpiring, &tls).is_none());
+    let run = store.run_due_policy(&t, expiring_at).expect("due");
+    assert_eq!((run.assets_evaluated, run.opened), (1, 1), "{run:?}");
+    assert!(find(&store, &t, Rule::CertificateExpiring, &tls)
+        .is_some_and(|f| f.state == FindingState::Open));
+
+    // The temporary sanction expires: stale, from the index, at that instant.
+    assert_eq!(store.next_policy_due(&t).expect("due"), Some(T0 + 10 * DAY));
+    let run = store.run_due_policy(&t, T0 + 10 * DAY).expect("due");
+    assert_eq!(run.assets_evaluated, 1, "{run:?}");
+    assert!(
+        find(&store, &t, Rule::StaleSanction, &temp).is_some_and(|f| f.state == FindingState::Open)
+    );
+
+    // A sighting that changes nothing makes no change event, so .9 still comes due 30
+    // days after its first sighting: judged again, not a zombie, due again 30 days after
+    // it was last seen (day 5). One evaluation per zombie period, not one per scan.
+    assert_eq!(store.next_policy_due(&t).expect("due"), Some(T0 + 30 * DAY));
+    let run = store.run_due_policy(&t, T0 + 30 * DAY).expect("due");
+    assert_eq!((run.assets_evaluated, run.opened), (1, 0), "{run:?}");
+    let zombie_at = T0 + 5 * DAY + 30 * DAY;
+    assert_eq!(store.next_policy_due(&t).expect("due"), Some(zombie_at));
+    let run = store.run_due_policy(&t, zombie_at - 1).expect("due");
+    assert_eq!(run.assets_evaluated, 0, "{run:?}");
+    assert!(find(&store, &t, Rule::Zombie, &kept).is_none());
+    let run = store.run_due_policy(&t, zombie_at).expect("due");
+    assert_eq!((run.assets_evaluated, run.opened), (1, 1), "{run:?}");
+    assert!(find(&store, &t, Rule::Zombie, &kept).is_some());
+
+    // The certificate's end: expiring gives way to expired.
+    assert!(not_after > zombie_at);
+    assert_eq!(store.next_policy_due(&t).expect("due"), Some(not_after));
+    let run = store.run_due_policy(&t, not_after).expect("due");
+    assert_eq!(
+        (run.assets_evaluated, run.opened, run.closed),
+        (1, 1, 1),
+        "{run:?}"
+    );
+    assert!(find(&store, &t, Rule::CertificateExpired, &tls)
+        .is_some_and(|f| f.state == FindingState::Open));
+    assert!(find(&store, &t, Rule::CertificateExpiring, &tls).is_some_and(|f| f.state.is_closed()));
+
+    // Nothing is left to come due; running again does nothing.
+    let run = store
+        .run_due_policy(&t, zombie_at + 365 * DAY)
+        .expect("due");
+    assert_eq!(run.assets_evaluated, 0);
+    assert_eq!(store.next_policy_due(&t).expect("due"), None);
+}
+
+#[test]
+fn a_shorter_zombie_period_is_applied_at_once_and_rescheduled() {
+    let (_dir, store, t) = fresh();
+    let mut obs: Vec<Observation> = (0..20)
+        .map(|i| port(&format!("198.18.0.{i}"), 80, Some(web("nginx"))))
+        .collect();
+    obs.extend((0..20).map(|i| port(&format!("198.19.0.{i}"), 80, Some(web("nginx")))));
+    scan_once(&store, &t, "s1", T0, obs);
+    store
+        .create_sanction(&t, sanction("198.18.0.0/24", None, None), "ana", T0)
+        .expect("sanction");
+    store.run_policy(&t, T0).expect("policy");
+    store.run_queued_policy(&t, T0).expect("queued");
+    assert_eq!(store.next_policy_due(&t).expect("due"), Some(T0 + 30 * DAY));
+
+    // Ten days on, the period becomes 7 days: the sanctioned twenty are zombies now.
+    let mut settings = store.policy_settings(&t).expect("settings");
+    settings.zombie_days = 7;
+    store.set_policy_settings(&t, &settings).expect("sets");
+    let run = store.run_queued_policy(&t, T0 + 10 * DAY).expect("queued");
+    assert_eq!((run.assets_evaluated, run.opened), (20, 20), "{run:?}");
+    assert!(find(&store, &t, Rule::Zombie, &service("198.18.0.3", 80)).is_some());
+    assert!(find(&store, &t, Rule::Zombie, &service("198.19.0.3", 80)).is_none());
+
+    // Back to 30 days: those zombies are no longer (the findings-by-rule index finds
+    // them) and come due again at day 30.
+    settings.zombie_days = 30;
+    store.set_policy_settings(&t, &settings).expect("sets");
+    let run = store.run_queued_policy(&t, T0 + 11 * DAY).expect("queued");
+    assert_eq!((run.assets_evaluated, run.closed), (20, 20), "{run:?}");
+    assert_eq!(store.next_policy_due(&t).expect("due"), Some(T0 + 30 * DAY));
+    let run = store.run_due_policy(&t, T0 + 30 * DAY).expect("due");
+    assert_eq!((run.assets_evaluated, run.reopened), (20, 20), "{run:?}");
+}
+
+#[test]
+fn indexes_are_built_once_for_a_tenant_that_never_had_them() {
+    let (_dir, store, t) = fresh();
+    scan_once(&store, &t, "s1", T0, vec![port("198.18.0.7", 22, None)]);
+    let first = store.ensure_policy_indexes(&t, T0).expect("builds");
+    assert!(first.is_some_and(|r| r.assets_evaluated == 2 && r.opened == 1));
+    assert!(store
+        .ensure_policy_indexes(&t, T0)
+        .expect("built")
+        .is_none());
+    let nobody = TenantId::new("nobody").expect("id");
+    assert!(matches!(
+        store.ensure_policy_indexes(&nobody, T0),
+        Err(StoreError::NotFound(_))
+    ));
 }

@@ -105,16 +105,21 @@ fn cx<'a>(settings: &'a PolicySettings, sanctions: &'a [Sanction]) -> Context<'a
     }
 }
 
+/// The findings [`evaluate`] expects (its next instant is tested on its own below).
+fn expectations(a: &Asset, cx: &Context<'_>) -> Vec<Expected> {
+    evaluate(a, cx).expected
+}
+
 /// Evaluates with default settings, no baseline, no certificate.
 fn eval(a: &Asset, sanctions: &[Sanction]) -> Vec<Expected> {
     let settings = PolicySettings::default();
-    evaluate(a, &cx(&settings, sanctions))
+    expectations(a, &cx(&settings, sanctions))
 }
 
 fn eval_cert(a: &Asset, cert: &Asset) -> Vec<Expected> {
     let settings = PolicySettings::default();
     let sanctions = [sanction("s-all", by_net("0.0.0.0/0"), None)];
-    evaluate(
+    expectations(
         a,
         &Context {
             certificate: Some(cert),
@@ -249,7 +254,7 @@ fn related_domains_are_not_exposures() {
     let settings = PolicySettings::default();
     let mut a = domain("cdn.example.net", &[("related", "true")]);
     a.first_seen = NOW - HOUR;
-    let out = evaluate(
+    let out = expectations(
         &a,
         &Context {
             baseline: Some(NOW - DAY),
@@ -339,7 +344,12 @@ fn a_sanctioned_asset_unseen_for_the_zombie_period_is_a_zombie() {
         assert_eq!(e.severity, Severity::Low);
         assert_eq!(e.evidence["sanction"], "s-1");
         assert_eq!(e.evidence["owner"], "alice@example.com");
-        assert!(e.title.contains(&format!("{days} days")), "{}", e.title);
+        let since = crate::model::day_string(a.last_seen);
+        assert!(
+            e.title.contains(&format!("not been seen since {since}")),
+            "{}",
+            e.title
+        );
     }
 }
 
@@ -363,9 +373,12 @@ fn zombie_period_comes_from_settings() {
     };
     let s = [sanction("s-1", by_net("198.18.0.0/24"), None)];
     let a = last_seen_days_ago(service("198.18.0.7", 443, &[]), 6);
-    assert_eq!(rules(&evaluate(&a, &cx(&settings, &s))), vec![Rule::Zombie]);
+    assert_eq!(
+        rules(&expectations(&a, &cx(&settings, &s))),
+        vec![Rule::Zombie]
+    );
     let a = last_seen_days_ago(service("198.18.0.7", 443, &[]), 4);
-    assert!(evaluate(&a, &cx(&settings, &s)).is_empty());
+    assert!(expectations(&a, &cx(&settings, &s)).is_empty());
 }
 
 #[test]
@@ -435,7 +448,7 @@ fn web_is_not_risky_by_default_but_can_be_made_so() {
     let mut settings = PolicySettings::default();
     settings.risky_classes.insert("web".into());
     let s = [sanction("s-all", by_net("0.0.0.0/0"), None)];
-    let out = evaluate(&a, &cx(&settings, &s));
+    let out = expectations(&a, &cx(&settings, &s));
     assert_eq!(rules(&out), vec![Rule::RiskyExposure]);
     assert_eq!(out[0].detail, "web");
 }
@@ -447,7 +460,7 @@ fn removing_a_class_from_settings_stops_flagging_it() {
     let mut settings = PolicySettings::default();
     assert!(settings.risky_classes.remove("cache"));
     let s = [sanction("s-all", by_net("0.0.0.0/0"), None)];
-    assert!(evaluate(&a, &cx(&settings, &s)).is_empty());
+    assert!(expectations(&a, &cx(&settings, &s)).is_empty());
 }
 
 #[test]
@@ -467,7 +480,7 @@ fn cleartext_credentials_are_a_risky_exposure() {
     };
     let s = [sanction("s-all", by_net("0.0.0.0/0"), None)];
     let a = service("198.18.0.7", 21, &[("cleartext_auth", "true")]);
-    assert!(evaluate(&a, &cx(&settings, &s)).is_empty());
+    assert!(expectations(&a, &cx(&settings, &s)).is_empty());
 }
 
 #[test]
@@ -580,7 +593,7 @@ fn a_certificate_valid_beyond_the_window_is_fine() {
         ..PolicySettings::default()
     };
     let cert = cert_expiring_in(45 * DAY);
-    let out = evaluate(
+    let out = expectations(
         &tls_service(&[]),
         &Context {
             certificate: Some(&cert),
@@ -665,7 +678,7 @@ fn certificate_rules_need_both_the_fact_and_the_certificate() {
     let d = domain("www.example.com", &[("certificate", sha.as_str())]);
     let settings = PolicySettings::default();
     let s = [sanction("s", by_domain("*"), None)];
-    let out = evaluate(
+    let out = expectations(
         &d,
         &Context {
             certificate: Some(&cert),
@@ -723,7 +736,7 @@ fn assets_first_seen_after_the_baseline_are_new() {
         sanction("s-names", by_domain("*"), None),
     ];
     let with = |a: &Asset, baseline: Option<Millis>| {
-        evaluate(
+        expectations(
             a,
             &Context {
                 baseline,
@@ -770,13 +783,13 @@ fn absent_assets_get_no_exposure_findings_except_zombie() {
         ..cx(&settings, sanctions)
     };
     // Unsanctioned: nothing at all.
-    assert!(evaluate(&a, &ctx(&[])).is_empty());
+    assert!(expectations(&a, &ctx(&[])).is_empty());
     // Sanctioned but recently seen: nothing.
     let s = [sanction("s-all", by_net("0.0.0.0/0"), None)];
-    assert!(evaluate(&a, &ctx(&s)).is_empty());
+    assert!(expectations(&a, &ctx(&s)).is_empty());
     // Sanctioned and unseen for long: only the zombie.
     let old = last_seen_days_ago(a, 60);
-    assert_eq!(rules(&evaluate(&old, &ctx(&s))), vec![Rule::Zombie]);
+    assert_eq!(rules(&expectations(&old, &ctx(&s))), vec![Rule::Zombie]);
 
     // Same for names.
     let d = absent(domain(
@@ -786,9 +799,9 @@ fn absent_assets_get_no_exposure_findings_except_zombie() {
             ("dangling_cname", "x.example.net"),
         ],
     ));
-    assert!(evaluate(&d, &ctx(&[])).is_empty());
+    assert!(expectations(&d, &ctx(&[])).is_empty());
     let s = [sanction("s-d", by_domain("*.example.com"), None)];
-    assert_eq!(rules(&evaluate(&d, &ctx(&s))), vec![Rule::Zombie]);
+    assert_eq!(rules(&expectations(&d, &ctx(&s))), vec![Rule::Zombie]);
 }
 
 #[test]
@@ -1002,13 +1015,13 @@ fn severity_comes_from_the_settings_table() {
         .severities
         .insert(Rule::RiskyExposure, Severity::Low);
     let a = service("198.18.0.7", 22, &[("risk", "remote-administration")]);
-    let out = evaluate(&a, &cx(&settings, &[]));
+    let out = expectations(&a, &cx(&settings, &[]));
     assert_eq!(find(&out, Rule::Unsanctioned).severity, Severity::Critical);
     assert_eq!(find(&out, Rule::RiskyExposure).severity, Severity::Low);
     // A rule missing from the table defaults to medium.
     settings.severities.remove(&Rule::Unsanctioned);
     assert_eq!(settings.severity(Rule::Unsanctioned), Severity::Medium);
-    let out = evaluate(&a, &cx(&settings, &[]));
+    let out = expectations(&a, &cx(&settings, &[]));
     assert_eq!(find(&out, Rule::Unsanctioned).severity, Severity::Medium);
 }
 
@@ -1782,13 +1795,13 @@ fn a_finding_round_trips_through_json() {
 fn a_sanction_closes_an_unsanctioned_finding_and_its_expiry_makes_it_stale() {
     let settings = PolicySettings::default();
     let a = service("198.18.0.7", 443, &[]);
-    let out = evaluate(&a, &cx(&settings, &[]));
+    let out = expectations(&a, &cx(&settings, &[]));
     let e = find(&out, Rule::Unsanctioned);
     let mut f = open(&a.key, e, &settings, NOW - DAY);
 
     // A sanction arrives: the finding is no longer expected, and closes as sanctioned.
     let s = [sanction("s-1", by_net("198.18.0.0/24"), Some(NOW + DAY))];
-    let out = evaluate(&a, &cx(&settings, &s));
+    let out = expectations(&a, &cx(&settings, &s));
     assert!(out.is_empty());
     let sanctioned = s.iter().any(|s| s.matches.matches(&a));
     assert!(reconcile(&mut f, None, &a, sanctioned, &settings, NOW));
@@ -1799,7 +1812,7 @@ fn a_sanction_closes_an_unsanctioned_finding_and_its_expiry_makes_it_stale() {
         now: NOW + 2 * DAY,
         ..cx(&settings, &s)
     };
-    let out = evaluate(&a, &later);
+    let out = expectations(&a, &later);
     assert_eq!(rules(&out), vec![Rule::StaleSanction]);
     let stale = open(&a.key, &out[0], &settings, later.now);
     assert_ne!(stale.id, f.id);
@@ -1902,4 +1915,412 @@ proptest! {
         }
         prop_assert!(!f.state.is_closed());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// evaluate: the next instant at which time alone changes the judgement
+// ---------------------------------------------------------------------------------------
+
+fn at(now: Millis, settings: &PolicySettings, sanctions: &[Sanction]) -> Context<'static> {
+    // Leaked: tiny, test-only, and lets contexts at several instants share one helper.
+    let settings: &'static PolicySettings = Box::leak(Box::new(settings.clone()));
+    let sanctions: &'static [Sanction] = Box::leak(sanctions.to_vec().into_boxed_slice());
+    Context {
+        now,
+        settings,
+        sanctions,
+        baseline: None,
+        certificate: None,
+    }
+}
+
+#[test]
+fn next_instant_of_a_sanction_is_its_expiry() {
+    let settings = PolicySettings::default();
+    let a = service("198.18.0.7", 443, &[]);
+    let expires = NOW + 3 * DAY;
+    let s = [sanction("s-1", by_net("198.18.0.0/24"), Some(expires))];
+    let ev = evaluate(&a, &at(NOW, &settings, &s));
+    assert!(ev.expected.is_empty());
+    assert_eq!(ev.next, Some(expires));
+    assert!(expectations(&a, &at(expires - 1, &settings, &s)).is_empty());
+    let after = evaluate(&a, &at(expires, &settings, &s));
+    assert_eq!(rules(&after.expected), vec![Rule::StaleSanction]);
+    // Expired: nothing more comes from it (the zombie period needs a valid sanction).
+    assert_eq!(after.next, None);
+    // A sanction that does not cover the asset, or one already expired, sets nothing.
+    let other = [
+        sanction("s-2", by_net("198.19.0.0/24"), Some(NOW + DAY)),
+        sanction("s-3", by_net("198.18.0.0/24"), Some(NOW - DAY)),
+    ];
+    assert_eq!(evaluate(&a, &at(NOW, &settings, &other)).next, None);
+    // Hosts read no sanction: no instant for them.
+    let h = host("198.18.0.7");
+    assert_eq!(evaluate(&h, &at(NOW, &settings, &s)).next, None);
+}
+
+#[test]
+fn next_instant_of_a_sanctioned_exposure_is_the_end_of_its_zombie_period() {
+    let settings = PolicySettings {
+        zombie_days: 30,
+        ..PolicySettings::default()
+    };
+    let s = [sanction("s-1", by_net("198.18.0.0/24"), None)];
+    let a = last_seen_days_ago(service("198.18.0.7", 443, &[]), 10);
+    let ev = evaluate(&a, &at(NOW, &settings, &s));
+    let end = a.last_seen + 30 * DAY;
+    assert_eq!(ev.next, Some(end));
+    assert!(expectations(&a, &at(end - 1, &settings, &s)).is_empty());
+    let zombie = evaluate(&a, &at(end, &settings, &s));
+    assert_eq!(rules(&zombie.expected), vec![Rule::Zombie]);
+    assert_eq!(
+        zombie.next, None,
+        "a zombie stays one until something is seen"
+    );
+    // The title does not count days, so it does not change every day.
+    let later = expectations(&a, &at(end + 40 * DAY, &settings, &s));
+    assert_eq!(later, zombie.expected);
+    // Unsanctioned exposures are never zombies: no instant.
+    assert_eq!(evaluate(&a, &at(NOW, &settings, &[])).next, None);
+    // A name that no longer resolves is a zombie at once.
+    let d = absent(domain("old.example.com", &[]));
+    let names = [sanction("s-d", by_domain("*.example.com"), None)];
+    let ev = evaluate(&d, &at(NOW, &settings, &names));
+    assert_eq!(rules(&ev.expected), vec![Rule::Zombie]);
+    assert_eq!(ev.next, None);
+}
+
+#[test]
+fn next_instants_of_a_certificate_are_its_expiring_window_then_its_end() {
+    let settings = PolicySettings {
+        expiring_days: 30,
+        zombie_days: 365,
+        ..PolicySettings::default()
+    };
+    let s = [sanction("s-all", by_net("0.0.0.0/0"), None)];
+    let cert = cert_expiring_in(45 * DAY);
+    let na = NOW + 45 * DAY;
+    let svc = tls_service(&[]);
+    let ctx = |now| Context {
+        certificate: Some(&cert),
+        ..at(now, &settings, &s)
+    };
+    let ev = evaluate(&svc, &ctx(NOW));
+    assert!(ev.expected.is_empty());
+    assert_eq!(ev.next, Some(na - 30 * DAY));
+    assert!(expectations(&svc, &ctx(na - 30 * DAY - 1)).is_empty());
+    let expiring = evaluate(&svc, &ctx(na - 30 * DAY));
+    assert_eq!(rules(&expiring.expected), vec![Rule::CertificateExpiring]);
+    assert_eq!(expiring.next, Some(na));
+    let expired = evaluate(&svc, &ctx(na));
+    assert_eq!(rules(&expired.expected), vec![Rule::CertificateExpired]);
+    // Sanctioned without expiry: what is left is the end of its zombie period.
+    assert_eq!(expired.next, Some(svc.last_seen + 365 * DAY));
+    // An absent service presents nothing.
+    let gone = absent(tls_service(&[]));
+    let ev = evaluate(
+        &gone,
+        &Context {
+            certificate: Some(&cert),
+            ..at(NOW, &settings, &[])
+        },
+    );
+    assert_eq!(ev.next, None);
+}
+
+#[test]
+fn the_next_instant_is_the_earliest_of_them() {
+    let settings = PolicySettings::default();
+    let cert = cert_expiring_in(40 * DAY);
+    let svc = tls_service(&[]);
+    let s = [sanction(
+        "s-1",
+        by_net("198.18.0.0/24"),
+        Some(NOW + 5 * DAY),
+    )];
+    let ev = evaluate(
+        &svc,
+        &Context {
+            certificate: Some(&cert),
+            ..at(NOW, &settings, &s)
+        },
+    );
+    assert_eq!(ev.next, Some(NOW + 5 * DAY));
+    let ev = evaluate(
+        &svc,
+        &Context {
+            certificate: Some(&cert),
+            ..at(NOW + 6 * DAY, &settings, &s)
+        },
+    );
+    // The sanction has expired; next: the certificate's window (40 - 30 days).
+    assert_eq!(rules(&ev.expected), vec![Rule::StaleSanction]);
+    assert_eq!(ev.next, Some(NOW + 10 * DAY));
+}
+
+#[test]
+fn rules_that_do_not_read_the_clock_set_no_instant() {
+    let settings = PolicySettings::default();
+    for a in [
+        service(
+            "198.18.0.7",
+            22,
+            &[
+                ("risk", "remote-administration"),
+                ("cleartext_auth", "true"),
+            ],
+        ),
+        domain(
+            "www.example.com",
+            &[
+                ("zone.axfr_open", "ns1"),
+                ("dangling_cname", "x.example.net"),
+            ],
+        ),
+        host("198.18.0.7"),
+        certificate(&[("not_after_unix", "1")]),
+    ] {
+        let ev = evaluate(
+            &a,
+            &Context {
+                baseline: Some(NOW - 200 * DAY),
+                ..at(NOW, &settings, &[])
+            },
+        );
+        assert_eq!(ev.next, None, "{}", a.key);
+    }
+}
+
+#[test]
+fn a_risk_acceptance_is_reviewed_when_it_ends() {
+    let (mut f, _) = finding(Rule::RiskyExposure, FindingState::RiskAccepted);
+    f.risk_accepted_until = Some(NOW + 7 * DAY);
+    assert_eq!(review_at(&f), Some(NOW + 7 * DAY));
+    for state in ALL_STATES
+        .into_iter()
+        .filter(|s| *s != FindingState::RiskAccepted)
+    {
+        f.state = state;
+        assert_eq!(review_at(&f), None, "{state:?}");
+    }
+}
+
+proptest! {
+    /// Nothing changes by time alone before the instant evaluate names: evaluating at any
+    /// moment in between gives what evaluating now gave. (Whatever the asset, sanctions,
+    /// certificate and thresholds.)
+    #[test]
+    fn nothing_changes_before_the_next_instant(
+        seen_ago in 0..60 * DAY,
+        present in any::<bool>(),
+        is_domain in any::<bool>(),
+        expiry in prop::option::of(-10 * DAY..60 * DAY),
+        sanctioned in any::<bool>(),
+        cert_in in prop::option::of(-10 * DAY..90 * DAY),
+        zombie_days in 0u32..45,
+        expiring_days in 0u32..45,
+        probes in prop::collection::vec(0.0f64..1.0, 1..6),
+    ) {
+        let settings = PolicySettings { zombie_days, expiring_days, ..PolicySettings::default() };
+        let mut a = if is_domain {
+            domain("www.example.com", &[])
+        } else {
+            tls_service(&[])
+        };
+        a.last_seen = NOW - seen_ago;
+        if !present {
+            a = absent(a);
+        }
+        let s: Vec<Sanction> = if sanctioned {
+            vec![
+                sanction("s-n", by_net("198.18.0.0/24"), expiry.map(|e| NOW + e)),
+                sanction("s-d", by_domain("*.example.com"), expiry.map(|e| NOW + e)),
+            ]
+        } else {
+            Vec::new()
+        };
+        let cert = cert_in.map(cert_expiring_in);
+        let ctx = |now| Context { certificate: cert.as_ref(), ..at(now, &settings, &s) };
+        let ev = evaluate(&a, &ctx(NOW));
+        let horizon = ev.next.unwrap_or(NOW + 3650 * DAY);
+        prop_assert!(horizon > NOW);
+        for p in probes {
+            let t = NOW + ((horizon - 1 - NOW) as f64 * p) as Millis;
+            prop_assert_eq!(&expectations(&a, &ctx(t)), &ev.expected, "at {}", t - NOW);
+        }
+        prop_assert_eq!(&expectations(&a, &ctx(horizon - 1)), &ev.expected);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// What an edit reaches
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_glob_lies_in_the_zone_after_its_last_pattern_label() {
+    for (pattern, apex) in [
+        ("*.shop.example.com", Some("shop.example.com")),
+        ("*shop.example.com", Some("example.com")),
+        ("WWW.Example.COM.", Some("www.example.com")),
+        ("a.{b,c.d}.example.com", Some("example.com")),
+        ("[.]com", None),
+        ("www.example.*", None),
+        ("*", None),
+        ("", None),
+        ("a.b!.com", Some("com")),
+    ] {
+        assert_eq!(glob_apex(pattern).as_deref(), apex, "{pattern}");
+    }
+    // Every name the glob matches is in its zone.
+    for (pattern, name) in [
+        ("*.shop.example.com", "a.b.shop.example.com"),
+        ("a.{b,c.d}.example.com", "a.c.d.example.com"),
+    ] {
+        let apex = glob_apex(pattern).expect("apex");
+        assert!(by_domain(pattern).matches(&domain(name, &[])));
+        assert!(name.ends_with(&format!(".{apex}")), "{name} under {apex}");
+    }
+}
+
+#[test]
+fn a_sanction_edit_reaches_its_old_and_new_match_and_the_findings_naming_it() {
+    let old = sanction("s-1", by_net("198.18.0.0/24"), Some(NOW + DAY));
+    let m = |s: &Sanction| Reach::Match {
+        matches: s.matches.clone(),
+        seen_within_days: None,
+    };
+    let named = |id: &str| {
+        vec![
+            Reach::Findings {
+                rule: Rule::StaleSanction,
+                detail: Some(id.into()),
+            },
+            Reach::Findings {
+                rule: Rule::Zombie,
+                detail: Some(id.into()),
+            },
+        ]
+    };
+    assert_eq!(sanction_reach(None, Some(&old)), vec![m(&old)]);
+    let mut deleted = vec![m(&old)];
+    deleted.extend(named("s-1"));
+    assert_eq!(sanction_reach(Some(&old), None), deleted);
+    // Reason and ticket reach nothing; the owner is in the findings' evidence.
+    let mut wording = old.clone();
+    wording.reason = "another reason".into();
+    wording.ticket = None;
+    assert!(sanction_reach(Some(&old), Some(&wording)).is_empty());
+    let mut owner = old.clone();
+    owner.owner = "bob".into();
+    assert_eq!(sanction_reach(Some(&old), Some(&owner)), named("s-1"));
+    // A new expiry: the same match once, and its findings.
+    let mut renewed = old.clone();
+    renewed.expires = Some(NOW + 90 * DAY);
+    let mut want = vec![m(&old)];
+    want.extend(named("s-1"));
+    assert_eq!(sanction_reach(Some(&old), Some(&renewed)), want);
+    // A new match: both.
+    let mut moved = old.clone();
+    moved.matches = by_domain("*.example.com");
+    let mut want = vec![m(&old), m(&moved)];
+    want.extend(named("s-1"));
+    assert_eq!(sanction_reach(Some(&old), Some(&moved)), want);
+}
+
+#[test]
+fn a_settings_edit_reaches_only_what_the_changed_settings_read() {
+    let base = PolicySettings::default();
+    let s = [
+        sanction("s-1", by_net("198.18.0.0/24"), None),
+        sanction("s-2", by_domain("*.example.com"), None),
+    ];
+    assert!(settings_reach(&base, &base, &s).is_empty());
+
+    let mut sla = base.clone();
+    sla.sla_days.insert(Severity::High, 3);
+    assert!(
+        settings_reach(&base, &sla, &s).is_empty(),
+        "due dates are set when findings open"
+    );
+
+    let mut sev = base.clone();
+    sev.severities.insert(Rule::NewAsset, Severity::Low);
+    assert_eq!(
+        settings_reach(&base, &sev, &s),
+        vec![Reach::Findings {
+            rule: Rule::NewAsset,
+            detail: None
+        }]
+    );
+
+    let mut zombie = base.clone();
+    zombie.zombie_days = 10;
+    let reach = settings_reach(&base, &zombie, &s);
+    assert_eq!(
+        reach,
+        vec![
+            Reach::Match {
+                matches: s[0].matches.clone(),
+                seen_within_days: Some(31)
+            },
+            Reach::Match {
+                matches: s[1].matches.clone(),
+                seen_within_days: Some(31)
+            },
+            Reach::Findings {
+                rule: Rule::Zombie,
+                detail: None
+            },
+        ]
+    );
+
+    let mut expiring = base.clone();
+    expiring.expiring_days = 60;
+    assert_eq!(
+        settings_reach(&base, &expiring, &s),
+        vec![
+            Reach::UnexpiredCertificates,
+            Reach::Findings {
+                rule: Rule::CertificateExpiring,
+                detail: None
+            }
+        ]
+    );
+
+    let mut classes = base.clone();
+    classes.risky_classes.remove("cache");
+    classes.risky_classes.insert("web".into());
+    let reach = settings_reach(&base, &classes, &s);
+    for class in ["cache", "web"] {
+        assert!(reach.contains(&Reach::RiskClass {
+            class: class.into()
+        }));
+        assert!(reach.contains(&Reach::Findings {
+            rule: Rule::RiskyExposure,
+            detail: Some(class.into())
+        }));
+    }
+    assert_eq!(reach.len(), 4);
+
+    let mut clear = base.clone();
+    clear.cleartext_auth_is_risky = false;
+    assert_eq!(
+        settings_reach(&base, &clear, &s),
+        vec![Reach::Findings {
+            rule: Rule::RiskyExposure,
+            detail: Some("cleartext-auth".into())
+        }]
+    );
+    assert_eq!(settings_reach(&clear, &base, &s), vec![Reach::Services]);
+}
+
+#[test]
+fn reaches_round_trip_as_stored() {
+    let r = Reach::Match {
+        matches: by_domain("*.example.com"),
+        seen_within_days: Some(3),
+    };
+    let json = serde_json::to_string(&r).expect("serializes");
+    assert!(json.contains("\"reach\":\"match\""), "{json}");
+    assert_eq!(serde_json::from_str::<Reach>(&json).expect("parses"), r);
 }
