@@ -51,7 +51,10 @@ pub struct Config {
     pub page_cap: usize,
     /// Seconds between scheduler passes (due schedules, verification requests).
     pub scheduler_secs: u64,
-    /// Seconds between full policy sweeps (expiries, zombies).
+    /// Seconds between the policy's consistency checks: a full re-evaluation that also
+    /// rebuilds the policy's indexes. Findings do not wait for it (edits, scans and
+    /// expiries each re-evaluate what they touch); it repairs what was changed from
+    /// outside the service.
     pub sweep_secs: u64,
     /// Serve /metrics without a token (for a Prometheus on a private network).
     pub metrics_public: bool,
@@ -80,7 +83,7 @@ impl Default for Config {
             body_limit: 64 * 1024,
             page_cap: 1000,
             scheduler_secs: 5,
-            sweep_secs: 3600,
+            sweep_secs: 86_400,
             metrics_public: true,
             shutdown_grace_secs: 30,
         }

@@ -1,5 +1,5 @@
 //! `aperture serve`: the HTTP API, the in-process scan workers, the scheduler and the
-//! policy sweeper, over one sled directory.
+//! policy's background runs, over one sled directory.
 
 pub mod auth;
 pub mod config;
@@ -153,10 +153,10 @@ async fn serve(config: Config) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("listener address: {e}"))?;
-    let (sweep_tx, sweep_rx) = tokio::sync::mpsc::unbounded_channel();
-    let state: SharedState = Arc::new(AppState::new(store, config, sweep_tx));
+    let (edits_tx, edits_rx) = tokio::sync::mpsc::unbounded_channel();
+    let state: SharedState = Arc::new(AppState::new(store, config, edits_tx));
     let workers = jobs::spawn_workers(&state);
-    let background = tokio::spawn(background(state.clone(), sweep_rx));
+    let background = tokio::spawn(background(state.clone(), edits_rx));
     let (app, _) = router(state.clone());
     // One line for scripts to wait on.
     eprintln!(
@@ -215,31 +215,84 @@ fn stop_workers(state: &SharedState) {
     state.wake.notify_waiters();
 }
 
-/// The scheduler (due schedules, pending verifications) and the policy sweeper.
-async fn background(
-    state: SharedState,
-    mut sweeps: tokio::sync::mpsc::UnboundedReceiver<TenantId>,
-) {
+/// The scheduler (due schedules, pending verifications, then the policy's due entries
+/// and queued work), the re-evaluations that sanction and policy edits queue (woken by
+/// the edit's request, so findings follow within moments), and the policy's consistency
+/// check (every `sweep_secs`, daily by default).
+async fn background(state: SharedState, mut edits: tokio::sync::mpsc::UnboundedReceiver<TenantId>) {
     let mut tick = tokio::time::interval(Duration::from_secs(state.config.scheduler_secs));
-    let mut sweep_all = tokio::time::interval(Duration::from_secs(state.config.sweep_secs));
+    // Not at start: the indexes a check would repair are built by the first tick when a
+    // tenant never had them (`ensure_policy_indexes`).
+    let every = Duration::from_secs(state.config.sweep_secs);
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
-            _ = tick.tick() => schedule_pass(&state).await,
-            _ = sweep_all.tick() => {
+            _ = tick.tick() => {
+                schedule_pass(&state).await;
+                policy_pass(&state).await;
+            }
+            _ = check.tick() => {
                 if let Ok(tenants) = state.store.tenants() {
                     for t in tenants {
-                        sweep(&state, t.id).await;
+                        consistency_check(&state, t.id).await;
                     }
                 }
             }
-            Some(t) = sweeps.recv() => sweep(&state, t).await,
+            Some(t) = edits.recv() => queued_policy(&state, t).await,
         }
     }
 }
 
-async fn sweep(state: &SharedState, tenant: TenantId) {
+/// Per tenant: builds the policy's indexes if it never had them, then runs what edits
+/// queued and what time made due. Each is a few index reads when there is nothing to do.
+async fn policy_pass(state: &SharedState) {
     let store = state.store.clone();
-    let _ = tokio::task::spawn_blocking(move || store.sweep_policy(&tenant, now_ms())).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let Ok(tenants) = store.tenants() else {
+            return;
+        };
+        for t in tenants {
+            let now = now_ms();
+            let result = store
+                .ensure_policy_indexes(&t.id, now)
+                .and_then(|_| store.run_queued_policy(&t.id, now))
+                .and_then(|_| store.run_due_policy(&t.id, now));
+            if let Err(e) = result {
+                eprintln!("policy of {}: {e}", t.id);
+            }
+        }
+    })
+    .await;
+}
+
+async fn queued_policy(state: &SharedState, tenant: TenantId) {
+    let store = state.store.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.run_queued_policy(&tenant, now_ms()) {
+            eprintln!("policy of {tenant} after an edit: {e}");
+        }
+    })
+    .await;
+}
+
+/// The full walk: re-evaluates everything and rewrites the policy's indexes. Findings do
+/// not need it to be right; it repairs what anything outside the service did.
+async fn consistency_check(state: &SharedState, tenant: TenantId) {
+    let store = state.store.clone();
+    let _ = tokio::task::spawn_blocking(move || match store.sweep_policy(&tenant, now_ms()) {
+        Ok(run) => {
+            let repaired = run.opened + run.closed + run.reopened + run.updated;
+            if repaired > 0 {
+                eprintln!(
+                    "policy check of {tenant}: {repaired} findings repaired \
+                     ({} assets evaluated)",
+                    run.assets_evaluated
+                );
+            }
+        }
+        Err(e) => eprintln!("policy check of {tenant}: {e}"),
+    })
+    .await;
 }
 
 async fn schedule_pass(state: &SharedState) {

@@ -309,7 +309,10 @@ pub async fn changes(
     Ok(Json(state.store.changes_since(&t, q.since, limit)?))
 }
 
-fn sweep(state: &SharedState, t: &TenantId) {
+/// Wakes the background run of what a sanction or policy edit queued (the store queued
+/// it with the edit: the assets the edit can change, found through indexes). Without
+/// the wake-up, the next scheduler pass runs it.
+fn reevaluate(state: &SharedState, t: &TenantId) {
     let _ = state.sweeps.send(t.clone());
 }
 
@@ -340,7 +343,7 @@ pub async fn create_sanction(
     let s = state
         .store
         .create_sanction(&t, body, &caller.name(), now_ms())?;
-    sweep(&state, &t);
+    reevaluate(&state, &t);
     Ok((StatusCode::CREATED, Json(s)))
 }
 
@@ -357,7 +360,7 @@ pub async fn get_sanction(
     Ok(Json(state.store.sanction(&t, &id)?))
 }
 
-/// Replaces a sanction (admin, analyst).
+/// Replaces a sanction (admin, analyst); what its old and new match cover is judged again.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/sanctions/{sanction}", tag = "sanctions", security(("bearer" = [])),
     params(("tenant" = String, Path), ("sanction" = String, Path)), request_body = NewSanction,
     responses((status = 200, body = Sanction), (status = 400, body = Problem), (status = 404, body = Problem)))]
@@ -369,7 +372,7 @@ pub async fn update_sanction(
 ) -> ApiResult<Json<Sanction>> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
     let s = state.store.update_sanction(&t, &id, body)?;
-    sweep(&state, &t);
+    reevaluate(&state, &t);
     Ok(Json(s))
 }
 
@@ -384,7 +387,7 @@ pub async fn delete_sanction(
 ) -> ApiResult<StatusCode> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
     state.store.delete_sanction(&t, &id)?;
-    sweep(&state, &t);
+    reevaluate(&state, &t);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -401,7 +404,7 @@ pub async fn get_policy(
     Ok(Json(state.store.policy_settings(&t)?))
 }
 
-/// Replaces the tenant's policy (admin, analyst); findings follow.
+/// Replaces the tenant's policy (admin, analyst); findings the changed settings touch follow.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/policy", tag = "findings", security(("bearer" = [])),
     params(("tenant" = String, Path)), request_body = PolicySettings,
     responses((status = 200, body = PolicySettings), (status = 400, body = Problem)))]
@@ -413,7 +416,7 @@ pub async fn put_policy(
 ) -> ApiResult<Json<PolicySettings>> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
     state.store.set_policy_settings(&t, &body)?;
-    sweep(&state, &t);
+    reevaluate(&state, &t);
     Ok(Json(body))
 }
 
