@@ -45,12 +45,7 @@ pub fn service(report: Option<&ServiceReport>) -> Option<Facts> {
     put("vendor", report.vendor.as_deref());
     put("os", report.os.as_deref());
     put("rule", report.rule.as_deref());
-    let risk = report.risk.and_then(|r| {
-        serde_json::to_value(r)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-    });
-    put("risk", risk.as_deref());
+    put("risk", report.risk.map(|r| r.as_str()));
     if report.cleartext_auth {
         put("cleartext_auth", Some("true"));
     }

@@ -23,8 +23,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// Change events per stored block; a batch writes ⌈changes / this⌉ blocks. Small enough
-/// that a block stays far below sled's blob threshold (a block is one log message).
-const CHANGES_PER_BLOCK: usize = 256;
+/// that a leaf of blocks stays below sled's blob threshold (128 KiB per leaf written:
+/// above it sled writes a file per leaf).
+const CHANGES_PER_BLOCK: usize = 64;
 
 /// Host records a completing scan's sweep reads per chunk (per hold of the writer).
 pub(crate) const SWEEP_CHUNK: usize = 2048;
@@ -299,8 +300,10 @@ pub(crate) struct Ingest<'a> {
     scan_created: Millis,
     at: Millis,
     assets: BTreeMap<AssetKey, Touched>,
-    /// Host records as stored before this batch, read once per host.
+    /// Host records read by this batch (once per host), with the sightings of
+    /// unchanged services already applied; `dirty` are those so changed.
     hosts: BTreeMap<IpAddr, Option<HostRecord>>,
+    dirty: BTreeSet<IpAddr>,
     changes: Vec<Change>,
     next_seq: u64,
     /// Certificates that may have lost their last present service in this batch.
@@ -325,6 +328,7 @@ impl<'a> Ingest<'a> {
             at,
             assets: BTreeMap::new(),
             hosts: BTreeMap::new(),
+            dirty: BTreeSet::new(),
             changes: Vec::new(),
             next_seq,
             cert_candidates: BTreeSet::new(),
@@ -332,19 +336,22 @@ impl<'a> Ingest<'a> {
         })
     }
 
-    /// A host's record as stored before this batch.
-    fn host_before(&mut self, ip: IpAddr) -> Result<Option<&HostRecord>> {
+    /// A host's record as this batch sees it.
+    fn host_record(&mut self, ip: IpAddr) -> Result<Option<&mut HostRecord>> {
         if !self.hosts.contains_key(&ip) {
             let record = self.tx.host_record(&self.tenant, ip)?;
             self.hosts.insert(ip, record);
         }
-        Ok(self.hosts.get(&ip).and_then(Option::as_ref))
+        Ok(self.hosts.get_mut(&ip).and_then(Option::as_mut))
     }
 
     fn load(&mut self, key: &AssetKey) -> Result<Option<&mut Asset>> {
         if !self.assets.contains_key(key) {
             let stored = match key.address() {
-                Some(ip) => self.host_before(ip)?.and_then(|r| r.get(key)),
+                Some(ip) => match self.host_record(ip)? {
+                    Some(r) => r.get(key)?,
+                    None => None,
+                },
                 None => self.tx.asset(&self.tenant, key)?,
             };
             let Some(asset) = stored else {
@@ -560,6 +567,18 @@ impl<'a> Ingest<'a> {
                 let report = p.service.as_ref();
                 let mut new_facts = facts::service(report);
                 let leaf = report.and_then(|r| r.certificate.first());
+                // The common case of a rescan: a present service, same facts, no
+                // certificate to follow. Only its sighting changes, in the record.
+                if leaf.is_none() && !self.assets.contains_key(&key) {
+                    let bytes = new_facts.as_ref().map(records::encode_facts).transpose()?;
+                    let (scan, at) = (self.scan.clone(), self.at);
+                    if let Some(r) = self.host_record(p.ip)? {
+                        if r.seen_unchanged(p.port, bytes.as_deref(), &scan, at) {
+                            self.dirty.insert(p.ip);
+                            return self.set_host_port(p.ip, p.port, true);
+                        }
+                    }
+                }
                 let old_cert = self
                     .load(&key)?
                     .and_then(|a| a.facts.get("certificate").cloned());
@@ -787,16 +806,22 @@ impl<'a> Ingest<'a> {
                     let record = match host_records.entry(ip) {
                         std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                         std::collections::btree_map::Entry::Vacant(e) => {
-                            let before = match self.hosts.get(&ip) {
-                                Some(r) => r.clone(),
+                            let base = match self.hosts.remove(&ip) {
+                                Some(r) => r,
                                 None => self.tx.host_record(&tenant, ip)?,
                             };
-                            e.insert(before.unwrap_or_default())
+                            e.insert(base.unwrap_or_default())
                         }
                     };
-                    record.set(t.now);
+                    record.set(t.now)?;
                 }
                 None => self.tx.put_asset(&tenant, &t.now)?,
+            }
+        }
+        for ip in std::mem::take(&mut self.dirty) {
+            if let (false, Some(Some(r))) = (host_records.contains_key(&ip), self.hosts.remove(&ip))
+            {
+                host_records.insert(ip, r);
             }
         }
         for (ip, record) in host_records {

@@ -93,7 +93,7 @@ fn regroup_hosts(store: &Store, t: &crate::TenantId) -> Result<()> {
             if !records.contains_key(&ip) && records.len() == HOSTS_PER_BATCH {
                 break;
             }
-            records.entry(ip).or_default().set(Asset::decode(&v)?);
+            records.entry(ip).or_default().set(Asset::decode(&v)?)?;
             batch.remove(k);
         }
         if records.is_empty() {
@@ -107,14 +107,15 @@ fn regroup_hosts(store: &Store, t: &crate::TenantId) -> Result<()> {
             sprefix.truncate(sprefix.len() - 2);
             for item in store.data.scan_prefix(&sprefix) {
                 let (k, v) = item?;
-                record.set(Asset::decode(&v)?);
+                record.set(Asset::decode(&v)?)?;
                 batch.remove(k);
             }
             if let Some(existing) = store.host_record(t, ip)? {
                 // A run cut short had regrouped part of this host already.
-                for a in existing.host(ip).into_iter().chain(existing.services(ip)) {
-                    if record.get(&a.key).is_none() {
-                        record.set(a);
+                let services: Vec<Asset> = existing.services(ip).collect::<Result<_>>()?;
+                for a in existing.host(ip)?.into_iter().chain(services) {
+                    if record.get(&a.key)?.is_none() {
+                        record.set(a)?;
                     }
                 }
             }

@@ -28,8 +28,10 @@ use crate::keys::{self, Rec, TenantId};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-/// Entries per piece (one sled value).
-pub(crate) const PIECE: usize = 1024;
+/// Entries per piece (one sled value). sled writes a leaf whose values add up to more
+/// than a quarter of a log segment (128 KiB) as a blob file of its own, so values stay
+/// a few KiB.
+pub(crate) const PIECE: usize = 256;
 /// Runs of one level that trigger a merge into the next.
 pub(crate) const MERGE_AT: usize = 8;
 

@@ -163,7 +163,7 @@ impl Store {
                     let ip = records::host_record_ip(k.get(plen..).unwrap_or_default())?;
                     let record = HostRecord::decode(&v)?;
                     if kind == AssetKind::Host {
-                        if let Some(h) = record.host(ip) {
+                        if let Some(h) = record.host(ip)? {
                             if !f(h) {
                                 return Ok(false);
                             }
@@ -171,6 +171,7 @@ impl Store {
                         continue;
                     }
                     for s in record.services(ip) {
+                        let s = s?;
                         if after.is_some_and(|a| s.key <= *a) {
                             continue;
                         }

@@ -6,6 +6,11 @@
 //! services of one host writes that host's record once. Inside a record the key and
 //! kind of each asset are implied by where it sits, which keeps records small.
 //!
+//! Inside a host record each asset's facts stay encoded (postcard bytes) until someone
+//! asks for the asset: a rescan that finds a service unchanged compares the encoded new
+//! facts with the stored bytes and updates only the sighting (last seen, times seen,
+//! last scan), so an unchanged rescan never decodes or re-encodes a fact.
+//!
 //! Keys: `A<tenant>\0H<16-byte address>` for a host record, `A<tenant>\0d<reversed
 //! name>` for a domain and `A<tenant>\0c<sha256>` for a certificate. The host-record
 //! tag `H` sorts before `c` and `d`; listings never rely on that, they walk each kind's
@@ -25,7 +30,9 @@ pub(crate) const HOST_RECORD: u8 = b'H';
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Stored {
     status: AssetStatus,
-    facts: Facts,
+    /// [`encode_facts`] of the facts (as bytes: one copy to decode, not a loop).
+    #[serde(with = "serde_bytes")]
+    facts: Vec<u8>,
     first_seen: Millis,
     last_seen: Millis,
     last_changed: Millis,
@@ -34,33 +41,40 @@ struct Stored {
     changes: Vec<u64>,
 }
 
+/// The stored form of facts; equal facts give equal bytes (the map is ordered).
+pub(crate) fn encode_facts(facts: &Facts) -> Result<Vec<u8>> {
+    postcard::to_allocvec(facts).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 impl Stored {
-    fn of(a: Asset) -> Stored {
-        Stored {
+    fn of(a: Asset) -> Result<Stored> {
+        Ok(Stored {
             status: a.status,
-            facts: a.facts,
+            facts: encode_facts(&a.facts)?,
             first_seen: a.first_seen,
             last_seen: a.last_seen,
             last_changed: a.last_changed,
             times_seen: a.times_seen,
             last_scan: a.last_scan,
             changes: a.changes,
-        }
+        })
     }
 
-    fn asset(&self, key: AssetKey) -> Asset {
-        Asset {
+    fn asset(&self, key: AssetKey) -> Result<Asset> {
+        let facts = postcard::from_bytes(&self.facts)
+            .map_err(|e| StoreError::Corrupt(format!("facts of {key}: {e}")))?;
+        Ok(Asset {
             kind: key.kind(),
             key,
             status: self.status,
-            facts: self.facts.clone(),
+            facts,
             first_seen: self.first_seen,
             last_seen: self.last_seen,
             last_changed: self.last_changed,
             times_seen: self.times_seen,
             last_scan: self.last_scan.clone(),
             changes: self.changes.clone(),
-        }
+        })
     }
 }
 
@@ -82,25 +96,54 @@ impl HostRecord {
     }
 
     /// The host or one of its services; `None` for keys of other kinds.
-    pub fn get(&self, key: &AssetKey) -> Option<Asset> {
+    pub fn get(&self, key: &AssetKey) -> Result<Option<Asset>> {
         match key {
-            AssetKey::Host(_) => self.host.as_ref().map(|s| s.asset(key.clone())),
+            AssetKey::Host(_) => self.host.as_ref().map(|s| s.asset(key.clone())).transpose(),
             AssetKey::Service(_, port) => self
                 .services
                 .binary_search_by_key(port, |(p, _)| *p)
                 .ok()
                 .and_then(|i| self.services.get(i))
-                .map(|(_, s)| s.asset(key.clone())),
-            _ => None,
+                .map(|(_, s)| s.asset(key.clone()))
+                .transpose(),
+            _ => Ok(None),
         }
     }
 
+    /// Records that a present service was seen again with the same facts (`facts`:
+    /// their [`encode_facts`], or `None` when the observation brought no facts), as
+    /// `Ingest::see` would, without decoding anything. Returns false when that is not
+    /// the case (absent, unknown, new, or facts differ): the caller takes the slow way.
+    pub fn seen_unchanged(
+        &mut self,
+        port: u16,
+        facts: Option<&[u8]>,
+        scan: &str,
+        at: Millis,
+    ) -> bool {
+        let Ok(i) = self.services.binary_search_by_key(&port, |(p, _)| *p) else {
+            return false;
+        };
+        let Some((_, s)) = self.services.get_mut(i) else {
+            return false;
+        };
+        if s.status != AssetStatus::Present || facts.is_some_and(|f| f != s.facts.as_slice()) {
+            return false;
+        }
+        if s.last_scan != scan {
+            s.times_seen += 1;
+            s.last_scan = scan.to_owned();
+        }
+        s.last_seen = s.last_seen.max(at);
+        true
+    }
+
     /// Puts the host or one of its services (other kinds are ignored).
-    pub fn set(&mut self, asset: Asset) {
+    pub fn set(&mut self, asset: Asset) -> Result<()> {
         match asset.key {
-            AssetKey::Host(_) => self.host = Some(Stored::of(asset)),
+            AssetKey::Host(_) => self.host = Some(Stored::of(asset)?),
             AssetKey::Service(_, port) => {
-                let stored = Stored::of(asset);
+                let stored = Stored::of(asset)?;
                 match self.services.binary_search_by_key(&port, |(p, _)| *p) {
                     Ok(i) => {
                         if let Some(slot) = self.services.get_mut(i) {
@@ -112,14 +155,18 @@ impl HostRecord {
             }
             _ => {}
         }
+        Ok(())
     }
 
-    pub fn host(&self, ip: IpAddr) -> Option<Asset> {
-        self.host.as_ref().map(|s| s.asset(AssetKey::Host(ip)))
+    pub fn host(&self, ip: IpAddr) -> Result<Option<Asset>> {
+        self.host
+            .as_ref()
+            .map(|s| s.asset(AssetKey::Host(ip)))
+            .transpose()
     }
 
     /// The services in port order.
-    pub fn services(&self, ip: IpAddr) -> impl Iterator<Item = Asset> + '_ {
+    pub fn services(&self, ip: IpAddr) -> impl Iterator<Item = Result<Asset>> + '_ {
         self.services
             .iter()
             .map(move |(port, s)| s.asset(AssetKey::Service(ip, *port)))
@@ -191,18 +238,42 @@ mod tests {
         let ip: IpAddr = "198.18.0.7".parse().expect("ip");
         let mut r = HostRecord::default();
         for port in [443, 22, 8080, 22] {
-            r.set(asset(AssetKey::Service(ip, port), &port.to_string()));
+            r.set(asset(AssetKey::Service(ip, port), &port.to_string()))
+                .expect("sets");
         }
-        r.set(asset(AssetKey::Host(ip), "-"));
-        let back = HostRecord::decode(&r.encode().expect("encodes")).expect("decodes");
+        r.set(asset(AssetKey::Host(ip), "-")).expect("sets");
+        let mut back = HostRecord::decode(&r.encode().expect("encodes")).expect("decodes");
         assert_eq!(back, r);
-        let ports: Vec<u16> = back.services(ip).filter_map(|a| a.key.port()).collect();
+        let ports: Vec<u16> = back
+            .services(ip)
+            .filter_map(|a| a.ok().and_then(|a| a.key.port()))
+            .collect();
         assert_eq!(ports, vec![22, 443, 8080]);
-        let s = back.get(&AssetKey::Service(ip, 443)).expect("service");
-        assert_eq!(s, asset(AssetKey::Service(ip, 443), "443"));
-        assert!(back.get(&AssetKey::Service(ip, 444)).is_none());
-        assert_eq!(back.host(ip), back.get(&AssetKey::Host(ip)));
+        let key = AssetKey::Service(ip, 443);
+        let s = back.get(&key).expect("decodes").expect("service");
+        assert_eq!(s, asset(key.clone(), "443"));
+        assert!(back
+            .get(&AssetKey::Service(ip, 444))
+            .expect("decodes")
+            .is_none());
+        assert_eq!(
+            back.host(ip).expect("decodes"),
+            back.get(&AssetKey::Host(ip)).expect("decodes")
+        );
         assert!(HostRecord::decode(b"\xff\xff\xff").is_err());
+        // A sighting with the same facts touches only the sighting fields.
+        let same = encode_facts(&s.facts).expect("encodes");
+        assert!(back.seen_unchanged(443, Some(&same), "s2", 9));
+        assert!(back.seen_unchanged(443, None, "s2", 8));
+        let again = back.get(&key).expect("decodes").expect("service");
+        assert_eq!(
+            (again.times_seen, again.last_seen, again.last_scan.as_str()),
+            (2, 9, "s2")
+        );
+        assert_eq!(again.facts, s.facts);
+        let other = encode_facts(&Facts::new()).expect("encodes");
+        assert!(!back.seen_unchanged(443, Some(&other), "s3", 10));
+        assert!(!back.seen_unchanged(444, None, "s3", 10));
     }
 
     #[test]

@@ -197,7 +197,10 @@ impl Store {
     /// One asset as stored, from its host record or its own.
     pub(crate) fn load_asset(&self, tenant: &TenantId, key: &AssetKey) -> Result<Option<Asset>> {
         match key.address() {
-            Some(ip) => Ok(self.host_record(tenant, ip)?.and_then(|r| r.get(key))),
+            Some(ip) => match self.host_record(tenant, ip)? {
+                Some(r) => r.get(key),
+                None => Ok(None),
+            },
             None => match self.data.get(own_record_key(tenant, key))? {
                 Some(bytes) => Ok(Some(Asset::decode(&bytes)?)),
                 None => Ok(None),
@@ -384,7 +387,10 @@ impl Tx<'_> {
     /// through, so the record layout lives in one place (`records`).
     pub fn asset(&self, tenant: &TenantId, key: &AssetKey) -> Result<Option<Asset>> {
         match key.address() {
-            Some(ip) => Ok(self.host_record(tenant, ip)?.and_then(|r| r.get(key))),
+            Some(ip) => match self.host_record(tenant, ip)? {
+                Some(r) => r.get(key),
+                None => Ok(None),
+            },
             None => match self.get(&own_record_key(tenant, key))? {
                 Some(bytes) => Ok(Some(Asset::decode(&bytes)?)),
                 None => Ok(None),
@@ -408,7 +414,7 @@ impl Tx<'_> {
         match asset.key.address() {
             Some(ip) => {
                 let mut record = self.host_record(tenant, ip)?.unwrap_or_default();
-                record.set(asset.clone());
+                record.set(asset.clone())?;
                 self.put(host_record_key(tenant, ip), record.encode()?);
             }
             None => {

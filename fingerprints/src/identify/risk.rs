@@ -61,6 +61,25 @@ pub enum RiskClass {
 }
 
 impl RiskClass {
+    /// The kebab-case name, as serialised (without going through serde).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskClass::RemoteAdministration => "remote-administration",
+            RiskClass::Database => "database",
+            RiskClass::Cache => "cache",
+            RiskClass::MessageBroker => "message-broker",
+            RiskClass::FileTransfer => "file-transfer",
+            RiskClass::Mail => "mail",
+            RiskClass::Web => "web",
+            RiskClass::Directory => "directory",
+            RiskClass::NameService => "name-service",
+            RiskClass::IndustrialControl => "industrial-control",
+            RiskClass::ContainerOrchestration => "container-orchestration",
+            RiskClass::Monitoring => "monitoring",
+            RiskClass::Unknown => "unknown",
+        }
+    }
+
     /// The class implied by a wire protocol alone, before any product is recognised.
     pub fn from_protocol(protocol: &str) -> RiskClass {
         match protocol.to_ascii_lowercase().as_str() {
@@ -186,6 +205,31 @@ fn advertises_smtp_auth(banner: &Banner) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_the_serialised_names() {
+        use RiskClass::*;
+        for r in [
+            RemoteAdministration,
+            Database,
+            Cache,
+            MessageBroker,
+            FileTransfer,
+            Mail,
+            Web,
+            Directory,
+            NameService,
+            IndustrialControl,
+            ContainerOrchestration,
+            Monitoring,
+            Unknown,
+        ] {
+            assert_eq!(
+                serde_json::to_value(r).expect("serialises"),
+                serde_json::Value::String(r.as_str().to_owned())
+            );
+        }
+    }
 
     fn banner(protocol: &str, starttls: Option<bool>) -> Banner {
         Banner {
