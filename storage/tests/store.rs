@@ -869,3 +869,37 @@ mod import_of_damaged_files {
         assert!(err.to_string().contains("longer than"), "{err}");
     }
 }
+
+#[test]
+fn a_sweep_over_many_hosts_runs_in_chunks_and_marks_exactly_the_unseen() {
+    let (_dir, store, t) = fresh();
+    let ip = |n: u32| format!("198.18.{}.{}", n / 250, n % 250 + 1);
+    let all: Vec<Observation> = (0..5000).map(|n| port(&ip(n), 80, None)).collect();
+    scan_once(&store, &t, "s1", T0, all);
+    // Seen again: all but every fifth host, so the sweep crosses two chunk borders.
+    let seen: Vec<Observation> = (0..5000)
+        .filter(|n| n % 5 != 0)
+        .map(|n| port(&ip(n), 80, None))
+        .collect();
+    scan_once(&store, &t, "s2", T0 + HOUR, seen);
+    let gone: Vec<Asset> = walk(
+        &store,
+        &t,
+        &AssetFilter {
+            status: Some(AssetStatus::Absent),
+            kind: Some(AssetKind::Service),
+            ..Default::default()
+        },
+        500,
+    );
+    assert_eq!(gone.len(), 1000);
+    assert!(gone.iter().all(|a| a
+        .key
+        .address()
+        .is_some_and(|x| (0..5000).step_by(5).any(|n| ip(n).parse() == Ok(x)))));
+    assert_eq!(store.exposed_now(&t).expect("counts"), (4000, 4000));
+    assert_eq!(
+        store.scan(&t, "s2").expect("scan").state,
+        ScanState::Completed
+    );
+}
