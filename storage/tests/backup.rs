@@ -63,7 +63,7 @@ fn exports_taken_during_ingest_are_consistent_and_restore() {
                     store.apply(&t, &b).expect("applies");
                     applied += 1;
                     progress.store(applied, Ordering::SeqCst);
-                    if applied % 16 == 0 && applied / 16 <= EXPORTS {
+                    if applied.is_multiple_of(16) && applied / 16 <= EXPORTS {
                         while export_started.load(Ordering::SeqCst) < applied / 16 {
                             std::thread::yield_now();
                         }
@@ -133,10 +133,10 @@ fn check_consistent(export: &[u8], i: usize) {
                 receipts.insert((r.scan, r.shard));
             }
             ExportLine::Change(c) => seqs.push(c.seq),
-            ExportLine::Asset(a) if a.kind == AssetKind::Service => {
-                if a.status == AssetStatus::Present {
-                    present_services += 1;
-                }
+            ExportLine::Asset(a)
+                if a.kind == AssetKind::Service && a.status == AssetStatus::Present =>
+            {
+                present_services += 1;
             }
             ExportLine::Day(d) => day = Some(d),
             _ => {}
