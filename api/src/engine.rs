@@ -1,13 +1,14 @@
-//! Running one shard of a planned port scan — SYN or connect, then grabs on open ports —
-//! and handing each observation to a sink. `aperture scan` sinks into its output
-//! writer, the service's workers into a batch for the store: one engine path for both.
+//! Running a planned port scan — one range of positions, or a scan's remaining shards
+//! in one run — SYN or connect, then grabs on open ports, handing each observation to a
+//! sink. `aperture scan` sinks into its output writer, the service's workers into
+//! per-shard batches for the store: one engine path for both.
 
 use aperture_fingerprints::identify::recog::load_recog_dir;
 use aperture_fingerprints::identify::{CombineMode, Identifier};
 use aperture_fingerprints::{PortObservation, PortState, Probe, Proto};
 use aperture_mapper::connect::{run_connect, ConnectRun};
 use aperture_mapper::cookie::CookieKey;
-use aperture_mapper::engine::{Finished, Hit, Progress};
+use aperture_mapper::engine::{Finished, Hit, HitSink, Progress};
 use aperture_mapper::grab::report::report;
 use aperture_mapper::grab::tls::TlsClients;
 use aperture_mapper::grab::{spawn_grab_pool, GrabOptions, GrabTarget, Grabber};
@@ -18,11 +19,11 @@ use aperture_mapper::rawsock::{source_for, RawReceiver, RawSender};
 use aperture_mapper::space::TargetSpace;
 use aperture_mapper::syn::{run_syn, SynRun};
 use aperture_mapper::{EngineError, SpecError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// Why a scan did not run: the user's input (exit 2 / HTTP 4xx), or the machine.
@@ -98,6 +99,30 @@ pub struct EngineSettings {
     pub grab: Option<GrabSettings>,
 }
 
+/// Where a run's observations go: the CLI's writer, or the service's shard store.
+/// Observations carry the number of their segment (see [`run_segments`]).
+pub trait PortSink: Send + Sync + 'static {
+    /// False: the consumer hung up; the run stops.
+    fn observation(&self, segment: usize, obs: PortObservation) -> bool;
+
+    /// Every observation of `segment` has been handed over (its probes sent, its
+    /// replies waited for, its grabs finished). Never called for a segment cut short.
+    fn segment_done(&self, _segment: usize) {}
+
+    /// Asked before `segment` starts: false holds it back (back-pressure); must not
+    /// block (see [`HitSink::may_start`]).
+    fn may_start(&self, _segment: usize) -> bool {
+        true
+    }
+}
+
+/// The CLI's sink: observations in order of arrival, segments ignored.
+impl PortSink for mpsc::Sender<PortObservation> {
+    fn observation(&self, _segment: usize, obs: PortObservation) -> bool {
+        self.send(obs).is_ok()
+    }
+}
+
 /// Runs positions `[start, end)` of `order` over `plan`, sending every observation to
 /// `sink`. Returns when the range is done or `stop` was raised (then `interrupted_at`
 /// says where to resume).
@@ -113,24 +138,145 @@ pub fn run_ports(
     stop: &Arc<AtomicBool>,
     sink: mpsc::Sender<PortObservation>,
 ) -> Result<Finished, Failure> {
-    let (tx, rx) = mpsc::channel::<Hit>();
+    run_segments(
+        runtime,
+        s,
+        plan,
+        space,
+        order,
+        &[(start, end)],
+        progress,
+        stop,
+        Arc::new(sink),
+    )
+}
+
+/// What the engine's receive side hands to the dispatcher.
+enum Event {
+    Hit(usize, Hit),
+    Done(usize),
+}
+
+/// The engine's sink: results go to the dispatcher thread (never blocking the engine's
+/// receiver); the start of a segment is the consumer's decision.
+struct Relay<O> {
+    events: mpsc::Sender<Event>,
+    out: Arc<O>,
+}
+
+impl<O: PortSink> HitSink for Relay<O> {
+    fn hit(&self, segment: usize, hit: Hit) -> bool {
+        self.events.send(Event::Hit(segment, hit)).is_ok()
+    }
+
+    fn segment_done(&self, segment: usize) {
+        let _ = self.events.send(Event::Done(segment));
+    }
+
+    fn may_start(&self, segment: usize) -> bool {
+        self.out.may_start(segment)
+    }
+}
+
+/// Grabs still running per segment, and the segments whose probing is done: a segment
+/// is done for the consumer once both are over.
+#[derive(Debug, Default)]
+struct GrabBook {
+    running: HashMap<usize, usize>,
+    probed: HashSet<usize>,
+}
+
+impl GrabBook {
+    fn started(&mut self, segment: usize) {
+        *self.running.entry(segment).or_default() += 1;
+    }
+
+    /// A grab of `segment` ended: true when that finished the segment.
+    fn ended(&mut self, segment: usize) -> bool {
+        let running = self.running.entry(segment).or_default();
+        *running = running.saturating_sub(1);
+        if *running > 0 {
+            return false;
+        }
+        self.running.remove(&segment);
+        self.probed.remove(&segment)
+    }
+
+    /// The probing of `segment` is done: true when no grab of it is running.
+    fn probed(&mut self, segment: usize) -> bool {
+        if self.running.contains_key(&segment) {
+            self.probed.insert(segment);
+            false
+        } else {
+            true
+        }
+    }
+}
+
+fn lock(book: &Mutex<GrabBook>) -> std::sync::MutexGuard<'_, GrabBook> {
+    book.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs the given segments (ascending, disjoint position ranges of `order`, e.g. a
+/// scan's shards still to run) over `plan` in one engine run: one receiver, one
+/// cooldown at the end rather than one per segment. Every observation goes to `out`
+/// with its segment, and `out` hears when a segment is complete, while the next ones
+/// are still being probed. Returns when all are done or `stop` was raised (then
+/// `interrupted_at` says where the run stopped).
+#[allow(clippy::too_many_arguments)]
+pub fn run_segments<O: PortSink>(
+    runtime: &tokio::runtime::Runtime,
+    s: &EngineSettings,
+    plan: &Plan,
+    space: &Arc<TargetSpace>,
+    order: Permutation,
+    segments: &[(u64, u64)],
+    progress: &Arc<Progress>,
+    stop: &Arc<AtomicBool>,
+    out: Arc<O>,
+) -> Result<Finished, Failure> {
+    let (tx, rx) = mpsc::channel::<Event>();
     let probe_kind = if s.use_connect {
         Probe::Connect
     } else {
         Probe::Syn
     };
+    let book = Arc::new(Mutex::new(GrabBook::default()));
     // Open ports go through the grab pool when asked; everything else straight out.
     let grab = match &s.grab {
         Some(g) => {
             let _inside = runtime.enter();
-            Some(start_grabbing(g, plan, sink.clone())?)
+            let (out, book) = (out.clone(), book.clone());
+            Some(start_grabbing(g, plan, move |segment, obs| {
+                if !out.observation(segment, obs) {
+                    return false;
+                }
+                // Under the lock: the segment's end is told after its last result.
+                let mut book = lock(&book);
+                if book.ended(segment) {
+                    out.segment_done(segment);
+                }
+                true
+            })?)
         }
         None => None,
     };
     let grab_queue = grab.as_ref().map(|g| g.queue.clone());
     let scan_id = s.scan_id.clone();
+    let dispatch_out = out.clone();
     let dispatcher = std::thread::spawn(move || {
-        for hit in rx {
+        let out = dispatch_out;
+        for event in rx {
+            let (segment, hit) = match event {
+                Event::Hit(segment, hit) => (segment, hit),
+                Event::Done(segment) => {
+                    let mut book = lock(&book);
+                    if book.probed(segment) {
+                        out.segment_done(segment);
+                    }
+                    continue;
+                }
+            };
             let obs = PortObservation {
                 ip: hit.ip,
                 port: hit.port,
@@ -150,24 +296,25 @@ pub fn run_ports(
                         port: obs.port,
                         hostname: None,
                     };
-                    if queue.blocking_send((target, obs)).is_err() {
+                    lock(&book).started(segment);
+                    if queue.blocking_send((target, (segment, obs))).is_err() {
                         break;
                     }
                 }
                 _ => {
-                    if sink.send(obs).is_err() {
+                    if !out.observation(segment, obs) {
                         break;
                     }
                 }
             }
         }
     });
+    let relay = Relay { events: tx, out };
     let finished = if s.use_connect {
         let run = ConnectRun {
             space: space.clone(),
             order,
-            start,
-            end,
+            segments: segments.to_vec(),
             guard: Arc::new(plan.guard.clone()),
             retries: s.retries,
             timeout: s.timeout,
@@ -175,9 +322,16 @@ pub fn run_ports(
             rate: s.rate,
             show_closed: s.show_closed,
         };
-        Ok(runtime.block_on(run_connect(run, progress.clone(), stop.clone(), tx)))
+        runtime
+            .block_on(run_connect(
+                run,
+                progress.clone(),
+                stop.clone(),
+                Arc::new(relay),
+            ))
+            .map_err(Failure::from)
     } else {
-        run_syn_scan(s, plan, space, order, (start, end), progress, stop, tx)
+        run_syn_scan(s, plan, space, order, segments, progress, stop, relay)
     };
     let _ = dispatcher.join();
     if let Some(g) = grab {
@@ -189,15 +343,15 @@ pub fn run_ports(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_syn_scan(
+fn run_syn_scan<S: HitSink>(
     s: &EngineSettings,
     plan: &Plan,
     space: &TargetSpace,
     order: Permutation,
-    (start, end): (u64, u64),
+    segments: &[(u64, u64)],
     progress: &Progress,
     stop: &AtomicBool,
-    tx: mpsc::Sender<Hit>,
+    sink: S,
 ) -> Result<Finished, Failure> {
     let first = space
         .v4()
@@ -222,14 +376,14 @@ fn run_syn_scan(
     let run = SynRun {
         space,
         order,
-        start,
-        end,
+        segments,
         guard: &plan.guard,
         retries: s.retries,
         wait: s.wait,
         rate: s.rate,
         show_closed: s.show_closed,
     };
+    // `sink` is dropped on return: the dispatcher then sees the end of the results.
     Ok(run_syn(
         &run,
         &probe,
@@ -237,22 +391,22 @@ fn run_syn_scan(
         receiver,
         progress,
         stop,
-        tx,
+        &sink,
     )?)
 }
 
 struct Grabbing {
-    queue: tokio::sync::mpsc::Sender<(GrabTarget, PortObservation)>,
+    queue: tokio::sync::mpsc::Sender<(GrabTarget, (usize, PortObservation))>,
     pool: tokio::task::JoinHandle<()>,
     collector: std::thread::JoinHandle<()>,
 }
 
 /// Starts the grab pool (inside the runtime) and the thread that turns finished grabs
-/// into reported observations.
+/// into reported observations, handed to `out` with their segment (false: stop).
 fn start_grabbing(
     g: &GrabSettings,
     plan: &Plan,
-    out: mpsc::Sender<PortObservation>,
+    mut out: impl FnMut(usize, PortObservation) -> bool + Send + 'static,
 ) -> Result<Grabbing, Failure> {
     if g.concurrency == 0 || g.rate == 0 || g.byte_cap < 1024 {
         return Err(bad(
@@ -287,7 +441,8 @@ fn start_grabbing(
         .iter()
         .flat_map(|(name, ips)| ips.iter().map(move |ip| (*ip, name.clone())))
         .collect();
-    let (queue, targets) = tokio::sync::mpsc::channel::<(GrabTarget, PortObservation)>(4096);
+    let (queue, targets) =
+        tokio::sync::mpsc::channel::<(GrabTarget, (usize, PortObservation))>(4096);
     let (done_tx, done_rx) = mpsc::channel();
     let (named_tx, named_rx) = tokio::sync::mpsc::channel(4096);
     // Fill in names on the way in: the dispatcher does not know them.
@@ -302,7 +457,7 @@ fn start_grabbing(
     });
     let pool = spawn_grab_pool(grabber, g.concurrency, g.rate, named_rx, done_tx);
     let collector = std::thread::spawn(move || {
-        for (target, mut obs, grabbed) in done_rx {
+        for (target, (segment, mut obs), grabbed) in done_rx {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
@@ -314,7 +469,7 @@ fn start_grabbing(
                 expiring_days,
                 Some(&identifier),
             ));
-            if out.send(obs).is_err() {
+            if !out(segment, obs) {
                 break;
             }
         }

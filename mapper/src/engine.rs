@@ -1,9 +1,12 @@
-//! What both engines share: progress counters, hits, the send-path guard.
+//! What both engines share: progress counters, hits and where they go, segments, the
+//! send-path guard.
 
+use crate::error::EngineError;
 use crate::intervals::IntervalSet;
 use aperture_fingerprints::{PortState, Reason};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 /// Live counters, shared with whoever shows progress. Counters, not errors, on the hot
@@ -25,6 +28,8 @@ pub struct Progress {
     pub refused: AtomicU64,
     /// Connect probes that got no answer in time (filtered).
     pub timeouts: AtomicU64,
+    /// Replies that came after their segment was done (its wait over): not reported.
+    pub late: AtomicU64,
     pub done_sending: AtomicBool,
 }
 
@@ -43,6 +48,76 @@ pub struct Hit {
     pub reason: Reason,
     pub ttl: Option<u8>,
     pub at: SystemTime,
+}
+
+/// Where an engine's results go. A run probes one or more *segments* (ranges of
+/// positions, e.g. a scan's shards, in the order given); each result carries the number
+/// of the segment whose probe it answers, and the sink hears when a segment is done, so
+/// a consumer can store shard by shard while the next shards are being probed.
+pub trait HitSink: Sync {
+    /// A result for a probe of segment `segment`. False: the consumer hung up (the run
+    /// stops reporting).
+    fn hit(&self, segment: usize, hit: Hit) -> bool;
+
+    /// Every probe of `segment` was sent (every pass) and answered or given its wait:
+    /// no result for it follows. Called at most once per segment, never for a segment
+    /// cut short by a stop. Segments may finish out of order (connect time-outs).
+    fn segment_done(&self, _segment: usize) {}
+
+    /// Asked before `segment` starts: false holds it back (the consumer is behind) and
+    /// the engine asks again a few milliseconds later, or stops if told to meanwhile.
+    /// Must not block.
+    fn may_start(&self, _segment: usize) -> bool {
+        true
+    }
+}
+
+/// The plain sink: every result into a channel, segments ignored.
+impl HitSink for mpsc::Sender<Hit> {
+    fn hit(&self, _segment: usize, hit: Hit) -> bool {
+        self.send(hit).is_ok()
+    }
+}
+
+/// How long an engine sleeps before asking [`HitSink::may_start`] again.
+pub const HOLD_BACK: Duration = Duration::from_millis(5);
+
+/// A run's segments: ascending, disjoint position ranges inside the space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segments(Vec<(u64, u64)>);
+
+impl Segments {
+    /// Checks that `ranges` are ascending, disjoint and inside `0..size`.
+    pub fn new(ranges: &[(u64, u64)], size: u64) -> Result<Self, EngineError> {
+        let mut floor = 0;
+        for &(start, end) in ranges {
+            if start < floor || end < start || end > size {
+                return Err(EngineError::Runtime(format!(
+                    "segments must be ascending, disjoint ranges inside 0..{size}: {ranges:?}"
+                )));
+            }
+            floor = end;
+        }
+        Ok(Self(ranges.to_vec()))
+    }
+
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.0
+    }
+
+    /// Probes in all segments (one pass).
+    pub fn probes(&self) -> u64 {
+        self.0.iter().map(|&(s, e)| e - s).sum()
+    }
+
+    /// The segment holding `position`.
+    pub fn find(&self, position: u64) -> Option<usize> {
+        let i = self.0.partition_point(|&(_, end)| end <= position);
+        self.0
+            .get(i)
+            .is_some_and(|&(start, _)| start <= position)
+            .then_some(i)
+    }
 }
 
 /// How a run ended.
@@ -91,6 +166,26 @@ impl SendGuard {
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn segments_are_checked_and_found() {
+        let s = Segments::new(&[(0, 10), (10, 12), (20, 30)], 30).expect("valid");
+        assert_eq!(s.probes(), 22);
+        assert_eq!(s.find(0), Some(0));
+        assert_eq!(s.find(9), Some(0));
+        assert_eq!(s.find(10), Some(1));
+        assert_eq!(s.find(12), None, "a gap: a shard already stored");
+        assert_eq!(s.find(29), Some(2));
+        assert_eq!(s.find(30), None);
+        assert!(Segments::new(&[(5, 10), (0, 4)], 30).is_err(), "descending");
+        assert!(
+            Segments::new(&[(0, 10), (9, 12)], 30).is_err(),
+            "overlapping"
+        );
+        assert!(Segments::new(&[(0, 31)], 30).is_err(), "outside the space");
+        assert!(Segments::new(&[(4, 3)], 30).is_err(), "inverted");
+        assert!(Segments::new(&[], 0).is_ok_and(|s| s.probes() == 0));
+    }
 
     #[test]
     fn a_tenant_scope_limits_the_send_path() {

@@ -105,6 +105,14 @@ impl<T: Point> IntervalSet<T> {
         Some(lo.plus(n - self.starts[i]))
     }
 
+    /// How many members lie below `p`, when `p` is a member: the inverse of `nth`.
+    /// O(log ranges).
+    pub fn rank(&self, p: T) -> Option<u64> {
+        let i = self.ranges.partition_point(|&(_, hi)| hi < p);
+        let &(lo, _) = self.ranges.get(i)?;
+        (lo <= p).then(|| self.starts[i] + p.offset_from(lo))
+    }
+
     /// Members of `self` not in `other`.
     pub fn subtract(&self, other: &Self) -> Self {
         let mut out = Vec::with_capacity(self.ranges.len());
@@ -206,6 +214,10 @@ mod tests {
             for (n, &m) in all.iter().enumerate() {
                 prop_assert_eq!(set.nth(n as u64), Some(m));
                 prop_assert!(set.contains(m));
+                prop_assert_eq!(set.rank(m), Some(n as u64));
+            }
+            for p in 0u32..2100 {
+                prop_assert_eq!(set.rank(p).is_some(), set.contains(p));
             }
             prop_assert_eq!(set.nth(all.len() as u64), None);
         }

@@ -1,68 +1,103 @@
 //! The stateless SYN engine: one thread sends templated probes in permuted order, one
 //! thread drains replies and validates them by cookie. No table of outstanding probes
 //! exists, so memory does not grow with the target space (only with open ports found).
+//!
+//! A run may cover several segments (a scan's shards) with one receiver: a reply is
+//! routed to its segment by the position of the probe it answers, and a segment is done
+//! once its last probe went out and its replies had their wait — while the next
+//! segments are being sent. A scan of many shards waits for late replies once, not once
+//! per shard.
 
-use crate::engine::{Finished, Hit, Progress, SendGuard};
+use crate::engine::{Finished, Hit, HitSink, Progress, Segments, SendGuard, HOLD_BACK};
 use crate::error::EngineError;
 use crate::pace::Pacer;
-use crate::packet_io::{FrameReceiver, FrameSender, RecvBatch, SendBatch};
+use crate::packet_io::{FrameReceiver, FrameSender, RecvBatch, SendBatch, MAX_BATCH};
 use crate::permute::Permutation;
 use crate::probe::{ProbeModule, Verdict};
-use crate::space::TargetSpace;
+use crate::space::{Locator, TargetSpace};
 use aperture_fingerprints::PortState;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone)]
 pub struct SynRun<'a> {
     pub space: &'a TargetSpace,
     pub order: Permutation,
-    /// Positions `[start, end)` of the permuted order: a shard, or its unfinished tail.
-    pub start: u64,
-    pub end: u64,
+    /// Positions of the permuted order to probe, as ascending, disjoint ranges probed one
+    /// after another: a shard, its unfinished tail, or the shards of a scan still to run.
+    /// Results carry the number of their segment (see [`HitSink`]).
+    pub segments: &'a [(u64, u64)],
     pub guard: &'a SendGuard,
-    /// Extra passes over the range; replies are de-duplicated.
+    /// Extra passes over each segment; replies are de-duplicated.
     pub retries: u32,
-    /// Cooldown after the last probe, for late replies.
+    /// How long a segment's late replies are awaited after its last probe.
     pub wait: Duration,
     pub rate: u64,
     pub show_closed: bool,
 }
 
-/// Runs a SYN scan to completion (or until `stop`), sending hits as they arrive.
-pub fn run_syn(
+/// Runs a SYN scan to completion (or until `stop`), reporting results to `sink` as they
+/// arrive and each segment when it is done.
+pub fn run_syn<S: HitSink + ?Sized>(
     run: &SynRun<'_>,
     probe: &dyn ProbeModule,
     sender: &mut dyn FrameSender,
     receiver: impl FrameReceiver,
     progress: &Progress,
     stop: &AtomicBool,
-    hits: mpsc::Sender<Hit>,
+    sink: &S,
 ) -> Result<Finished, EngineError> {
-    let per_pass = run.end.saturating_sub(run.start);
+    let segments = Segments::new(run.segments, run.space.size())?;
+    let passes = u64::from(run.retries) + 1;
     progress
         .total
-        .store(per_pass.saturating_mul(u64::from(run.retries) + 1), Relaxed);
-    progress.position.store(run.start, Relaxed);
-    let done = AtomicBool::new(false);
+        .store(segments.probes().saturating_mul(passes), Relaxed);
+    progress.position.store(
+        segments.ranges().first().map_or(0, |&(start, _)| start),
+        Relaxed,
+    );
+    // Segments fully sent, with the instant their wait ends: sender → receiver.
+    let (sent_tx, sent_rx) = mpsc::channel::<(usize, Instant)>();
+    // When the receiver may stop: set once the sender is through.
+    let until: Mutex<Option<Instant>> = Mutex::new(None);
+    // Raised by the receiver when it failed or its consumer hung up: sending stops.
+    let abort = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let rx = s.spawn(|| receive_loop(receiver, probe, progress, run.show_closed, &hits, &done));
-        let sent = send_loop(run, probe, sender, progress, stop);
+        let rx = s.spawn(|| {
+            let r = Receiving {
+                probe,
+                progress,
+                show_closed: run.show_closed,
+                sink,
+                segments: &segments,
+                // With one segment there is nothing to route.
+                locator: (segments.ranges().len() > 1).then(|| Locator::new(run.space, run.order)),
+            };
+            let received = r.run(receiver, sent_rx, &until);
+            if !matches!(received, Ok(true)) {
+                abort.store(true, Relaxed);
+            }
+            received.map(|_| ())
+        });
+        let sending = Sending {
+            run,
+            segments: &segments,
+            stop,
+            abort: &abort,
+        };
+        let sent = sending.run(probe, sender, progress, sink, &sent_tx);
         progress.done_sending.store(true, Relaxed);
-        // Late replies still count: wait the cooldown (cut short after an interrupt).
+        // Late replies still count: the last segment's wait (cut short after an
+        // interrupt, when only segments already through their wait are done).
         let cooldown = match &sent {
             Ok(f) if f.interrupted_at.is_some() => run.wait.min(Duration::from_secs(1)),
             Ok(_) => run.wait,
             Err(_) => Duration::ZERO,
         };
-        let until = Instant::now() + cooldown;
-        while Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        done.store(true, Relaxed);
+        *until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + cooldown);
         let received = rx
             .join()
             .unwrap_or_else(|_| Err(EngineError::Runtime("receive thread panicked".into())));
@@ -72,100 +107,190 @@ pub fn run_syn(
     })
 }
 
-fn send_loop(
-    run: &SynRun<'_>,
-    probe: &dyn ProbeModule,
-    sender: &mut dyn FrameSender,
-    progress: &Progress,
-    stop: &AtomicBool,
-) -> Result<Finished, EngineError> {
-    let pacer = Pacer::new(run.rate);
-    let mut batch = SendBatch::new(probe, pacer.batch());
-    let began = Instant::now();
-    for _pass in 0..=run.retries {
-        let mut pos = run.start;
-        while pos < run.end {
-            if stop.load(Relaxed) {
-                return Ok(Finished {
-                    interrupted_at: Some(pos),
-                    send_time: began.elapsed(),
-                });
+struct Sending<'a, 'r> {
+    run: &'a SynRun<'r>,
+    segments: &'a Segments,
+    stop: &'a AtomicBool,
+    abort: &'a AtomicBool,
+}
+
+impl Sending<'_, '_> {
+    fn halted(&self) -> bool {
+        self.stop.load(Relaxed) || self.abort.load(Relaxed)
+    }
+
+    fn run<S: HitSink + ?Sized>(
+        &self,
+        probe: &dyn ProbeModule,
+        sender: &mut dyn FrameSender,
+        progress: &Progress,
+        sink: &S,
+        sent: &mpsc::Sender<(usize, Instant)>,
+    ) -> Result<Finished, EngineError> {
+        let run = self.run;
+        let pacer = Pacer::new(run.rate);
+        let mut batch = SendBatch::new(probe, pacer.batch());
+        let began = Instant::now();
+        // Time held back by the sink, which is not sending time.
+        let mut held = Duration::ZERO;
+        let interrupted = |pos: u64, held: Duration| Finished {
+            interrupted_at: Some(pos),
+            send_time: began.elapsed().saturating_sub(held),
+        };
+        for (segment, &(start, end)) in self.segments.ranges().iter().enumerate() {
+            if !sink.may_start(segment) {
+                let since = Instant::now();
+                while !sink.may_start(segment) {
+                    if self.halted() {
+                        return Ok(interrupted(start, held + since.elapsed()));
+                    }
+                    std::thread::sleep(HOLD_BACK);
+                }
+                held += since.elapsed();
             }
-            batch.clear();
-            while !batch.is_full() && pos < run.end {
-                let index = run.order.at(pos);
-                pos += 1;
-                match run.space.target_v4(index) {
-                    Some((dst, port)) if run.guard.permits_v4(dst) => batch.push(probe, dst, port),
-                    _ => {
-                        progress.refused.fetch_add(1, Relaxed);
+            for _pass in 0..=run.retries {
+                let mut pos = start;
+                while pos < end {
+                    if self.halted() {
+                        return Ok(interrupted(pos, held));
+                    }
+                    batch.clear();
+                    while !batch.is_full() && pos < end {
+                        let index = run.order.at(pos);
+                        pos += 1;
+                        match run.space.target_v4(index) {
+                            Some((dst, port)) if run.guard.permits_v4(dst) => {
+                                batch.push(probe, dst, port)
+                            }
+                            _ => {
+                                progress.refused.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    pacer.wait(batch.len());
+                    let n = sender.send(&batch)?;
+                    progress.sent.fetch_add(n as u64, Relaxed);
+                    progress.position.store(pos, Relaxed);
+                }
+            }
+            // Every pass of the segment is out: its replies have `wait` from now. The
+            // receiver outlives the sender, so this send only fails if it is gone.
+            let _ = sent.send((segment, Instant::now() + run.wait));
+        }
+        Ok(Finished {
+            interrupted_at: None,
+            send_time: began.elapsed().saturating_sub(held),
+        })
+    }
+}
+
+struct Receiving<'a, S: ?Sized> {
+    probe: &'a dyn ProbeModule,
+    progress: &'a Progress,
+    show_closed: bool,
+    sink: &'a S,
+    segments: &'a Segments,
+    locator: Option<Locator<'a>>,
+}
+
+impl<S: HitSink + ?Sized> Receiving<'_, S> {
+    /// Receives until the sender is through and the last wait is over. `Ok(false)`: the
+    /// consumer hung up.
+    fn run(
+        &self,
+        mut receiver: impl FrameReceiver,
+        sent: mpsc::Receiver<(usize, Instant)>,
+        until: &Mutex<Option<Instant>>,
+    ) -> Result<bool, EngineError> {
+        let progress = self.progress;
+        // Ports reported per segment still open, to drop duplicates (retries): only
+        // results are remembered, and only for the segments in flight, so memory follows
+        // the results of those segments, not the space.
+        let mut seen: HashMap<usize, HashSet<u64>> = HashMap::new();
+        let mut done = vec![false; self.segments.ranges().len()];
+        // Segments fully sent, awaiting the end of their wait (in sending order).
+        let mut waiting: VecDeque<(usize, Instant)> = VecDeque::new();
+        let mut batch = RecvBatch::default();
+        loop {
+            let now = Instant::now();
+            waiting.extend(sent.try_iter());
+            let until = *until.lock().unwrap_or_else(|p| p.into_inner());
+            let n = receiver.recv(&mut batch)?;
+            for i in 0..n {
+                let r = match self.probe.validate(batch.packet(i)) {
+                    Verdict::Reply(r) => r,
+                    Verdict::Invalid => {
+                        progress.invalid.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                    Verdict::NotOurs => continue,
+                };
+                let ip = IpAddr::V4(Ipv4Addr::from(r.ip));
+                let segment = match &self.locator {
+                    None => 0,
+                    Some(locate) => match locate
+                        .position(ip, r.port)
+                        .and_then(|pos| self.segments.find(pos))
+                    {
+                        Some(segment) => segment,
+                        // A valid cookie for a probe this run never sent.
+                        None => {
+                            progress.invalid.fetch_add(1, Relaxed);
+                            continue;
+                        }
+                    },
+                };
+                if done.get(segment).is_none_or(|&d| d) {
+                    progress.late.fetch_add(1, Relaxed);
+                    continue;
+                }
+                let reported = r.state == PortState::Open || self.show_closed;
+                let key = (u64::from(r.ip) << 16) | u64::from(r.port);
+                if reported && !seen.entry(segment).or_default().insert(key) {
+                    progress.duplicates.fetch_add(1, Relaxed);
+                    continue;
+                }
+                match r.state {
+                    PortState::Open => progress.open.fetch_add(1, Relaxed),
+                    PortState::Closed => progress.closed.fetch_add(1, Relaxed),
+                };
+                if reported {
+                    let hit = Hit {
+                        ip,
+                        port: r.port,
+                        state: r.state,
+                        reason: r.reason,
+                        ttl: Some(r.ttl),
+                        at: SystemTime::now(),
+                    };
+                    // The consumer hung up: it is shutting down; stop quietly.
+                    if !self.sink.hit(segment, hit) {
+                        return Ok(false);
                     }
                 }
             }
-            if batch.is_empty() {
-                continue;
-            }
-            pacer.wait(batch.len());
-            let n = sender.send(&batch)?;
-            progress.sent.fetch_add(n as u64, Relaxed);
-            progress.position.store(pos, Relaxed);
-        }
-    }
-    Ok(Finished {
-        interrupted_at: None,
-        send_time: began.elapsed(),
-    })
-}
-
-fn receive_loop(
-    mut receiver: impl FrameReceiver,
-    probe: &dyn ProbeModule,
-    progress: &Progress,
-    show_closed: bool,
-    hits: &mpsc::Sender<Hit>,
-    done: &AtomicBool,
-) -> Result<(), EngineError> {
-    // Only reported ports are remembered, so this grows with results, not with the space.
-    let mut seen: HashSet<u64> = HashSet::with_capacity(4096);
-    let mut batch = RecvBatch::default();
-    loop {
-        let finishing = done.load(Relaxed);
-        let n = receiver.recv(&mut batch)?;
-        for i in 0..n {
-            let r = match probe.validate(batch.packet(i)) {
-                Verdict::Reply(r) => r,
-                Verdict::Invalid => {
-                    progress.invalid.fetch_add(1, Relaxed);
-                    continue;
+            // A receive short of a full batch emptied the socket: every reply that
+            // arrived before `now` has been read, so the segments whose wait ended by
+            // then are done.
+            if n < MAX_BATCH {
+                while let Some(&(segment, deadline)) = waiting.front() {
+                    if deadline > now {
+                        break;
+                    }
+                    waiting.pop_front();
+                    if let Some(d) = done.get_mut(segment) {
+                        *d = true;
+                    }
+                    seen.remove(&segment);
+                    self.sink.segment_done(segment);
                 }
-                Verdict::NotOurs => continue,
-            };
-            let reported = r.state == PortState::Open || show_closed;
-            if reported && !seen.insert((u64::from(r.ip) << 16) | u64::from(r.port)) {
-                progress.duplicates.fetch_add(1, Relaxed);
-                continue;
-            }
-            match r.state {
-                PortState::Open => progress.open.fetch_add(1, Relaxed),
-                PortState::Closed => progress.closed.fetch_add(1, Relaxed),
-            };
-            if reported {
-                let hit = Hit {
-                    ip: IpAddr::V4(Ipv4Addr::from(r.ip)),
-                    port: r.port,
-                    state: r.state,
-                    reason: r.reason,
-                    ttl: Some(r.ttl),
-                    at: SystemTime::now(),
-                };
-                // The consumer hung up: it is shutting down; stop reporting quietly.
-                if hits.send(hit).is_err() {
-                    return Ok(());
+                if until.is_some_and(|u| u <= now) {
+                    return Ok(true);
                 }
             }
-        }
-        if n == 0 && finishing {
-            return Ok(());
         }
     }
 }
@@ -177,6 +302,7 @@ mod tests {
     use crate::intervals::IntervalSet;
     use crate::probe::TcpSyn;
     use crate::sim::SimNet;
+    use std::sync::atomic::AtomicU64;
 
     const SRC: u32 = 0xC613_FF01;
 
@@ -206,11 +332,11 @@ mod tests {
         closed: bool,
     ) -> (Vec<Hit>, Progress, Finished) {
         let guard = SendGuard::default();
+        let segments = [(start, end)];
         let run = SynRun {
             space,
             order: Permutation::new(space.size(), 5),
-            start,
-            end,
+            segments: &segments,
             guard: &guard,
             retries,
             wait: Duration::from_millis(50),
@@ -228,9 +354,10 @@ mod tests {
             net.clone(),
             &progress,
             &AtomicBool::new(false),
-            tx,
+            &tx,
         )
         .expect("scan runs");
+        drop(tx);
         (rx.into_iter().collect(), progress, f)
     }
 
@@ -302,6 +429,245 @@ mod tests {
             union.len() as u64,
             space.size(),
             "closed shown: every probe answered once"
+        );
+    }
+
+    /// Records what a multi-segment run reports, in order; optionally holds segments
+    /// back until the previous ones are done.
+    #[derive(Default)]
+    struct Recorder {
+        events: Mutex<Vec<Event>>,
+        /// Segment k may start only once k - lag segments are done.
+        lag: Option<usize>,
+        asked: AtomicU64,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Event {
+        Hit(usize, u32, u16),
+        Done(usize),
+    }
+
+    impl Recorder {
+        fn events(&self) -> Vec<Event> {
+            self.events.lock().expect("lock").clone()
+        }
+
+        fn done(&self) -> Vec<usize> {
+            self.events()
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Done(s) => Some(*s),
+                    Event::Hit(..) => None,
+                })
+                .collect()
+        }
+    }
+
+    impl HitSink for Recorder {
+        fn hit(&self, segment: usize, hit: Hit) -> bool {
+            let IpAddr::V4(a) = hit.ip else {
+                return false;
+            };
+            self.events
+                .lock()
+                .expect("lock")
+                .push(Event::Hit(segment, u32::from(a), hit.port));
+            true
+        }
+
+        fn segment_done(&self, segment: usize) {
+            self.events.lock().expect("lock").push(Event::Done(segment));
+        }
+
+        fn may_start(&self, segment: usize) -> bool {
+            self.asked.fetch_add(1, Relaxed);
+            match self.lag {
+                None => true,
+                Some(lag) => segment < self.done().len() + lag,
+            }
+        }
+    }
+
+    fn segmented(
+        net: &SimNet,
+        space: &TargetSpace,
+        segments: &[(u64, u64)],
+        sink: &Recorder,
+        stop: &AtomicBool,
+    ) -> (Progress, Finished) {
+        let guard = SendGuard::default();
+        let run = SynRun {
+            space,
+            order: Permutation::new(space.size(), 5),
+            segments,
+            guard: &guard,
+            retries: 1,
+            wait: Duration::from_millis(30),
+            rate: 1_000_000,
+            show_closed: false,
+        };
+        let probe = TcpSyn::new(SRC, CookieKey::new(1, 2), 61000, 1024, 64);
+        let progress = Progress::default();
+        let mut sender = net.clone();
+        let f = run_syn(
+            &run,
+            &probe,
+            &mut sender,
+            net.clone(),
+            &progress,
+            stop,
+            sink,
+        )
+        .expect("scan runs");
+        (progress, f)
+    }
+
+    #[test]
+    fn one_run_over_many_segments_routes_each_reply_to_its_segment() {
+        let space = space();
+        let order = Permutation::new(space.size(), 5);
+        let open = open_set(&space);
+        let n = 7;
+        // Shards 2 and 5 were stored before: the run covers the others.
+        let segments: Vec<(u64, u64)> = (1..=n)
+            .filter(|k| *k != 2 && *k != 5)
+            .map(|k| crate::shard::ShardSelector { k, n }.range(space.size()))
+            .collect();
+        let net = SimNet::new(open.clone(), 0, true);
+        let sink = Recorder::default();
+        let (progress, f) = segmented(&net, &space, &segments, &sink, &AtomicBool::new(false));
+        assert!(f.interrupted_at.is_none());
+        let probes: u64 = segments.iter().map(|(s, e)| e - s).sum();
+        assert_eq!(net.sent(), 2 * probes, "two passes over each segment");
+        assert_eq!(Progress::get(&progress.total), 2 * probes);
+        let events = sink.events();
+        assert_eq!(
+            sink.done(),
+            (0..segments.len()).collect::<Vec<_>>(),
+            "every segment done once, in order"
+        );
+        let mut expected: HashSet<(u32, u16)> = HashSet::new();
+        for &(s, e) in &segments {
+            expected.extend((s..e).filter_map(|p| {
+                let t = space.target_v4(order.at(p))?;
+                open.contains(&t).then_some(t)
+            }));
+        }
+        let mut found = HashSet::new();
+        for (i, e) in events.iter().enumerate() {
+            let Event::Hit(segment, ip, port) = *e else {
+                continue;
+            };
+            let (s, end) = segments[segment];
+            let pos = Locator::new(&space, order)
+                .position(IpAddr::V4(Ipv4Addr::from(ip)), port)
+                .expect("in the space");
+            assert!(
+                (s..end).contains(&pos),
+                "routed to the segment that sent it"
+            );
+            assert!(
+                !events[..i].contains(&Event::Done(segment)),
+                "no result after its segment is done"
+            );
+            assert!(
+                found.insert((ip, port)),
+                "reported once despite the retry pass"
+            );
+        }
+        assert_eq!(
+            found, expected,
+            "every open port of the segments, nothing else"
+        );
+        assert_eq!(Progress::get(&progress.late), 0);
+    }
+
+    #[test]
+    fn a_held_back_segment_waits_for_the_sink() {
+        let space = space();
+        let open = open_set(&space);
+        let segments: Vec<(u64, u64)> = (1..=4)
+            .map(|k| crate::shard::ShardSelector { k, n: 4 }.range(space.size()))
+            .collect();
+        let net = SimNet::new(open, 0, false);
+        // Lag 1: a segment starts only once the one before it is done (its wait over).
+        let sink = Recorder {
+            lag: Some(1),
+            ..Recorder::default()
+        };
+        let began = Instant::now();
+        let (_, f) = segmented(&net, &space, &segments, &sink, &AtomicBool::new(false));
+        assert!(f.interrupted_at.is_none());
+        assert_eq!(sink.done(), vec![0, 1, 2, 3]);
+        assert!(
+            began.elapsed() >= Duration::from_millis(4 * 30),
+            "four waits, one after another"
+        );
+        assert!(
+            sink.asked.load(Relaxed) > 4,
+            "segments were held back and asked again"
+        );
+    }
+
+    #[test]
+    fn a_stop_leaves_the_cut_segment_not_done() {
+        let space = space();
+        let open = open_set(&space);
+        let segments: Vec<(u64, u64)> = (1..=4)
+            .map(|k| crate::shard::ShardSelector { k, n: 4 }.range(space.size()))
+            .collect();
+        let net = SimNet::new(open, 0, false);
+        let stop = AtomicBool::new(false);
+        // Never lets segment 2 start, and stops once segment 0 is done.
+        let sink = Recorder::default();
+        struct Never<'a>(&'a Recorder, &'a AtomicBool);
+        impl HitSink for Never<'_> {
+            fn hit(&self, segment: usize, hit: Hit) -> bool {
+                self.0.hit(segment, hit)
+            }
+            fn segment_done(&self, segment: usize) {
+                self.0.segment_done(segment);
+                self.1.store(true, Relaxed);
+            }
+            fn may_start(&self, segment: usize) -> bool {
+                segment < 2
+            }
+        }
+        let guard = SendGuard::default();
+        let run = SynRun {
+            space: &space,
+            order: Permutation::new(space.size(), 5),
+            segments: &segments,
+            guard: &guard,
+            retries: 0,
+            wait: Duration::from_millis(30),
+            rate: 1_000_000,
+            show_closed: false,
+        };
+        let probe = TcpSyn::new(SRC, CookieKey::new(1, 2), 61000, 1024, 64);
+        let progress = Progress::default();
+        let mut sender = net.clone();
+        let f = run_syn(
+            &run,
+            &probe,
+            &mut sender,
+            net.clone(),
+            &progress,
+            &stop,
+            &Never(&sink, &stop),
+        )
+        .expect("scan runs");
+        assert!(
+            f.interrupted_at
+                .is_some_and(|p| p >= segments[1].0 && p <= segments[2].0),
+            "stopped in segment 1 or before segment 2: {:?}",
+            f.interrupted_at
+        );
+        let done = sink.done();
+        assert!(
+            done.first() == Some(&0) && !done.contains(&2) && !done.contains(&3),
+            "only segments fully sent and through their wait are done: {done:?}"
         );
     }
 }
