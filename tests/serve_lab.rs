@@ -11,6 +11,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,10 @@ use std::time::{Duration, Instant};
 const REDIS_IP: &str = "198.18.77.30";
 /// The lab's nginx (see scripts/lab.d/20-services.sh).
 const NGINX_IP: &str = "198.19.1.10";
+/// Probes per stored shard in this service: small, so that scans have many shards.
+const SHARD_PROBES: u64 = 1024;
+/// The many-shard scan's block: 1024 addresses of the lab's ground truth, no others'.
+const BLOCK: (&str, [u8; 4], u32) = ("198.18.80.0/22", [198, 18, 80, 0], 1024);
 
 struct Killed(Child);
 
@@ -180,6 +185,7 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
         ])
         .env("APERTURE_SCHEDULER_SECS", "1")
         .env("APERTURE_SYN_WAIT_SECS", "1")
+        .env("APERTURE_SHARD_PROBES", SHARD_PROBES.to_string())
         .env("APERTURE_RESOLVERS", lab_dns_server())
         .env("APERTURE_DNS_QPS", "5000")
         .stdout(Stdio::null())
@@ -285,6 +291,8 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
         );
         assert_eq!(v["state"], "cancelled", "{v}");
     }
+
+    many_shards_one_wait(&api, &admin);
 
     let redis_dir = dir.path().join("redis");
     std::fs::create_dir_all(&redis_dir).expect("redis dir");
@@ -615,6 +623,209 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
             .fold(0.0, f64::max);
         assert!(value > 0.0, "{name} missing or zero in:\n{metrics}");
     }
+}
+
+/// A scan by the admin for tenant "beta", waited for: (its final view, POST to
+/// "completed").
+fn beta_scan(api: &Api, admin: &str, body: &Value) -> (Value, Duration) {
+    let began = Instant::now();
+    let scan = api.ok("POST", "/v1/tenants/beta/scans", admin, Some(body));
+    let id = scan["id"].as_str().expect("scan id").to_owned();
+    let path = format!("/v1/tenants/beta/scans/{id}");
+    let mut done = Value::Null;
+    api.wait_until(&format!("scan {id}"), Duration::from_secs(90), || {
+        done = api.ok("GET", &path, admin, None);
+        assert_ne!(done["state"], "failed", "scan failed: {done}");
+        done["state"] == "completed"
+    });
+    (done, began.elapsed())
+}
+
+/// A completed multi-shard scan of `space` stored every shard once, each receipt with
+/// exactly its shard's range of the permutation and exactly the `open` ports whose
+/// probes lie in that range: the replies of one engine run over all shards were routed
+/// to the shards that sent their probes. Returns the number of shards.
+fn assert_shard_receipts(
+    done: &Value,
+    space: &aperture_mapper::space::TargetSpace,
+    open: &[(std::net::IpAddr, u16)],
+) -> u64 {
+    use aperture_mapper::permute::Permutation;
+    use aperture_mapper::space::Locator;
+
+    let total = space.size();
+    let progress = &done["progress"];
+    assert_eq!(progress["probes_total"].as_u64(), Some(total), "{done}");
+    assert_eq!(progress["probes_sent"].as_u64(), Some(total), "{done}");
+    let n = total.div_ceil(SHARD_PROBES);
+    assert_eq!(progress["shards"].as_u64(), Some(n), "{done}");
+    assert_eq!(progress["shards_done"].as_u64(), Some(n), "{done}");
+    let order = Permutation::new(total, done["seed"].as_u64().expect("seed"));
+    let locate = Locator::new(space, order);
+    let range = |k: u64| (total * k / n, total * (k + 1) / n);
+    let mut expected = vec![0u64; n as usize];
+    for &(ip, port) in open {
+        let pos = locate.position(ip, port).expect("in the space");
+        let k = (0..n).find(|&k| (range(k).0..range(k).1).contains(&pos));
+        expected[k.expect("in a shard") as usize] += 1;
+    }
+    let mut receipts: Vec<&Value> = done["shards"].as_array().expect("shards").iter().collect();
+    receipts.sort_by_key(|r| r["shard"].as_u64());
+    assert_eq!(receipts.len() as u64, n, "one receipt per shard: {done}");
+    for (k, r) in receipts.iter().enumerate() {
+        let (start, end) = range(k as u64);
+        assert_eq!(r["shard"].as_u64(), Some(k as u64), "{r}");
+        assert_eq!(r["range"], json!([start, end]), "shard {k}: its range");
+        assert_eq!(
+            r["observations"].as_u64(),
+            Some(expected[k]),
+            "shard {k}: the open ports probed in its range"
+        );
+    }
+    n
+}
+
+/// Scans of many shards through the service, for a tenant of its own ("beta").
+///
+/// SYN, no grabs, over a block of the lab's ground truth: it completes with every shard
+/// stored once with its exact range and exactly its open ports (see
+/// [`assert_shard_receipts`]), the block's services and nothing else — and late replies
+/// were waited for once for the scan, not once per shard (16 shards x 1 s).
+///
+/// With grabs, over the lab's real services: the same receipts (a shard is stored only
+/// once the grabs of its open ports are over), and the services identified.
+fn many_shards_one_wait(api: &Api, admin: &str) {
+    use aperture_mapper::intervals::IntervalSet;
+    use aperture_mapper::space::TargetSpace;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let (net, first, count) = BLOCK;
+    api.ok(
+        "POST",
+        "/v1/tenants",
+        admin,
+        Some(&json!({"id": "beta", "name": "Beta"})),
+    );
+    api.ok(
+        "PUT",
+        "/v1/tenants/beta/scope",
+        admin,
+        Some(&json!({"cidrs": [net, "198.19.1.0/24"], "allow_special": true})),
+    );
+    let ports = lab_env("LAB_PORTS");
+    let (done, took) = beta_scan(
+        api,
+        admin,
+        &json!({"targets": [net], "ports": ports, "rate": 50000, "grab": false, "probe": "syn"}),
+    );
+    let mut port_list: Vec<u16> = ports
+        .split(',')
+        .map(|p| p.trim().parse().expect("a lab port"))
+        .collect();
+    port_list.sort_unstable();
+    let lo = u32::from(Ipv4Addr::from(first));
+    let space = TargetSpace::new(
+        IntervalSet::from_ranges([(lo, lo + count - 1)]),
+        IntervalSet::new(),
+        port_list,
+    )
+    .expect("the scan's space");
+    let truth: Vec<(IpAddr, u16)> = ground_truth()
+        .into_iter()
+        .filter(|&(ip, port)| {
+            space.ports().contains(&port)
+                && matches!(ip, IpAddr::V4(a) if (lo..lo + count).contains(&u32::from(a)))
+        })
+        .collect();
+    assert!(truth.len() >= 4, "ground truth in {net}: {truth:?}");
+    let n = assert_shard_receipts(&done, &space, &truth);
+    assert!(n >= 16, "{n} shards");
+    // One shard after another, each with its own 1 s wait, took at least n seconds.
+    assert!(
+        took < Duration::from_secs(n / 2),
+        "{n} shards took {took:?}: late replies must be waited for once per scan"
+    );
+    let assets = api.ok(
+        "GET",
+        "/v1/tenants/beta/assets?kind=service&limit=1000",
+        admin,
+        None,
+    );
+    let found: BTreeSet<String> = assets["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["key"].as_str().map(str::to_owned))
+        .collect();
+    let want: BTreeSet<String> = truth
+        .iter()
+        .map(|(ip, port)| format!("service:{ip}:{port}/tcp"))
+        .collect();
+    assert_eq!(found, want, "the block's services, nothing else");
+
+    // With grabs: the lab's real services (198.19.1.0/24, scripts/lab.d/20-services.sh).
+    let text = std::fs::read_to_string(lab_dir().join("services.jsonl")).expect("services.jsonl");
+    // TCP services, each (address, port) once (DNS is listed for UDP too).
+    let services: BTreeSet<(IpAddr, u16)> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a services.jsonl line");
+            let ip = v["ip"].as_str().and_then(|s| s.parse().ok()).expect("ip");
+            let port = v["port"].as_u64().expect("port") as u16;
+            (v["proto"] == "tcp").then_some((ip, port))
+        })
+        .collect();
+    let mut service_ports: Vec<u16> = services.iter().map(|&(_, p)| p).collect();
+    service_ports.sort_unstable();
+    service_ports.dedup();
+    let services_lo = u32::from(Ipv4Addr::new(198, 19, 1, 0));
+    let space = TargetSpace::new(
+        IntervalSet::from_ranges([(services_lo, services_lo + 255)]),
+        IntervalSet::new(),
+        service_ports.clone(),
+    )
+    .expect("the services' space");
+    let inside: Vec<(IpAddr, u16)> = services
+        .iter()
+        .copied()
+        .filter(|&(ip, _)| match ip {
+            IpAddr::V4(a) => (services_lo..=services_lo + 255).contains(&u32::from(a)),
+            IpAddr::V6(_) => false,
+        })
+        .collect();
+    let list: Vec<String> = service_ports.iter().map(u16::to_string).collect();
+    let (done, _) = beta_scan(
+        api,
+        admin,
+        &json!({"targets": ["198.19.1.0/24"], "ports": list.join(","), "rate": 20000, "grab": true, "probe": "syn"}),
+    );
+    let assets = api.ok(
+        "GET",
+        "/v1/tenants/beta/assets?kind=service&net=198.19.1.0/24&limit=1000",
+        admin,
+        None,
+    );
+    let found: BTreeSet<String> = assets["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["key"].as_str().map(str::to_owned))
+        .collect();
+    let want: BTreeSet<String> = inside
+        .iter()
+        .map(|(ip, port)| format!("service:{ip}:{port}/tcp"))
+        .collect();
+    assert_eq!(found, want, "the lab's services: {done}");
+    let n = assert_shard_receipts(&done, &space, &inside);
+    assert!(n >= 3, "{n} shards");
+    let nginx = api.ok(
+        "GET",
+        &format!("/v1/tenants/beta/assets/service:{NGINX_IP}:80"),
+        admin,
+        None,
+    );
+    assert_eq!(nginx["asset"]["facts"]["product"], "nginx", "{nginx}");
 }
 
 /// The lab's authoritative DNS server (scripts/lab.d/25-dns.sh writes dns.env).

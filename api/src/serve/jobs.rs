@@ -1,30 +1,35 @@
 //! Scan jobs: accepting a request (scope first, then the plan, nothing queued unless both
 //! pass), and the in-process workers that run jobs shard by shard into the store.
 //!
-//! A shard's observations are stored only when the whole shard ran; a shard cut short by
-//! a cancel, a shutdown or a crash is run again from its start, and its batch key
-//! (scan, shard) makes the second run's results replace nothing twice.
+//! A scan's port shards still to run go through the engine in one run (one receiver,
+//! one wait for late replies at the end), and a thread of the job's own stores each
+//! shard's batch, in shard order, as soon as the shard is complete, while the next
+//! shards are probed. A shard's observations are stored only when all its probes were
+//! sent and its replies had their wait; a shard cut short by a cancel, a shutdown or a
+//! crash is run again from its start, and its batch key (scan, shard) makes the second
+//! run's results replace nothing twice.
 
 use super::config::EngineChoice;
 use super::error::{ApiError, ApiResult, RefusedTarget};
 use super::state::{now_ms, RunHandle, SharedState};
-use crate::engine::{run_ports, EngineSettings, Failure, GrabSettings};
+use crate::engine::{run_segments, EngineSettings, Failure, GrabSettings, PortSink};
 use aperture_fingerprints::dns::DomainName;
-use aperture_fingerprints::Probe;
+use aperture_fingerprints::{PortObservation, Probe};
 use aperture_mapper::engine::Progress;
 use aperture_mapper::intervals::{IntervalSet, Point};
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::rawsock::raw_sockets_permitted;
 use aperture_mapper::shard::ShardSelector;
+use aperture_mapper::space::TargetSpace;
 use aperture_mapper::special::{describe_v4, describe_v6, special_v4, special_v6};
 use aperture_mapper::targets::{parse_targets, Target};
 use aperture_storage::access::{JobState, ScanJob, ScanRequest, Scope};
 use aperture_storage::{Batch, Coverage, Observation, TenantId};
 use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -500,40 +505,28 @@ fn run_shards(
             k: u64::from(k) + 1,
             n: u64::from(job.port_shards),
         };
+        let mut remaining = Vec::new();
         for shard in 0..job.port_shards {
             let (start, end) = selector(shard).range(space.size());
             if scan.shards_done.contains(&shard) {
                 h.probes_before.fetch_add(end - start, Ordering::Relaxed);
-                continue;
+            } else {
+                remaining.push((shard, (start, end)));
             }
+        }
+        if !remaining.is_empty() {
             if h.stop.load(Ordering::SeqCst) {
                 return Ok(false);
             }
-            let (tx, rx) = std::sync::mpsc::channel();
-            let sent_before = Progress::get(&h.progress.sent);
-            let finished = run_ports(
-                rt,
-                &settings,
-                &p,
-                &space,
+            let ports = PortRun {
+                settings: &settings,
+                plan: &p,
+                space: &space,
                 order,
-                (start, end),
-                &h.progress,
-                &h.stop,
-                tx,
-            )
-            .map_err(|e| match e {
-                Failure::BadInput(m) | Failure::Failed(m) => m,
-            })?;
-            state
-                .metrics
-                .probes_sent
-                .inc_by(Progress::get(&h.progress.sent) - sent_before);
-            if finished.interrupted_at.is_some() {
+            };
+            if !run_port_shards(state, rt, job, h, &ports, remaining)? {
                 return Ok(false);
             }
-            let observations: Vec<Observation> = rx.try_iter().map(Observation::Port).collect();
-            store_batch(state, job, (shard, Some((start, end))), observations, h)?;
         }
     }
     if !job.request.domains.is_empty() && !scan.shards_done.contains(&job.port_shards) {
@@ -544,6 +537,196 @@ fn run_shards(
         store_batch(state, job, (job.port_shards, None), observations, h)?;
     }
     Ok(true)
+}
+
+/// A planned port scan, ready to run.
+struct PortRun<'a> {
+    settings: &'a EngineSettings,
+    plan: &'a Plan,
+    space: &'a Arc<TargetSpace>,
+    order: Permutation,
+}
+
+/// Results of at most this many probes (under 1 KiB each) are held between the wire and
+/// the store: the engine holds back a shard that would go beyond, unless it is one of
+/// the next two to store. 16 shards of the default size: more than a second of probes
+/// at the highest rate, so the wait for late replies does not hold the sender back.
+const IN_FLIGHT_PROBES: u64 = 1 << 16;
+
+/// What a port run hands to the store thread.
+enum ShardEvent {
+    Observation(usize, Box<PortObservation>),
+    /// Segment complete: its observations all came before this.
+    Done(usize),
+}
+
+/// The service's sink: observations go, by their shard, to the store thread; a shard
+/// may start while fewer than `ahead` shards are sent but not yet stored.
+struct ShardSink {
+    events: std::sync::mpsc::Sender<ShardEvent>,
+    /// Segments of this run stored so far (stored in order: 0..stored).
+    stored: Arc<AtomicUsize>,
+    ahead: usize,
+    state: SharedState,
+    progress: Arc<Progress>,
+    /// Probes already counted into the probes-sent metric.
+    counted: AtomicU64,
+}
+
+impl ShardSink {
+    /// Brings the probes-sent metric up to the engine's counter.
+    fn count_probes(&self) {
+        let sent = Progress::get(&self.progress.sent);
+        let before = self.counted.swap(sent, Ordering::Relaxed);
+        self.state
+            .metrics
+            .probes_sent
+            .inc_by(sent.saturating_sub(before));
+    }
+}
+
+impl PortSink for ShardSink {
+    fn observation(&self, segment: usize, obs: PortObservation) -> bool {
+        self.events
+            .send(ShardEvent::Observation(segment, Box::new(obs)))
+            .is_ok()
+    }
+
+    fn segment_done(&self, segment: usize) {
+        let _ = self.events.send(ShardEvent::Done(segment));
+    }
+
+    fn may_start(&self, segment: usize) -> bool {
+        self.count_probes();
+        segment < self.stored.load(Ordering::Acquire) + self.ahead
+    }
+}
+
+/// Runs the port shards not yet stored (`remaining`: shard number and range) in one
+/// engine run, so late replies are waited for once for the scan instead of once per
+/// shard, and stores each shard's batch on a thread of its own — in shard order, once
+/// all its probes were sent, its replies had their wait and its grabs finished — while
+/// the next shards are probed. `Ok(false)`: stopped (what was stored stays).
+fn run_port_shards(
+    state: &SharedState,
+    rt: &tokio::runtime::Runtime,
+    job: &ScanJob,
+    h: &RunHandle,
+    ports: &PortRun<'_>,
+    remaining: Vec<(u32, (u64, u64))>,
+) -> Result<bool, String> {
+    let shard_probes = state.config.shard_probes.max(1);
+    let ahead = usize::try_from(IN_FLIGHT_PROBES / shard_probes)
+        .unwrap_or(usize::MAX)
+        .max(2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stored = Arc::new(AtomicUsize::new(0));
+    let sink = Arc::new(ShardSink {
+        events: tx,
+        stored: stored.clone(),
+        ahead,
+        state: state.clone(),
+        progress: h.progress.clone(),
+        counted: AtomicU64::new(Progress::get(&h.progress.sent)),
+    });
+    let segments: Vec<(u64, u64)> = remaining.iter().map(|&(_, range)| range).collect();
+    let finished = std::thread::scope(|scope| {
+        let store = std::thread::Builder::new()
+            .name(format!("store-{}", job.id))
+            .spawn_scoped(scope, || {
+                store_shards(state, job, h, &remaining, rx, &stored)
+            })
+            .map_err(|e| format!("cannot start the store thread: {e}"))?;
+        let finished = run_segments(
+            rt,
+            ports.settings,
+            ports.plan,
+            ports.space,
+            ports.order,
+            &segments,
+            &h.progress,
+            &h.stop,
+            sink.clone(),
+        );
+        sink.count_probes();
+        // The last sender goes: the store thread stores what is complete and ends.
+        drop(sink);
+        let stored = store
+            .join()
+            .map_err(|_| "the store thread panicked".to_owned())?;
+        stored?;
+        finished.map_err(|e| match e {
+            Failure::BadInput(m) | Failure::Failed(m) => m,
+        })
+    })?;
+    if finished.interrupted_at.is_some() {
+        return if h.stop.load(Ordering::SeqCst) {
+            Ok(false)
+        } else {
+            // Nobody asked to stop: the results had nowhere to go.
+            Err("the scan stopped early: its results could not be handed to the store".into())
+        };
+    }
+    let done = stored.load(Ordering::Acquire);
+    if done == remaining.len() {
+        Ok(true)
+    } else if h.stop.load(Ordering::SeqCst) {
+        // Stopped after the last probe: the shards not yet stored run again.
+        Ok(false)
+    } else {
+        Err(format!(
+            "shard {} was probed but its results never completed",
+            remaining.get(done).map_or(0, |&(shard, _)| shard)
+        ))
+    }
+}
+
+/// The store thread: batches observations per shard and stores each complete shard,
+/// in order, with the policy run after it. Stores nothing more once the run is stopped
+/// (the shards not stored run again on resume).
+fn store_shards(
+    state: &SharedState,
+    job: &ScanJob,
+    h: &RunHandle,
+    shards: &[(u32, (u64, u64))],
+    events: std::sync::mpsc::Receiver<ShardEvent>,
+    stored: &AtomicUsize,
+) -> Result<(), String> {
+    let mut batches: HashMap<usize, Vec<Observation>> = HashMap::new();
+    let mut complete: BTreeSet<usize> = BTreeSet::new();
+    let mut next = 0;
+    for event in events {
+        match event {
+            ShardEvent::Observation(segment, obs) => {
+                batches
+                    .entry(segment)
+                    .or_default()
+                    .push(Observation::Port(*obs));
+            }
+            ShardEvent::Done(segment) => {
+                complete.insert(segment);
+            }
+        }
+        while complete.first() == Some(&next) {
+            complete.remove(&next);
+            let Some(&(shard, range)) = shards.get(next) else {
+                break;
+            };
+            if h.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let observations = batches.remove(&next).unwrap_or_default();
+            if let Err(e) = store_batch(state, job, (shard, Some(range)), observations, h) {
+                // Stopping the run too; after a stop (a cancel marks the scan
+                // cancelled) a refused batch is no failure.
+                let stopped = h.stop.swap(true, Ordering::SeqCst);
+                return if stopped { Ok(()) } else { Err(e) };
+            }
+            next += 1;
+            stored.store(next, Ordering::Release);
+        }
+    }
+    Ok(())
 }
 
 fn store_batch(
