@@ -856,8 +856,23 @@ impl Store {
                 targets.insert(key.clone());
             }
         }
+        // Targets come in key order, so a host's services are next to each other: its
+        // record is decoded once for all of them.
+        let mut host: Option<(std::net::IpAddr, Option<crate::records::HostRecord>)> = None;
         for key in &targets {
-            let Some(asset) = tx.asset(tenant, key)? else {
+            let stored = match key.address() {
+                Some(ip) => {
+                    if host.as_ref().is_none_or(|(at, _)| *at != ip) {
+                        host = Some((ip, tx.host_record(tenant, ip)?));
+                    }
+                    match host.as_ref().and_then(|(_, r)| r.as_ref()) {
+                        Some(r) => r.get(key)?,
+                        None => None,
+                    }
+                }
+                None => tx.asset(tenant, key)?,
+            };
+            let Some(asset) = stored else {
                 continue;
             };
             let certificate = match asset.fact("certificate") {

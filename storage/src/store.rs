@@ -36,8 +36,9 @@ pub struct StoreOptions {
     /// moment ago still holds it while sled's threads wind down; another process
     /// holding it is refused once this runs out.
     pub lock_wait: std::time::Duration,
-    /// zstd (level 1) on sled's log, for a new store: 4.7× less disk for ~20% of ingest
-    /// speed (bench-store). A store keeps the choice it was created with.
+    /// zstd (level 1) on sled's log, for a new store: 4.7× less disk (bench-store), but
+    /// ingest and the policy's writes take up to 2.5× as long. A store keeps the choice
+    /// it was created with.
     pub compression: bool,
 }
 
@@ -46,7 +47,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 256 << 20,
             lock_wait: std::time::Duration::from_secs(5),
-            compression: true,
+            compression: false,
         }
     }
 }

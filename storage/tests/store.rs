@@ -903,3 +903,20 @@ fn a_sweep_over_many_hosts_runs_in_chunks_and_marks_exactly_the_unseen() {
         ScanState::Completed
     );
 }
+
+#[test]
+fn a_compressed_store_reopens_whatever_the_options_say() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let compressed = StoreOptions {
+        compression: true,
+        ..StoreOptions::default()
+    };
+    let t = TenantId::new("acme").expect("id");
+    {
+        let store = Store::open_with(dir.path(), &compressed).expect("opens");
+        store.create_tenant(&t, "Acme", T0).expect("writes");
+    }
+    // The default says uncompressed; the directory was made compressed: it opens as is.
+    let store = Store::open(dir.path()).expect("reopens");
+    assert_eq!(store.tenant(&t).expect("tenant").name, "Acme");
+}

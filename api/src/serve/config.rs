@@ -58,6 +58,9 @@ pub struct Config {
     pub sweep_secs: u64,
     /// Serve /metrics without a token (for a Prometheus on a private network).
     pub metrics_public: bool,
+    /// Compress a new store's log with zstd: about a fifth of the disk, at up to 2.5×
+    /// the ingest time. A store keeps the choice it was created with.
+    pub store_compression: bool,
     /// Seconds a graceful shutdown waits for running shards to finish.
     pub shutdown_grace_secs: u64,
 }
@@ -85,6 +88,7 @@ impl Default for Config {
             scheduler_secs: 5,
             sweep_secs: 86_400,
             metrics_public: true,
+            store_compression: false,
             shutdown_grace_secs: 30,
         }
     }
@@ -137,6 +141,7 @@ impl Config {
         env!("APERTURE_SCHEDULER_SECS", self.scheduler_secs);
         env!("APERTURE_SWEEP_SECS", self.sweep_secs);
         env!("APERTURE_METRICS_PUBLIC", self.metrics_public);
+        env!("APERTURE_STORE_COMPRESSION", self.store_compression);
         env!("APERTURE_SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs);
         if let Some(v) = get("APERTURE_ENGINE") {
             self.engine = match v.trim() {

@@ -140,7 +140,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let store = Store::open_with(&config.data_dir, &StoreOptions::default()).map_err(|e| {
+    let options = StoreOptions {
+        compression: config.store_compression,
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(&config.data_dir, &options).map_err(|e| {
         format!(
             "cannot open the data directory {}: {e}",
             config.data_dir.display()
