@@ -43,6 +43,12 @@ use std::process::{Command, Stdio};
 use tenants::TenantsResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Stage {
     Size,
     Tenants,
@@ -83,9 +89,10 @@ struct Args {
     /// sled page cache (StoreOptions::cache_bytes), MiB.
     #[arg(long, default_value_t = 256)]
     cache_mib: u64,
-    /// New stores without zstd on sled's log (StoreOptions::compression; on by default).
-    #[arg(long)]
-    no_compression: bool,
+    /// zstd on sled's log for the new stores (StoreOptions::compression): on or off;
+    /// the store's default when not given.
+    #[arg(long, value_enum)]
+    compression: Option<Switch>,
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
     /// Where the stores go, one directory per stage (each removed before and after).
@@ -106,12 +113,19 @@ struct Args {
 }
 
 impl Args {
+    fn compression(&self) -> bool {
+        match self.compression {
+            Some(s) => s == Switch::On,
+            None => aperture_storage::StoreOptions::default().compression,
+        }
+    }
+
     fn common(&self) -> Common {
         Common {
             batch: self.batch,
             ports_per_host: self.ports_per_host,
             cache_mib: self.cache_mib,
-            compression: !self.no_compression,
+            compression: self.compression(),
             requests: self.requests,
             page: self.page,
             seed: self.seed,
@@ -134,9 +148,10 @@ impl Args {
         if self.keep {
             v.push("--keep".to_owned());
         }
-        if self.no_compression {
-            v.push("--no-compression".to_owned());
-        }
+        v.push(format!(
+            "--compression={}",
+            if self.compression() { "on" } else { "off" }
+        ));
         v
     }
 }
@@ -295,7 +310,9 @@ fn drive(args: &Args, base: &Path) -> Res<()> {
         ports_per_host: args.ports_per_host,
         batch: args.batch,
         cache_mib: args.cache_mib,
-        compression: !args.no_compression,
+        compression: args.compression(),
+        compression_is_default: args.compression()
+            == aperture_storage::StoreOptions::default().compression,
         requests: args.requests,
         page: args.page,
         sizes: &results,

@@ -27,6 +27,7 @@ pub struct Run<'a> {
     pub batch: usize,
     pub cache_mib: u64,
     pub compression: bool,
+    pub compression_is_default: bool,
     pub requests: usize,
     pub page: usize,
     pub sizes: &'a [(String, SizeResult)],
@@ -116,7 +117,7 @@ pub fn print(run: &Run<'_>) {
          beyond its 131,072 hosts: never contacted, the store opens no socket. Each size is \
          a fresh store in a process of its own (`SIZES=\"{}\"`). Shards of {} services, each \
          one `Store::apply` (atomic, flushed and fdatasync'd before it returns); times are the \
-         store's calls only. sled cache {} MiB; {}. List pages of {} items, {} requests per \
+         store's calls only. sled cache {} MiB; {} ({}). List pages of {} items, {} requests per \
          listing at random cursors. {} CPUs; 1-minute load average {} at the start, {} at the \
          end; {:.0} s in all.",
         run.ports_per_host,
@@ -125,9 +126,14 @@ pub fn print(run: &Run<'_>) {
         thousands(run.batch as u64),
         run.cache_mib,
         if run.compression {
-            "zstd (level 1) on sled's log, the store's default"
+            "zstd (level 1) on sled's log"
         } else {
-            "no compression (`--no-compression`)"
+            "sled's log uncompressed"
+        },
+        if run.compression_is_default {
+            "the store's default"
+        } else {
+            "not the store's default: `--compression`"
         },
         run.page,
         thousands(run.requests as u64),
@@ -563,8 +569,15 @@ fn disk(run: &Run<'_>) {
         "`size_on_disk` is sled's figure (its log and blob files, garbage not yet reclaimed \
          included); \"after run_policy\" adds the findings the first run opens. Peak RSS is \
          the stage process's VmHWM, with sled's cache at {} MiB; \"whole stage\" includes \
-         the listings, the sanction edit and, at the largest size, the busy measurements.",
-        run.cache_mib
+         the listings, the sanction edit and, at the largest size, the busy measurements.{}",
+        run.cache_mib,
+        if run.compression {
+            " With compression sled's cache counts each page at its compressed size on \
+             disk (sled 0.34 `PageCache`: `CacheInfo::log_size`), so it holds several times \
+             that much decompressed."
+        } else {
+            ""
+        }
     );
     println!();
 }
