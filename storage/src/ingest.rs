@@ -178,6 +178,9 @@ impl Store {
                 let Some(sweep) = scan.sweep.clone() else {
                     return Ok(false);
                 };
+                if scan.state != ScanState::Running {
+                    return Ok(false);
+                }
                 let mut ing = Ingest::new(self.tx(), tenant.clone(), &scan, sweep.at)?;
                 let next = ing.sweep_chunk(&scan, &sweep)?;
                 let done = next.is_none();

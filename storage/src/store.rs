@@ -349,6 +349,9 @@ impl Store {
             .get_json(&key)?
             .ok_or_else(|| StoreError::NotFound(format!("scan {id}")))?;
         match scan.state {
+            ScanState::Running if scan.sweep.is_some() => Err(StoreError::Conflict(format!(
+                "scan {id} has all its results and is marking what it did not see: it cannot be cancelled"
+            ))),
             ScanState::Running => {
                 scan.state = ScanState::Cancelled;
                 let mut tx = self.tx();
