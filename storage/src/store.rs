@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, RwLock};
 
 /// Bumped when the record layout changes incompatibly.
 pub const STORE_SCHEMA: &str = "aperture-store-3";
@@ -73,7 +73,10 @@ fn is_lock_held(e: &sled::Error) -> bool {
 pub struct Store {
     pub(crate) db: sled::Db,
     pub(crate) data: sled::Tree,
-    writer: Mutex<()>,
+    /// One writer at a time, served in arrival order: a fair lock, so a small API
+    /// mutation waits for at most the batch or sweep chunk that holds it, never for a
+    /// train of batches that keep overtaking it (std's mutex does not queue).
+    writer: parking_lot::FairMutex<()>,
     /// Posting-run merges, one at a time.
     pub(crate) merging: Mutex<()>,
     /// Closed by a merge only while it deletes the runs it merged, so a listing never
@@ -127,7 +130,7 @@ impl Store {
         let store = Store {
             db,
             data,
-            writer: Mutex::new(()),
+            writer: parking_lot::FairMutex::new(()),
             merging: Mutex::new(()),
             postings_gate: RwLock::new(()),
             log_file,
@@ -192,10 +195,10 @@ impl Store {
         self.durable()
     }
 
-    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn write_lock(&self) -> parking_lot::FairMutexGuard<'_, ()> {
         // A panic while holding the lock leaves nothing half-written (writes are staged
-        // in a Tx until commit), so a poisoned lock is safe to take over.
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        // in a Tx until commit); parking_lot's lock is not poisoned by it.
+        self.writer.lock()
     }
 
     pub(crate) fn tx(&self) -> Tx<'_> {
