@@ -28,7 +28,7 @@ use std::net::IpAddr;
 const CHANGES_PER_BLOCK: usize = 64;
 
 /// Host records a completing scan's sweep reads per chunk (per hold of the writer).
-pub(crate) const SWEEP_CHUNK: usize = 1024;
+pub(crate) const SWEEP_CHUNK: usize = 256;
 
 /// Fields with a secondary index, so a filtered listing reads only what matches.
 pub(crate) const INDEXED: &[&str] = &["service", "product", "risk"];
