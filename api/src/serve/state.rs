@@ -29,7 +29,7 @@ pub struct AppState {
     pub runs: Mutex<HashMap<String, Arc<RunHandle>>>,
     /// Wakes the worker pool when a scan is queued.
     pub wake: tokio::sync::Notify,
-    /// Tenants whose findings need a full policy sweep (sanctions or settings changed).
+    /// Tenants whose queued policy work (a sanction or settings edit) should run now.
     pub sweeps: tokio::sync::mpsc::UnboundedSender<TenantId>,
     /// Set on SIGTERM/SIGINT: workers finish their shard and take no more.
     pub stopping: Arc<AtomicBool>,

@@ -13,7 +13,7 @@ use aperture_fingerprints::{PortObservation, PortState, Probe, Proto, Reason};
 use aperture_storage::*;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// 2026-11-19T10:13:20Z.
+/// 2026-11-18T11:06:40Z.
 pub const T0: Millis = 1_795_000_000_000;
 pub const HOUR: Millis = 3_600_000;
 pub const DAY: Millis = 86_400_000;
