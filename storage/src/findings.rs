@@ -986,7 +986,9 @@ impl Store {
         let awaiting = keys::key(Rec::Awaiting, tenant, f.id.as_bytes());
         if f.state == FindingState::Fixed {
             tx.put(awaiting, Vec::new());
-        } else {
+        } else if tx.get(&awaiting)?.is_some() {
+            // Only a key that exists is deleted: a removal in a sled batch costs a tree
+            // walk like a write, and almost no finding is awaiting a verification.
             tx.delete(awaiting);
         }
         index_finding(tx, tenant, f);
