@@ -574,12 +574,17 @@ impl<'a> Ingest<'a> {
                 // certificate to follow. Only its sighting changes, in the record.
                 if leaf.is_none() && !self.assets.contains_key(&key) {
                     let bytes = new_facts.as_ref().map(records::encode_facts).transpose()?;
-                    let (scan, at) = (self.scan.clone(), self.at);
-                    if let Some(r) = self.host_record(p.ip)? {
-                        if r.seen_unchanged(p.port, bytes.as_deref(), &scan, at) {
-                            self.dirty.insert(p.ip);
-                            return self.set_host_port(p.ip, p.port, true);
+                    self.host_record(p.ip)?;
+                    // Fields borrowed apart: no copy of the scan id per observation.
+                    let seen = match self.hosts.get_mut(&p.ip) {
+                        Some(Some(r)) => {
+                            r.seen_unchanged(p.port, bytes.as_deref(), &self.scan, self.at)
                         }
+                        _ => false,
+                    };
+                    if seen {
+                        self.dirty.insert(p.ip);
+                        return self.set_host_port(p.ip, p.port, true);
                     }
                 }
                 let old_cert = self
