@@ -3,7 +3,6 @@
 mod admin;
 mod cli;
 mod domains;
-mod engine;
 mod output;
 mod scan;
 mod serve;

@@ -2,7 +2,6 @@
 //! the selected shard, streaming results to the chosen format.
 
 use crate::cli::ScanArgs;
-use crate::engine::{bad, run_ports, EngineSettings, Failure, GrabSettings};
 use crate::output::ResultWriter;
 use crate::status::StatusReporter;
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED};
@@ -11,6 +10,7 @@ use aperture_mapper::engine::Progress;
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::rawsock::raw_sockets_permitted;
+use aperture_mapper::run::{bad, run_ports, EngineSettings, Failure, GrabSettings};
 use aperture_mapper::shard::ShardSelector;
 use aperture_mapper::SpecError;
 use std::fs::File;
@@ -28,8 +28,8 @@ pub fn run(args: ScanArgs) -> ExitCode {
             eprintln!("aperture: {msg}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
-        Err(Failure::Failed(msg)) => {
-            eprintln!("aperture: scan failed: {msg}");
+        Err(failed) => {
+            eprintln!("aperture: scan failed: {failed}");
             ExitCode::from(EXIT_FAILED)
         }
     }

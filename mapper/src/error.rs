@@ -64,3 +64,26 @@ pub enum EngineError {
     #[error("async runtime failed: {0}")]
     Runtime(String),
 }
+
+/// Why a scan did not run: the caller's input (the CLI exits 2, the API answers 4xx), or
+/// the machine. The message is the whole story: it is shown as it is.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<SpecError> for Failure {
+    fn from(e: SpecError) -> Self {
+        Failure::BadInput(e.to_string())
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure::Failed(e.to_string())
+    }
+}

@@ -22,6 +22,7 @@ pub mod probe;
 #[allow(unsafe_code)]
 pub mod rawsock;
 pub mod resolve;
+pub mod run;
 pub mod shard;
 pub mod sim;
 pub mod space;
@@ -29,4 +30,4 @@ pub mod special;
 pub mod syn;
 pub mod targets;
 
-pub use error::{EngineError, SpecError};
+pub use error::{EngineError, Failure, SpecError};

@@ -12,7 +12,6 @@
 use super::config::EngineChoice;
 use super::error::{ApiError, ApiResult, RefusedTarget};
 use super::state::{now_ms, RunHandle, SharedState};
-use crate::engine::{run_segments, EngineSettings, Failure, GrabSettings, PortSink};
 use aperture_fingerprints::dns::DomainName;
 use aperture_fingerprints::{PortObservation, Probe};
 use aperture_mapper::engine::Progress;
@@ -20,6 +19,7 @@ use aperture_mapper::intervals::{IntervalSet, Point};
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::rawsock::raw_sockets_permitted;
+use aperture_mapper::run::{run_segments, EngineSettings, GrabSettings, PortSink};
 use aperture_mapper::shard::ShardSelector;
 use aperture_mapper::space::TargetSpace;
 use aperture_mapper::special::{describe_v4, describe_v6, special_v4, special_v6};
@@ -655,9 +655,7 @@ fn run_port_shards(
             .join()
             .map_err(|_| "the store thread panicked".to_owned())?;
         stored?;
-        finished.map_err(|e| match e {
-            Failure::BadInput(m) | Failure::Failed(m) => m,
-        })
+        finished.map_err(|e| e.to_string())
     })?;
     if finished.interrupted_at.is_some() {
         return if h.stop.load(Ordering::SeqCst) {

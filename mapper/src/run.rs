@@ -1,24 +1,25 @@
 //! Running a planned port scan — one range of positions, or a scan's remaining shards
 //! in one run — SYN or connect, then grabs on open ports, handing each observation to a
-//! sink. `aperture scan` sinks into its output writer, the service's workers into
-//! per-shard batches for the store: one engine path for both.
+//! sink. `aperture scan` sinks into its output writer, the service's in-process workers
+//! into per-shard batches for the store, a remote worker into the bus: one engine path
+//! for all of them, so it lives here and a worker needs nothing of the service.
 
+use crate::connect::{run_connect, ConnectRun};
+use crate::cookie::CookieKey;
+use crate::engine::{Finished, Hit, HitSink, Progress};
+use crate::grab::report::report;
+use crate::grab::tls::TlsClients;
+use crate::grab::{spawn_grab_pool, GrabOptions, GrabTarget, Grabber};
+use crate::permute::Permutation;
+use crate::plan::Plan;
+use crate::probe::TcpSyn;
+use crate::rawsock::{source_for, RawReceiver, RawSender};
+use crate::space::TargetSpace;
+use crate::syn::{run_syn, SynRun};
+use crate::EngineError;
 use aperture_fingerprints::identify::recog::load_recog_dir;
 use aperture_fingerprints::identify::{CombineMode, Identifier};
 use aperture_fingerprints::{PortObservation, PortState, Probe, Proto};
-use aperture_mapper::connect::{run_connect, ConnectRun};
-use aperture_mapper::cookie::CookieKey;
-use aperture_mapper::engine::{Finished, Hit, HitSink, Progress};
-use aperture_mapper::grab::report::report;
-use aperture_mapper::grab::tls::TlsClients;
-use aperture_mapper::grab::{spawn_grab_pool, GrabOptions, GrabTarget, Grabber};
-use aperture_mapper::permute::Permutation;
-use aperture_mapper::plan::Plan;
-use aperture_mapper::probe::TcpSyn;
-use aperture_mapper::rawsock::{source_for, RawReceiver, RawSender};
-use aperture_mapper::space::TargetSpace;
-use aperture_mapper::syn::{run_syn, SynRun};
-use aperture_mapper::{EngineError, SpecError};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -26,25 +27,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-/// Why a scan did not run: the user's input (exit 2 / HTTP 4xx), or the machine.
-#[derive(Debug)]
-pub enum Failure {
-    BadInput(String),
-    Failed(String),
-}
+pub use crate::error::Failure;
 
-impl From<SpecError> for Failure {
-    fn from(e: SpecError) -> Self {
-        Failure::BadInput(e.to_string())
-    }
-}
-
-impl From<EngineError> for Failure {
-    fn from(e: EngineError) -> Self {
-        Failure::Failed(e.to_string())
-    }
-}
-
+/// A [`Failure::BadInput`] with this message.
 pub fn bad(msg: impl Into<String>) -> Failure {
     Failure::BadInput(msg.into())
 }
