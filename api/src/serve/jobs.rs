@@ -765,7 +765,6 @@ async fn enumerate_domains(
     state: &SharedState,
     domains: &[String],
 ) -> Result<Vec<Observation>, String> {
-    use aperture_mapper::dns::{enumerate, DomainOptions};
     let resolvers = if state.config.resolvers.is_empty() {
         crate::domains::system_resolvers()?
     } else {
@@ -776,16 +775,9 @@ async fn enumerate_domains(
             .map(|r| crate::domains::resolver_addr(r))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let seeds = domains
-        .iter()
-        .map(|d| DomainName::parse(d).map_err(|e| format!("domain {d:?}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let opts = DomainOptions {
-        resolvers,
-        qps: state.config.dns_qps,
-        ..DomainOptions::default()
-    };
-    let result = enumerate(&seeds, opts).await.map_err(|e| e.to_string())?;
+    let result = aperture_mapper::dns::enumerate_domains(domains, resolvers, state.config.dns_qps)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out: Vec<Observation> = result.zones.into_iter().map(Observation::Zone).collect();
     out.extend(result.names.into_iter().map(Observation::Name));
     Ok(out)

@@ -389,6 +389,31 @@ impl Run {
     }
 }
 
+/// The service's domain step, as the in-process pool and a remote worker both run it:
+/// `domains` as a scan request names them (checked here, not trusted), through the given
+/// resolvers at `qps`, everything else at its default. The caller picks the resolvers,
+/// since only it knows the machine's configuration, and turns zones and names into
+/// whatever it stores or sends.
+pub async fn enumerate_domains(
+    domains: &[String],
+    resolvers: Vec<SocketAddr>,
+    qps: u64,
+) -> Result<Enumeration, crate::SpecError> {
+    let seeds = domains
+        .iter()
+        .map(|d| {
+            DomainName::parse(d)
+                .map_err(|e| crate::SpecError::Invalid(format!("domain {d:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = DomainOptions {
+        resolvers,
+        qps,
+        ..DomainOptions::default()
+    };
+    enumerate(&seeds, opts).await
+}
+
 /// Enumerates every seed zone.
 pub async fn enumerate(
     seeds: &[DomainName],
