@@ -7,6 +7,7 @@ use crate::status::StatusReporter;
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED};
 use aperture_fingerprints::PortObservation;
 use aperture_mapper::engine::Progress;
+use aperture_mapper::pace::RateHandle;
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::rawsock::raw_sockets_permitted;
@@ -230,7 +231,8 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
     let settings = EngineSettings {
         scan_id: scan_id.clone(),
         use_connect,
-        rate: args.rate,
+        rate: RateHandle::new(args.rate),
+        per_net_rate: None,
         retries: args.retries,
         timeout: Duration::from_millis(args.timeout),
         concurrency: args.concurrency,

@@ -4,7 +4,7 @@
 
 use crate::engine::{Finished, Hit, HitSink, Progress, Segments, SendGuard, HOLD_BACK};
 use crate::error::EngineError;
-use crate::pace::Pacer;
+use crate::pace::{RateHandle, Throttle};
 use crate::permute::Permutation;
 use crate::space::TargetSpace;
 use aperture_fingerprints::{PortState, Reason};
@@ -28,7 +28,10 @@ pub struct ConnectRun {
     pub retries: u32,
     pub timeout: Duration,
     pub concurrency: usize,
-    pub rate: u64,
+    /// Attempts per second; may change while the run goes on (0 pauses it).
+    pub rate: RateHandle,
+    /// At most this many attempts a second to any one IPv4 /24 or IPv6 /64.
+    pub per_net_rate: Option<u32>,
     pub show_closed: bool,
 }
 
@@ -91,7 +94,7 @@ pub async fn run_connect<S: HitSink + Send + 'static>(
     let book = Arc::new(Book(Mutex::new(
         segments.ranges().iter().map(|_| Tally::default()).collect(),
     )));
-    let pacer = Arc::new(Pacer::new(run.rate));
+    let mut throttle = Throttle::new(run.rate.clone(), run.per_net_rate);
     let slots = Arc::new(Semaphore::new(run.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     let began = Instant::now();
@@ -124,7 +127,11 @@ pub async fn run_connect<S: HitSink + Send + 'static>(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break 'segments;
             };
-            pacer.ready().await;
+            // A network over its cap, or a pause, holds the next attempt back here.
+            if !throttle.ready(ip, &stop).await {
+                interrupted_at = Some(pos);
+                break 'segments;
+            }
             book.change(segment, |t| t.running += 1);
             let (task_progress, sink, book, timeout, retries, show_closed) = (
                 progress.clone(),
@@ -187,7 +194,7 @@ pub async fn run_connect<S: HitSink + Send + 'static>(
     progress.done_sending.store(true, Relaxed);
     Ok(Finished {
         interrupted_at,
-        send_time: began.elapsed().saturating_sub(held),
+        send_time: began.elapsed().saturating_sub(held + throttle.paused()),
     })
 }
 
@@ -256,7 +263,8 @@ mod tests {
             retries: 0,
             timeout: Duration::from_secs(2),
             concurrency: 4,
-            rate: 10_000,
+            rate: RateHandle::new(10_000),
+            per_net_rate: None,
             show_closed: true,
         };
         let order = run.order;

@@ -10,6 +10,7 @@ use crate::engine::{Finished, Hit, HitSink, Progress};
 use crate::grab::report::report;
 use crate::grab::tls::TlsClients;
 use crate::grab::{spawn_grab_pool, GrabOptions, GrabTarget, Grabber};
+use crate::pace::RateHandle;
 use crate::permute::Permutation;
 use crate::plan::Plan;
 use crate::probe::TcpSyn;
@@ -70,7 +71,12 @@ impl Default for GrabSettings {
 pub struct EngineSettings {
     pub scan_id: String,
     pub use_connect: bool,
-    pub rate: u64,
+    /// Probes per second. A handle, so that whoever started the run can change the rate
+    /// while it goes on (0 pauses it); clones of these settings share it.
+    pub rate: RateHandle,
+    /// At most this many probes a second to any one IPv4 /24 or IPv6 /64, on top of
+    /// `rate`: a network over it makes the sender wait, nothing is dropped.
+    pub per_net_rate: Option<u32>,
     pub retries: u32,
     /// Connect engine: per-attempt time-out.
     pub timeout: Duration,
@@ -304,7 +310,8 @@ pub fn run_segments<O: PortSink>(
             retries: s.retries,
             timeout: s.timeout,
             concurrency: s.concurrency,
-            rate: s.rate,
+            rate: s.rate.clone(),
+            per_net_rate: s.per_net_rate,
             show_closed: s.show_closed,
         };
         runtime
@@ -365,7 +372,8 @@ fn run_syn_scan<S: HitSink>(
         guard: &plan.guard,
         retries: s.retries,
         wait: s.wait,
-        rate: s.rate,
+        rate: s.rate.clone(),
+        per_net_rate: s.per_net_rate,
         show_closed: s.show_closed,
     };
     // `sink` is dropped on return: the dispatcher then sees the end of the results.

@@ -10,7 +10,7 @@
 
 use crate::engine::{Finished, Hit, HitSink, Progress, Segments, SendGuard, HOLD_BACK};
 use crate::error::EngineError;
-use crate::pace::Pacer;
+use crate::pace::{RateHandle, Throttle};
 use crate::packet_io::{FrameReceiver, FrameSender, RecvBatch, SendBatch, MAX_BATCH};
 use crate::permute::Permutation;
 use crate::probe::{ProbeModule, Verdict};
@@ -35,7 +35,10 @@ pub struct SynRun<'a> {
     pub retries: u32,
     /// How long a segment's late replies are awaited after its last probe.
     pub wait: Duration,
-    pub rate: u64,
+    /// Probes per second; may change while the run goes on (0 pauses it).
+    pub rate: RateHandle,
+    /// At most this many probes a second to any one /24 (see [`Throttle`]).
+    pub per_net_rate: Option<u32>,
     pub show_closed: bool,
 }
 
@@ -128,21 +131,23 @@ impl Sending<'_, '_> {
         sent: &mpsc::Sender<(usize, Instant)>,
     ) -> Result<Finished, EngineError> {
         let run = self.run;
-        let pacer = Pacer::new(run.rate);
-        let mut batch = SendBatch::new(probe, pacer.batch());
+        let mut throttle = Throttle::new(run.rate.clone(), run.per_net_rate);
+        // Room for the largest batch: the rate, and with it the batch size, may change.
+        let mut batch = SendBatch::new(probe, MAX_BATCH);
+        let halted = || self.halted();
         let began = Instant::now();
-        // Time held back by the sink, which is not sending time.
+        // Time held back by the sink or paused, which is not sending time.
         let mut held = Duration::ZERO;
-        let interrupted = |pos: u64, held: Duration| Finished {
+        let interrupted = |pos: u64, held: Duration, throttle: &Throttle| Finished {
             interrupted_at: Some(pos),
-            send_time: began.elapsed().saturating_sub(held),
+            send_time: began.elapsed().saturating_sub(held + throttle.paused()),
         };
         for (segment, &(start, end)) in self.segments.ranges().iter().enumerate() {
             if !sink.may_start(segment) {
                 let since = Instant::now();
                 while !sink.may_start(segment) {
                     if self.halted() {
-                        return Ok(interrupted(start, held + since.elapsed()));
+                        return Ok(interrupted(start, held + since.elapsed(), &throttle));
                     }
                     std::thread::sleep(HOLD_BACK);
                 }
@@ -150,30 +155,53 @@ impl Sending<'_, '_> {
             }
             for _pass in 0..=run.retries {
                 let mut pos = start;
-                while pos < end {
+                // A probe whose /24 was over its cap, admitted after the wait: it leads
+                // the next batch (its position is `pos - 1`).
+                let mut admitted: Option<(u32, u16)> = None;
+                while pos < end || admitted.is_some() {
+                    let first = pos - u64::from(admitted.is_some());
                     if self.halted() {
-                        return Ok(interrupted(pos, held));
+                        return Ok(interrupted(first, held, &throttle));
                     }
                     batch.clear();
-                    while !batch.is_full() && pos < end {
+                    if let Some((dst, port)) = admitted.take() {
+                        batch.push(probe, dst, port);
+                    }
+                    let size = throttle.batch();
+                    let mut over_cap = None;
+                    while batch.len() < size && pos < end {
                         let index = run.order.at(pos);
-                        pos += 1;
                         match run.space.target_v4(index) {
                             Some((dst, port)) if run.guard.permits_v4(dst) => {
-                                batch.push(probe, dst, port)
+                                if !throttle.admit_v4(dst) {
+                                    over_cap = Some((dst, port));
+                                    break;
+                                }
+                                batch.push(probe, dst, port);
                             }
                             _ => {
                                 progress.refused.fetch_add(1, Relaxed);
                             }
                         }
+                        pos += 1;
                     }
-                    if batch.is_empty() {
-                        continue;
+                    if !batch.is_empty() {
+                        if !throttle.wait(batch.len(), &halted) {
+                            return Ok(interrupted(first, held, &throttle));
+                        }
+                        let n = sender.send(&batch)?;
+                        progress.sent.fetch_add(n as u64, Relaxed);
+                        progress.position.store(pos, Relaxed);
                     }
-                    pacer.wait(batch.len());
-                    let n = sender.send(&batch)?;
-                    progress.sent.fetch_add(n as u64, Relaxed);
-                    progress.position.store(pos, Relaxed);
+                    // What was admitted went out; the sender now waits for this /24
+                    // rather than drop its probe.
+                    if let Some((dst, port)) = over_cap {
+                        if !throttle.wait_net(IpAddr::V4(Ipv4Addr::from(dst)), &halted) {
+                            return Ok(interrupted(pos, held, &throttle));
+                        }
+                        admitted = Some((dst, port));
+                        pos += 1;
+                    }
                 }
             }
             // Every pass of the segment is out: its replies have `wait` from now. The
@@ -182,7 +210,7 @@ impl Sending<'_, '_> {
         }
         Ok(Finished {
             interrupted_at: None,
-            send_time: began.elapsed().saturating_sub(held),
+            send_time: began.elapsed().saturating_sub(held + throttle.paused()),
         })
     }
 }
@@ -340,7 +368,8 @@ mod tests {
             guard: &guard,
             retries,
             wait: Duration::from_millis(50),
-            rate: 1_000_000,
+            rate: RateHandle::new(1_000_000),
+            per_net_rate: None,
             show_closed: closed,
         };
         let probe = TcpSyn::new(SRC, CookieKey::new(1, 2), 61000, 1024, 64);
@@ -504,7 +533,8 @@ mod tests {
             guard: &guard,
             retries: 1,
             wait: Duration::from_millis(30),
-            rate: 1_000_000,
+            rate: RateHandle::new(1_000_000),
+            per_net_rate: None,
             show_closed: false,
         };
         let probe = TcpSyn::new(SRC, CookieKey::new(1, 2), 61000, 1024, 64);
@@ -642,7 +672,8 @@ mod tests {
             guard: &guard,
             retries: 0,
             wait: Duration::from_millis(30),
-            rate: 1_000_000,
+            rate: RateHandle::new(1_000_000),
+            per_net_rate: None,
             show_closed: false,
         };
         let probe = TcpSyn::new(SRC, CookieKey::new(1, 2), 61000, 1024, 64);

@@ -16,6 +16,7 @@ use aperture_fingerprints::dns::DomainName;
 use aperture_fingerprints::{PortObservation, Probe};
 use aperture_mapper::engine::Progress;
 use aperture_mapper::intervals::{IntervalSet, Point};
+use aperture_mapper::pace::RateHandle;
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::rawsock::raw_sockets_permitted;
@@ -486,7 +487,10 @@ fn run_shards(
         let settings = EngineSettings {
             scan_id: job.id.clone(),
             use_connect: connect,
-            rate: u64::from(job.request.rate.unwrap_or(state.config.default_rate)),
+            rate: RateHandle::new(u64::from(
+                job.request.rate.unwrap_or(state.config.default_rate),
+            )),
+            per_net_rate: None,
             retries: 1,
             timeout: Duration::from_millis(state.config.connect_timeout_ms),
             concurrency: 512,
