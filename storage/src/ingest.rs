@@ -13,7 +13,7 @@ use crate::facts::{self, Facts, NameVerdict};
 use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
 use crate::model::{
     day_string, Applied, Asset, AssetStatus, Batch, Change, ChangeKind, DayCount, Millis,
-    Observation, Receipt, Scan, ScanState, Sweep,
+    Observation, Receipt, Scan, ScanState, Sweep, Vantage,
 };
 use crate::postings::{self, Delta};
 use crate::records::{self, host_record_key, HostRecord};
@@ -38,6 +38,17 @@ impl Store {
     /// applied before changes nothing and says so (`fresh: false`). The batch that
     /// completes its scan also runs the scan's sweep before returning.
     pub fn apply(&self, tenant: &TenantId, batch: &Batch) -> Result<Applied> {
+        self.apply_from(tenant, batch, None)
+    }
+
+    /// [`Store::apply`], recording the vantage (worker and source address) that observed
+    /// the batch on its receipt.
+    pub fn apply_from(
+        &self,
+        tenant: &TenantId,
+        batch: &Batch,
+        vantage: Option<&Vantage>,
+    ) -> Result<Applied> {
         validate_scan_id(&batch.scan)?;
         let (applied, terms) = {
             let _w = self.write_lock();
@@ -110,6 +121,7 @@ impl Store {
                     applied: batch.at,
                     observations,
                     changes,
+                    vantage: vantage.cloned(),
                 },
             )?;
             let terms = self.commit_with_postings(tenant, tx, &delta)?;
@@ -218,6 +230,47 @@ impl Store {
 }
 
 impl Store {
+    /// Takes applied shards of a running scan back, so they can be applied again from
+    /// another vantage (one whose probes were blocked saw too little). What they stored
+    /// stays — it was observed; the rerun adds what the first run missed. Refused once
+    /// the scan's completion began: a sweep may already have marked their absences.
+    /// Returns the shards that were applied and now are not.
+    pub fn reopen_shards(
+        &self,
+        tenant: &TenantId,
+        scan_id: &str,
+        shards: &[u32],
+    ) -> Result<Vec<u32>> {
+        let _w = self.write_lock();
+        self.require_tenant(tenant)?;
+        let scan_key = keys::key(Rec::Scan, tenant, scan_id.as_bytes());
+        let mut scan: Scan = self
+            .get_json(&scan_key)?
+            .ok_or_else(|| StoreError::NotFound(format!("scan {scan_id}")))?;
+        if scan.state != ScanState::Running || scan.sweep.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "scan {scan_id} is {:?}{}: its shards can no longer be rerun",
+                scan.state,
+                if scan.sweep.is_some() {
+                    " and completing"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let mut tx = self.tx();
+        let mut reopened = Vec::new();
+        for &shard in shards {
+            if scan.shards_done.remove(&shard) {
+                tx.delete(receipt_key(tenant, scan_id, shard));
+                reopened.push(shard);
+            }
+        }
+        tx.put_json(scan_key, &scan)?;
+        tx.commit()?;
+        Ok(reopened)
+    }
+
     /// The applied shards of a scan, each with what it covered and what it stored.
     pub fn shards(&self, tenant: &TenantId, scan: &str) -> Result<Vec<Receipt>> {
         let mut prefix = scan.as_bytes().to_vec();

@@ -243,6 +243,19 @@ pub struct Receipt {
     pub applied: Millis,
     pub observations: u64,
     pub changes: u64,
+    /// Who observed it, when a remote worker ran the shard: every observation of the
+    /// shard carries this vantage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<Vantage>,
+}
+
+/// Where a shard's probes came from: the worker that ran it and its source address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Vantage {
+    pub worker: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub source: Option<IpAddr>,
 }
 
 /// Exposed hosts and services on one day (the shrinkage curve), as at the last batch

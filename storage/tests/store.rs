@@ -920,3 +920,48 @@ fn a_compressed_store_reopens_whatever_the_options_say() {
     let store = Store::open(dir.path()).expect("reopens");
     assert_eq!(store.tenant(&t).expect("tenant").name, "Acme");
 }
+
+#[test]
+fn a_shard_from_a_blocked_vantage_is_reopened_and_its_rerun_adds_what_it_missed() {
+    let (_dir, store, t) = fresh();
+    begin(&store, &t, "s1", &["198.18.0.0/24"], &[22], 2);
+    let blocked = Vantage {
+        worker: "w2".into(),
+        source: Some("198.19.252.6".parse().expect("ip")),
+    };
+    // The blocked vantage saw nothing in shard 0.
+    let empty = batch("s1", 0, T0, vec![]);
+    assert!(
+        store
+            .apply_from(&t, &empty, Some(&blocked))
+            .expect("apply")
+            .fresh
+    );
+    let receipts = store.shards(&t, "s1").expect("shards");
+    assert_eq!(receipts[0].vantage.as_ref(), Some(&blocked));
+    assert_eq!(
+        store.reopen_shards(&t, "s1", &[0, 1]).expect("reopen"),
+        vec![0]
+    );
+    assert!(store.shards(&t, "s1").expect("shards").is_empty());
+    let good = Vantage {
+        worker: "w1".into(),
+        source: Some("198.19.252.2".parse().expect("ip")),
+    };
+    let seen = batch("s1", 0, T0 + 1, vec![port("198.18.0.7", 22, None)]);
+    let applied = store.apply_from(&t, &seen, Some(&good)).expect("rerun");
+    assert!(applied.fresh && !applied.completed_scan);
+    let asset = store.asset(&t, &service("198.18.0.7", 22)).expect("asset");
+    assert_eq!(asset.status, AssetStatus::Present);
+    let done = store
+        .apply(&t, &batch("s1", 1, T0 + 2, vec![]))
+        .expect("last shard");
+    assert!(done.completed_scan);
+    assert_eq!(
+        store.shards(&t, "s1").expect("shards")[0].vantage.as_ref(),
+        Some(&good)
+    );
+    // Once the scan completed (its sweep ran), nothing can be reopened.
+    let late = store.reopen_shards(&t, "s1", &[0]).expect_err("completed");
+    assert!(late.to_string().contains("no longer be rerun"), "{late}");
+}
