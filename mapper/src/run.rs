@@ -21,6 +21,7 @@ use crate::EngineError;
 use aperture_fingerprints::identify::recog::load_recog_dir;
 use aperture_fingerprints::identify::{CombineMode, Identifier};
 use aperture_fingerprints::{PortObservation, PortState, Probe, Proto};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -28,23 +29,44 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+pub mod shard;
+
 pub use crate::error::Failure;
+pub use shard::{run_shard, AddressRanges, GuardSpec, Membership, ShardSpec};
 
 /// A [`Failure::BadInput`] with this message.
 pub fn bad(msg: impl Into<String>) -> Failure {
     Failure::BadInput(msg.into())
 }
 
+/// Durations on the wire as whole milliseconds: plain JSON numbers any consumer reads
+/// the same way (a fraction of a millisecond is dropped).
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
 /// How to grab open ports.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GrabSettings {
+    #[serde(rename = "deadline_ms", with = "millis")]
     pub deadline: Duration,
+    #[serde(rename = "banner_wait_ms", with = "millis")]
     pub banner_wait: Duration,
     pub byte_cap: usize,
     pub jarm: bool,
     pub favicon: bool,
     pub concurrency: usize,
     pub rate: u64,
+    /// A directory on the machine that runs the grabs.
     pub recog_dir: Option<PathBuf>,
     pub expiring_days: u32,
 }
@@ -66,8 +88,8 @@ impl Default for GrabSettings {
     }
 }
 
-/// How to probe.
-#[derive(Debug, Clone)]
+/// How to probe. Plain data a coordinator can send to a worker (see [`ShardSpec`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineSettings {
     pub scan_id: String,
     pub use_connect: bool,
@@ -76,13 +98,16 @@ pub struct EngineSettings {
     pub rate: RateHandle,
     /// At most this many probes a second to any one IPv4 /24 or IPv6 /64, on top of
     /// `rate`: a network over it makes the sender wait, nothing is dropped.
+    #[serde(default)]
     pub per_net_rate: Option<u32>,
     pub retries: u32,
     /// Connect engine: per-attempt time-out.
+    #[serde(rename = "timeout_ms", with = "millis")]
     pub timeout: Duration,
     pub concurrency: usize,
     pub show_closed: bool,
     /// SYN engine: how long to listen after the last probe.
+    #[serde(rename = "wait_ms", with = "millis")]
     pub wait: Duration,
     pub source_ip: Option<Ipv4Addr>,
     pub source_ports: (u16, u16),
