@@ -2,8 +2,10 @@
 //! shards) and how (SYN over raw sockets, or connect), paced with governor.
 //!
 //! This crate never touches storage or HTTP. A scan is planned ([`plan::plan`]), cut into
-//! [`shard::Shard`]s (plain data), and each shard run by an engine that reports
-//! [`engine::Hit`]s on a channel.
+//! shards of plain data ([`run::ShardSpec`]), and each shard run by [`run::run_shard`]
+//! (or [`run::run_segments`] on a plan at hand): an engine, paced by [`pace::Throttle`],
+//! then grabs on open ports. The CLI, the service's in-process pool and a remote worker
+//! all run shards through that one call.
 
 pub mod connect;
 pub mod cookie;
