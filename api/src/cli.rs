@@ -26,6 +26,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Bootstrap a data directory: tenants and tokens, before the service runs.
     Admin(AdminArgs),
+    /// Run as a remote probe worker of a coordinator (`aperture serve` with bus_url):
+    /// pulls one shard at a time over NATS JetStream, runs it, sends its results back.
+    Worker(Box<WorkerArgs>),
+    /// Set up the bus of a coordinator and its workers (nats-server config and keys).
+    Bus(BusArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -336,4 +341,74 @@ pub enum AdminCommand {
     TokenList,
     /// Revoke a token by id.
     TokenRevoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// TOML settings file with any of: bus, name, nkey, user, password, ca, source_ip,
+    /// no_syn. APERTURE_* environment variables override it, and these flags both.
+    #[arg(long, value_name = "FILE", env = "APERTURE_WORKER_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// The coordinator's NATS server, e.g. nats://10.0.0.5:4222 (tls://… for TLS).
+    #[arg(long, value_name = "URL", env = "APERTURE_BUS_URL")]
+    pub bus: Option<String>,
+
+    /// This worker's name, as `aperture bus init --workers` listed it (letters, digits,
+    /// '-', '_'): the server lets it publish under this name only.
+    #[arg(long, value_name = "NAME", env = "APERTURE_WORKER_NAME")]
+    pub name: Option<String>,
+
+    /// Its nkey seed file (`worker-NAME.nk` from `aperture bus init`).
+    #[arg(long, value_name = "FILE", env = "APERTURE_WORKER_NKEY")]
+    pub nkey: Option<PathBuf>,
+
+    /// Or a user and password, when the server lists users that way.
+    #[arg(long, env = "APERTURE_BUS_USER")]
+    pub user: Option<String>,
+    #[arg(long, env = "APERTURE_BUS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// CA bundle to check the server's TLS certificate with (TLS is then required).
+    #[arg(long, value_name = "FILE", env = "APERTURE_BUS_CA")]
+    pub ca: Option<PathBuf>,
+
+    /// Source address of SYN probes (default: the route's source to the targets).
+    #[arg(long, value_name = "IP", env = "APERTURE_WORKER_SOURCE_IP")]
+    pub source_ip: Option<std::net::Ipv4Addr>,
+
+    /// Never run SYN shards (no raw sockets here): hand them back to other workers.
+    #[arg(long, env = "APERTURE_WORKER_NO_SYN")]
+    pub no_syn: bool,
+
+    /// Stop after this many shards (for trials and benchmarks).
+    #[arg(long, value_name = "N")]
+    pub max_shards: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct BusArgs {
+    #[command(subcommand)]
+    pub command: BusCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BusCommand {
+    /// Write DIR/nats-server.conf (JetStream on file storage, one nkey per process and
+    /// the least each may do) and the keys: DIR/coordinator.nk, DIR/worker-NAME.nk.
+    /// Rerun with more workers to add them (existing keys are kept).
+    Init {
+        /// Where to write the config and keys.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Worker names, comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        workers: Vec<String>,
+        /// Where nats-server listens.
+        #[arg(long, default_value = "0.0.0.0:4222", value_name = "ADDR:PORT")]
+        listen: String,
+        /// JetStream's store directory (default DIR/jetstream).
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+    },
 }

@@ -1,12 +1,15 @@
-//! `aperture`: one binary, subcommands: `scan`, `domains`, `serve`, `admin`.
+//! `aperture`: one binary, subcommands: `scan`, `domains`, `serve`, `admin`, `worker`,
+//! `bus`.
 
 mod admin;
+mod bus_init;
 mod cli;
 mod domains;
 mod output;
 mod scan;
 mod serve;
 mod status;
+mod worker;
 
 use clap::Parser;
 
@@ -45,5 +48,7 @@ fn main() -> ExitCode {
         cli::Command::Domains(args) => domains::run(*args),
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Admin(args) => admin::run(args),
+        cli::Command::Worker(args) => worker::run(*args),
+        cli::Command::Bus(args) => bus_init::run(args),
     }
 }
