@@ -134,6 +134,10 @@ pub struct ScanJob {
     pub error: Option<String>,
     /// A verification scan names the finding it checks; a scheduled one its schedule.
     pub purpose: Option<String>,
+    /// Shards remote workers gave up on (each ran out of deliveries): the scan waits
+    /// for them until they are retried (`POST …/scans/{id}/retry`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub failed_shards: BTreeSet<u32>,
 }
 
 /// A recurring scan.

@@ -63,6 +63,26 @@ pub struct Config {
     pub store_compression: bool,
     /// Seconds a graceful shutdown waits for running shards to finish.
     pub shutdown_grace_secs: u64,
+    /// The NATS server of remote workers (`nats://HOST:4222`, `tls://…`): set, this
+    /// service becomes their coordinator and runs no probes itself; unset, scans run
+    /// in-process.
+    pub bus_url: Option<String>,
+    /// The coordinator's nkey seed file (`coordinator.nk` from `aperture bus init`).
+    pub bus_nkey: Option<PathBuf>,
+    /// Or a user and password on the bus.
+    pub bus_user: Option<String>,
+    pub bus_password: Option<String>,
+    /// CA bundle for a TLS bus.
+    pub bus_ca: Option<PathBuf>,
+    /// Seconds a worker may hold a shard without a progress ack before it goes to
+    /// another worker.
+    pub bus_ack_wait_secs: u64,
+    /// Deliveries of a shard before it is marked failed (shown on the scan, retryable).
+    pub bus_max_deliver: u32,
+    /// Shards per live worker a scan is cut into at least, so slow workers balance.
+    pub shards_per_worker: u64,
+    /// Probes per second to any one /24 (IPv4) or /64 (IPv6), on top of a scan's rate.
+    pub per_net_rate: u32,
 }
 
 impl Default for Config {
@@ -90,6 +110,15 @@ impl Default for Config {
             metrics_public: true,
             store_compression: false,
             shutdown_grace_secs: 30,
+            bus_url: None,
+            bus_nkey: None,
+            bus_user: None,
+            bus_password: None,
+            bus_ca: None,
+            bus_ack_wait_secs: 30,
+            bus_max_deliver: 5,
+            shards_per_worker: 20,
+            per_net_rate: 2000,
         }
     }
 }
@@ -143,6 +172,27 @@ impl Config {
         env!("APERTURE_METRICS_PUBLIC", self.metrics_public);
         env!("APERTURE_STORE_COMPRESSION", self.store_compression);
         env!("APERTURE_SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs);
+        env!("APERTURE_BUS_ACK_WAIT_SECS", self.bus_ack_wait_secs);
+        env!("APERTURE_BUS_MAX_DELIVER", self.bus_max_deliver);
+        env!("APERTURE_SHARDS_PER_WORKER", self.shards_per_worker);
+        env!("APERTURE_PER_NET_RATE", self.per_net_rate);
+        for (key, field) in [
+            ("APERTURE_BUS_URL", &mut self.bus_url),
+            ("APERTURE_BUS_USER", &mut self.bus_user),
+            ("APERTURE_BUS_PASSWORD", &mut self.bus_password),
+        ] {
+            if let Some(v) = get(key) {
+                *field = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+            }
+        }
+        for (key, field) in [
+            ("APERTURE_BUS_NKEY", &mut self.bus_nkey),
+            ("APERTURE_BUS_CA", &mut self.bus_ca),
+        ] {
+            if let Some(v) = get(key) {
+                *field = Some(PathBuf::from(v.trim())).filter(|p| !p.as_os_str().is_empty());
+            }
+        }
         if let Some(v) = get("APERTURE_ENGINE") {
             self.engine = match v.trim() {
                 "auto" => EngineChoice::Auto,
@@ -175,6 +225,10 @@ impl Config {
             ("page_cap", self.page_cap as u64),
             ("scheduler_secs", self.scheduler_secs),
             ("sweep_secs", self.sweep_secs),
+            ("bus_ack_wait_secs", self.bus_ack_wait_secs),
+            ("bus_max_deliver", u64::from(self.bus_max_deliver)),
+            ("shards_per_worker", self.shards_per_worker),
+            ("per_net_rate", u64::from(self.per_net_rate)),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -183,6 +237,12 @@ impl Config {
         }
         if self.default_rate > self.max_rate {
             return Err("default_rate must not exceed max_rate".into());
+        }
+        if self.bus_url.is_some()
+            && self.bus_nkey.is_none()
+            && (self.bus_user.is_none() || self.bus_password.is_none())
+        {
+            return Err("bus_url needs a credential: bus_nkey (coordinator.nk from `aperture bus init`) or bus_user and bus_password".into());
         }
         if self.body_limit < 1024 {
             return Err("body_limit must be at least 1024 bytes".into());

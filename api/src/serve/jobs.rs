@@ -20,7 +20,7 @@ use aperture_mapper::pace::RateHandle;
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::rawsock::raw_sockets_permitted;
-use aperture_mapper::run::{run_segments, EngineSettings, GrabSettings, PortSink};
+use aperture_mapper::run::{run_segments, EngineSettings, GrabSettings, PortSink, ShardSpec};
 use aperture_mapper::shard::ShardSelector;
 use aperture_mapper::space::TargetSpace;
 use aperture_mapper::special::{describe_v4, describe_v6, special_v4, special_v6};
@@ -257,7 +257,12 @@ pub async fn submit(
             .await
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let total = p.space.size();
-        let shards = total.div_ceil(state.config.shard_probes).max(1);
+        let mut shards = total.div_ceil(state.config.shard_probes).max(1);
+        if let Some(bus) = state.bus.get() {
+            // Many small shards per live worker, so a slow worker holds up little.
+            let at_least = state.config.shards_per_worker * bus.live_workers().max(1) as u64;
+            shards = shards.max(at_least).min(total.max(1));
+        }
         (
             covered_nets(&p),
             port_ranges(p.space.ports()),
@@ -302,10 +307,14 @@ pub async fn submit(
         finished: None,
         error: None,
         purpose,
+        failed_shards: BTreeSet::new(),
     };
     state.store.put_job(&job)?;
     state.metrics.scans_started.inc();
     state.wake.notify_waiters();
+    if let Some(bus) = state.bus.get() {
+        bus.wake.notify_one();
+    }
     Ok(job)
 }
 
@@ -452,6 +461,93 @@ impl RunHandle {
     }
 }
 
+/// Why a job may no longer run for its tenant, if it may not: the scope is checked again
+/// when a scan is taken up, as it may have shrunk since the request.
+pub(super) fn scope_problem(scope: &Scope, job: &ScanJob) -> Result<(), String> {
+    check_scope(scope, &job.request).map_err(|e| {
+        let why: Vec<String> = e
+            .refused
+            .iter()
+            .map(|r| format!("{}: {}", r.target, r.reason))
+            .collect();
+        format!("no longer in scope: {} {}", e.detail, why.join("; "))
+    })
+}
+
+/// A job's port probing, planned: the same plan, order and settings whoever runs it —
+/// the in-process workers, or remote ones through the shards they are sent.
+pub(super) struct PortWork {
+    pub plan: Plan,
+    pub settings: EngineSettings,
+    seed: u64,
+    shards: u32,
+}
+
+impl PortWork {
+    /// Shard `k` as a remote worker gets it.
+    pub fn spec(&self, k: u32) -> Result<ShardSpec, String> {
+        let range = ShardSelector {
+            k: u64::from(k) + 1,
+            n: u64::from(self.shards),
+        }
+        .range(self.plan.space.size());
+        Ok(ShardSpec::from_plan(
+            &self.plan,
+            self.seed,
+            vec![range],
+            self.settings.clone(),
+        ))
+    }
+}
+
+/// Plans a job's port probing (none without targets), refusing a plan that no longer
+/// matches what was accepted.
+pub(super) async fn port_work(
+    state: &SharedState,
+    job: &ScanJob,
+    scope: &Scope,
+) -> Result<Option<PortWork>, String> {
+    if job.port_shards == 0 {
+        return Ok(None);
+    }
+    let connect = use_connect(state, &job.request);
+    let mut p = plan(&target_request(&job.request, scope, connect))
+        .await
+        .map_err(|e| e.to_string())?;
+    p.guard.allowed = Some(scope_sets(scope));
+    if p.space.size() != job.probes_total {
+        return Err("the plan changed since the scan was accepted (scope exclusions?)".into());
+    }
+    let remote = state.config.bus_url.is_some();
+    let settings = EngineSettings {
+        scan_id: job.id.clone(),
+        use_connect: connect,
+        rate: RateHandle::new(u64::from(
+            job.request.rate.unwrap_or(state.config.default_rate),
+        )),
+        per_net_rate: remote.then_some(state.config.per_net_rate),
+        retries: 1,
+        timeout: Duration::from_millis(state.config.connect_timeout_ms),
+        concurrency: 512,
+        show_closed: false,
+        wait: Duration::from_secs_f64(state.config.syn_wait_secs.clamp(0.0, 60.0)),
+        source_ip: None,
+        source_ports: (61000, 4096),
+        ttl: 64,
+        grab: job.request.grab.then(|| GrabSettings {
+            deadline: Duration::from_secs_f64(state.config.grab_timeout_secs.clamp(0.1, 120.0)),
+            concurrency: state.config.grab_concurrency,
+            ..GrabSettings::default()
+        }),
+    };
+    Ok(Some(PortWork {
+        plan: p,
+        settings,
+        seed: job.seed,
+        shards: job.port_shards,
+    }))
+}
+
 /// Runs every shard not yet stored. `Ok(true)`: all done; `Ok(false)`: stopped.
 fn run_shards(
     state: &SharedState,
@@ -461,50 +557,16 @@ fn run_shards(
 ) -> Result<bool, String> {
     let store = &state.store;
     let scope = store.scope(&job.tenant).map_err(|e| e.to_string())?;
-    // The worker checks the scope again: the scope may have shrunk since the request.
-    check_scope(&scope, &job.request).map_err(|e| {
-        let why: Vec<String> = e
-            .refused
-            .iter()
-            .map(|r| format!("{}: {}", r.target, r.reason))
-            .collect();
-        format!("no longer in scope: {} {}", e.detail, why.join("; "))
-    })?;
+    scope_problem(&scope, job)?;
     let scan = store
         .scan(&job.tenant, &job.id)
         .map_err(|e| e.to_string())?;
-    let connect = use_connect(state, &job.request);
-    if job.port_shards > 0 {
-        let mut p = rt
-            .block_on(plan(&target_request(&job.request, &scope, connect)))
-            .map_err(|e| e.to_string())?;
-        p.guard.allowed = Some(scope_sets(&scope));
+    if let Some(work) = rt.block_on(port_work(state, job, &scope))? {
+        let PortWork {
+            plan: p, settings, ..
+        } = work;
         let space = Arc::new(p.space.clone());
-        if space.size() != job.probes_total {
-            return Err("the plan changed since the scan was accepted (scope exclusions?)".into());
-        }
         let order = Permutation::new(space.size(), job.seed);
-        let settings = EngineSettings {
-            scan_id: job.id.clone(),
-            use_connect: connect,
-            rate: RateHandle::new(u64::from(
-                job.request.rate.unwrap_or(state.config.default_rate),
-            )),
-            per_net_rate: None,
-            retries: 1,
-            timeout: Duration::from_millis(state.config.connect_timeout_ms),
-            concurrency: 512,
-            show_closed: false,
-            wait: Duration::from_secs_f64(state.config.syn_wait_secs.clamp(0.0, 60.0)),
-            source_ip: None,
-            source_ports: (61000, 4096),
-            ttl: 64,
-            grab: job.request.grab.then(|| GrabSettings {
-                deadline: Duration::from_secs_f64(state.config.grab_timeout_secs.clamp(0.1, 120.0)),
-                concurrency: state.config.grab_concurrency,
-                ..GrabSettings::default()
-            }),
-        };
         let selector = |k: u32| ShardSelector {
             k: u64::from(k) + 1,
             n: u64::from(job.port_shards),

@@ -3,12 +3,14 @@
 
 pub mod auth;
 pub mod config;
+pub mod coordinator;
 pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod routes_admin;
 pub mod routes_assets;
 pub mod routes_scans;
+pub mod routes_workers;
 pub mod state;
 
 use crate::cli::ServeArgs;
@@ -54,6 +56,7 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
     use routes_admin as a;
     use routes_assets as s;
     use routes_scans as c;
+    use routes_workers as w;
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(a::health))
         .routes(routes!(a::metrics))
@@ -66,6 +69,8 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(c::list_scans, c::create_scan))
         .routes(routes!(c::get_scan))
         .routes(routes!(c::cancel_scan))
+        .routes(routes!(w::retry_scan))
+        .routes(routes!(w::list_workers))
         .routes(routes!(c::list_schedules, c::create_schedule))
         .routes(routes!(c::get_schedule, c::delete_schedule))
         .routes(routes!(s::list_assets))
@@ -159,15 +164,27 @@ async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("listener address: {e}"))?;
     let (edits_tx, edits_rx) = tokio::sync::mpsc::unbounded_channel();
     let state: SharedState = Arc::new(AppState::new(store, config, edits_tx));
-    let workers = jobs::spawn_workers(&state);
+    // With a bus, remote workers run the scans; without, threads of this process do.
+    let workers = if state.config.bus_url.is_some() {
+        coordinator::start(&state).await?;
+        Vec::new()
+    } else {
+        jobs::spawn_workers(&state)
+    };
     let background = tokio::spawn(background(state.clone(), edits_rx));
     let (app, _) = router(state.clone());
     // One line for scripts to wait on.
-    eprintln!(
-        "listening: http://{local} data={} workers={}",
-        state.config.data_dir.display(),
-        state.config.workers
-    );
+    match &state.config.bus_url {
+        Some(bus) => eprintln!(
+            "listening: http://{local} data={} coordinator of the workers on {bus}",
+            state.config.data_dir.display(),
+        ),
+        None => eprintln!(
+            "listening: http://{local} data={} workers={}",
+            state.config.data_dir.display(),
+            state.config.workers
+        ),
+    }
     let shutdown_state = state.clone();
     axum::serve(
         listener,

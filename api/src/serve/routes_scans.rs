@@ -72,9 +72,13 @@ pub struct ScanView {
     pub coverage: aperture_storage::Coverage,
     /// Shards stored: each one's permutation range, observations and change events.
     pub shards: Vec<aperture_storage::Receipt>,
+    /// With remote workers: each shard's state (pending, running on W, done by W,
+    /// failed), what each vantage saw, and the vantages flagged as blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<super::coordinator::ScanWorkers>,
 }
 
-fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult<ScanView> {
+pub(super) fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult<ScanView> {
     let scan = state.store.scan(t, &job.id)?;
     let run = state.run(t, &job.id);
     let (sent, found, rate) = match &run {
@@ -98,9 +102,11 @@ fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult<ScanView> 
     };
     let remaining = job.probes_total.saturating_sub(sent);
     let shards = state.store.shards(t, &job.id)?;
+    let workers = state.bus.get().and_then(|b| b.scan_workers(t, &job.id));
     Ok(ScanView {
         coverage: scan.coverage.clone(),
         shards,
+        workers,
         progress: ScanProgress {
             probes_sent: sent.min(job.probes_total),
             probes_total: job.probes_total,

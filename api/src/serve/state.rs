@@ -33,6 +33,8 @@ pub struct AppState {
     pub sweeps: tokio::sync::mpsc::UnboundedSender<TenantId>,
     /// Set on SIGTERM/SIGINT: workers finish their shard and take no more.
     pub stopping: Arc<AtomicBool>,
+    /// With `bus_url`: the coordinator of the remote workers (no in-process workers).
+    pub bus: std::sync::OnceLock<Arc<super::coordinator::Coordinator>>,
 }
 
 /// A running scan, for progress and cancel.
@@ -65,6 +67,7 @@ impl AppState {
             wake: tokio::sync::Notify::new(),
             sweeps,
             stopping: Arc::new(AtomicBool::new(false)),
+            bus: std::sync::OnceLock::new(),
         }
     }
 
@@ -111,6 +114,18 @@ pub struct Metrics {
     pub ingest_seconds: Histogram,
     pub requests: Family<RouteLabels, Counter>,
     pub latency: Family<LatencyLabels, Histogram>,
+    /// Per remote worker (with `bus_url`).
+    pub worker_probes: Family<WorkerLabels, Gauge>,
+    pub worker_probe_rate: Family<WorkerLabels, Gauge>,
+    pub worker_shards: Family<WorkerLabels, Counter>,
+    pub worker_heartbeat: Family<WorkerLabels, Gauge>,
+    pub worker_flagged: Family<WorkerLabels, Gauge>,
+    pub worker_refusals: Family<WorkerLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    pub worker: String,
 }
 
 impl Metrics {
@@ -130,7 +145,43 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 18))
             }),
             registry: Registry::default(),
+            worker_probes: Family::default(),
+            worker_probe_rate: Family::default(),
+            worker_shards: Family::default(),
+            worker_heartbeat: Family::default(),
+            worker_flagged: Family::default(),
+            worker_refusals: Family::default(),
         };
+        registry.register(
+            "worker_probes_sent",
+            "Probes a remote worker says it sent since it started",
+            m.worker_probes.clone(),
+        );
+        registry.register(
+            "worker_probes_per_second",
+            "A remote worker's send rate at its last heartbeat",
+            m.worker_probe_rate.clone(),
+        );
+        registry.register(
+            "worker_shards_stored",
+            "Shards of a remote worker stored",
+            m.worker_shards.clone(),
+        );
+        registry.register(
+            "worker_last_heartbeat_timestamp_seconds",
+            "When a remote worker last reported",
+            m.worker_heartbeat.clone(),
+        );
+        registry.register(
+            "worker_flagged",
+            "Scans on which a remote worker's vantage is flagged as blocked",
+            m.worker_flagged.clone(),
+        );
+        registry.register(
+            "worker_refusals",
+            "Result batches of a remote worker refused (outside their shard, malformed)",
+            m.worker_refusals.clone(),
+        );
         registry.register("scans_started", "Scans started", m.scans_started.clone());
         registry.register(
             "scans_completed",
