@@ -6,8 +6,9 @@
 //!
 //! - three workers scan the lab: the assets and change events equal the ground truth and
 //!   an in-process run of the same scan; the aggregate rate stays within the scan's;
-//! - a worker, nats-server, or the coordinator is killed (-9) mid-scan: the scan completes
-//!   with the same results, nothing lost, nothing stored twice;
+//! - a worker, nats-server, or the coordinator is killed (-9) mid-scan, a worker hangs
+//!   (SIGSTOP) or is stopped (SIGTERM): the scan completes with the same results,
+//!   nothing lost, nothing stored twice;
 //! - a blocked vantage is flagged, and its shards rerun elsewhere recover what it missed;
 //! - a shard every delivery of which fails is marked failed, and a retry completes it.
 
@@ -25,6 +26,31 @@ use std::time::{Duration, Instant};
 struct Killed(Option<Child>);
 
 impl Killed {
+    /// Sends a signal by PID (`kill -STOP`, `-CONT`, `-TERM`).
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.0 {
+            let s = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(s.success(), "kill {sig}");
+        }
+    }
+
+    /// Waits for the process to end by itself; its exit code.
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let c = self.0.as_mut()?;
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = c.try_wait() {
+                self.0 = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
     /// kill -9, as a crash would.
     fn kill(&mut self) {
         if let Some(mut c) = self.0.take() {
@@ -204,6 +230,10 @@ impl Cluster {
             .expect("worker starts");
         self.workers.insert(n, Killed(Some(child)));
         wait_for(&log, "connected to", 1);
+    }
+
+    fn w1(&mut self) -> &mut Killed {
+        self.workers.get_mut(&1).expect("w1")
     }
 
     fn worker_log(&self, n: usize) -> String {
@@ -518,18 +548,27 @@ fn three_workers_scan_the_lab_like_one_process_within_one_rate() {
 
 #[test]
 fn killing_a_worker_nats_or_the_coordinator_mid_scan_loses_nothing() {
+    kill_mid_scan(&["worker", "nats", "coordinator"]);
+}
+
+#[test]
+fn a_hung_worker_loses_its_shard_and_a_stopped_one_hands_it_back() {
+    kill_mid_scan(&["hung", "sigterm"]);
+}
+
+fn kill_mid_scan(victims: &[&str]) {
     if !lab_ready() {
         return;
     }
     let _lab = lab_lock();
     const NET: &str = "198.18.32.0/19";
     let truth = truth_in(NET);
-    for victim in ["worker", "nats", "coordinator"] {
+    for &victim in victims {
         let mut c = Cluster::new(&[]);
         for n in 1..=3 {
             c.start_worker(n, &[]);
         }
-        let id = c.scan(NET, 6000);
+        let id = c.scan(NET, 10_000);
         // Mid-scan: some shards stored, w1 running one.
         c.wait(
             &format!("{victim}: the scan under way"),
@@ -546,10 +585,15 @@ fn killing_a_worker_nats_or_the_coordinator_mid_scan_loses_nothing() {
             },
         );
         match victim {
-            "worker" => {
-                if let Some(w) = c.workers.get_mut(&1) {
-                    w.kill();
-                }
+            "worker" => c.w1().kill(),
+            // No progress acks from a stopped process: its shard goes to another worker
+            // after the ack wait, and what it sends when it wakes up is stored never.
+            "hung" => c.w1().signal("-STOP"),
+            "sigterm" => {
+                c.w1().signal("-TERM");
+                let code = c.w1().wait_exit(Duration::from_secs(20));
+                assert_eq!(code, Some(0), "{}", c.worker_log(1));
+                assert!(c.worker_log(1).contains("handing back"), "{}", c.worker_log(1));
             }
             "nats" => {
                 c.nats.kill();
@@ -563,6 +607,10 @@ fn killing_a_worker_nats_or_the_coordinator_mid_scan_loses_nothing() {
             }
         }
         let done = c.wait_completed(&id);
+        if victim == "hung" {
+            c.w1().signal("-CONT");
+            std::thread::sleep(Duration::from_secs(4));
+        }
         assert_eq!(c.services(), truth, "after killing the {victim}");
         assert_each_once(&c.changes());
         let receipts = done["shards"].as_array().expect("receipts");
