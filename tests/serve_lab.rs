@@ -827,12 +827,3 @@ fn many_shards_one_wait(api: &Api, admin: &str) {
     );
     assert_eq!(nginx["asset"]["facts"]["product"], "nginx", "{nginx}");
 }
-
-/// The lab's authoritative DNS server (scripts/lab.d/25-dns.sh writes dns.env).
-fn lab_dns_server() -> String {
-    let text = std::fs::read_to_string(lab_dir().join("dns.env")).expect("dns.env readable");
-    text.lines()
-        .find_map(|l| l.strip_prefix("LAB_DNS_ENUM_SERVER="))
-        .map(|v| v.trim().trim_matches('"').to_owned())
-        .expect("LAB_DNS_ENUM_SERVER in dns.env")
-}

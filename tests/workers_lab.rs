@@ -138,6 +138,7 @@ impl Cluster {
             ("APERTURE_ENGINE".into(), "syn".into()),
             ("APERTURE_PER_NET_RATE".into(), "100000".into()),
             ("APERTURE_SCHEDULER_SECS".into(), "1".into()),
+            ("APERTURE_RESOLVERS".into(), lab_dns_server()),
         ];
         for (k, v) in extra_env {
             serve_env.push(((*k).into(), (*v).into()));
@@ -157,7 +158,7 @@ impl Cluster {
         c.api_ok(
             "PUT",
             "/v1/tenants/acme/scope",
-            Some(&json!({"cidrs": ["198.18.0.0/16"], "allow_special": true})),
+            Some(&json!({"cidrs": ["198.18.0.0/16"], "domains": ["corp.test"], "allow_special": true})),
         );
         c
     }
@@ -312,11 +313,13 @@ impl Cluster {
 
     /// The services stored as present.
     fn services(&self) -> BTreeSet<String> {
-        let v = self.api_ok(
-            "GET",
-            "/v1/tenants/acme/assets?kind=service&limit=1000",
-            None,
-        );
+        self.present("service")
+    }
+
+    /// The assets of one kind stored as present.
+    fn present(&self, kind: &str) -> BTreeSet<String> {
+        let path = format!("/v1/tenants/acme/assets?kind={kind}&limit=1000");
+        let v = self.api_ok("GET", &path, None);
         v["items"]
             .as_array()
             .expect("items")
@@ -544,6 +547,29 @@ fn three_workers_scan_the_lab_like_one_process_within_one_rate() {
         Vec::<&(String, String)>::new(),
         "change events, in-process against distributed"
     );
+
+    // DNS enumeration through a worker (its resolver is the lab's, reached from the
+    // worker's namespace) finds the names one process finds.
+    let names = |cl: &Cluster| {
+        let v = cl.api_ok(
+            "POST",
+            "/v1/tenants/acme/scans",
+            Some(&json!({"domains": ["corp.test"]})),
+        );
+        cl.wait_completed(v["id"].as_str().expect("id"));
+        cl.present("domain")
+    };
+    let remote = names(&c);
+    assert!(
+        remote.len() >= 100,
+        "{} names of corp.test through a worker",
+        remote.len()
+    );
+    assert_eq!(
+        names(&alone),
+        remote,
+        "names, in-process against distributed"
+    );
 }
 
 #[test]
@@ -593,7 +619,11 @@ fn kill_mid_scan(victims: &[&str]) {
                 c.w1().signal("-TERM");
                 let code = c.w1().wait_exit(Duration::from_secs(20));
                 assert_eq!(code, Some(0), "{}", c.worker_log(1));
-                assert!(c.worker_log(1).contains("handing back"), "{}", c.worker_log(1));
+                assert!(
+                    c.worker_log(1).contains("handing back"),
+                    "{}",
+                    c.worker_log(1)
+                );
             }
             "nats" => {
                 c.nats.kill();

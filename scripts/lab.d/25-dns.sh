@@ -487,7 +487,7 @@ truth = {
     "zones": {
         Z: {
             "axfr": "allowed",
-            "axfr_allowed_from": ["198.19.255.1"],
+            "axfr_allowed_from": ["198.19.255.1", "198.19.252.0/24"],
             "names": zone_names(Z, True),
             "wildcard": [W],
             "wildcard_records": {f"*.{W}": {"A": [ip3(99)]}},
@@ -642,8 +642,10 @@ database:
 control:
     listen: "$DNS_DIR/run/knot.sock"
 acl:
+  # The scanner, and the worker hosts' probe sources (40-workers.sh): every vantage of
+  # the lab's own scans may transfer corp.test.
   - id: scanner_transfer
-    address: $LAB_SCAN_IP
+    address: [$LAB_SCAN_IP, 198.19.252.0/24]
     action: transfer
 template:
   - id: default

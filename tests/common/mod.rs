@@ -2,6 +2,8 @@
 //! JSON Lines, find the lab.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -142,4 +144,13 @@ pub fn admin_cli(data: &std::path::Path, args: &[&str]) -> (String, String) {
         stderr(&out)
     );
     (stdout(&out), stderr(&out))
+}
+
+/// The lab's authoritative DNS server (scripts/lab.d/25-dns.sh writes dns.env).
+pub fn lab_dns_server() -> String {
+    let text = std::fs::read_to_string(lab_dir().join("dns.env")).expect("dns.env readable");
+    text.lines()
+        .find_map(|l| l.strip_prefix("LAB_DNS_ENUM_SERVER="))
+        .map(|v| v.trim().trim_matches('"').to_owned())
+        .expect("LAB_DNS_ENUM_SERVER in dns.env")
 }
