@@ -41,24 +41,7 @@ struct Api {
 impl Api {
     /// One request through curl inside the scanner namespace: (status, JSON body).
     fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut cmd = Command::new("ip");
-        cmd.args([
-            "netns", "exec", &self.ns, "curl", "-s", "-m", "20", "-X", method,
-        ])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args(["-w", "\n%{http_code}"]);
-        if let Some(b) = body {
-            cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
-        }
-        let out = cmd
-            .arg(format!("http://127.0.0.1:{}{path}", self.port))
-            .output()
-            .expect("curl runs");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
-        let status: u16 = code.trim().parse().unwrap_or(0);
-        let json = serde_json::from_str(body).unwrap_or(Value::Null);
-        (status, json)
+        curl_json(&self.ns, self.port, method, path, token, body)
     }
 
     fn ok(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {

@@ -114,23 +114,44 @@ impl Lease {
 pub async fn publish_parts(js: &Context, name: &str, parts: Vec<Vec<u8>>) -> Result<(), BusError> {
     let subject = results_subject(name);
     for part in parts {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let sent = async {
-                js.publish(subject.clone(), part.clone().into())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .await;
-            match sent {
-                Ok(_) => break,
-                Err(e) if tries >= 30 => return Err(BusError::js("publishing results", e)),
-                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        publish_stored(js, &subject, None, part, 30, Duration::from_secs(1)).await?;
+    }
+    Ok(())
+}
+
+/// Publishes one message to a stream and waits for the server's confirmation that it is
+/// stored, retrying `tries` times `pause` apart (a restarting server answers nothing).
+pub async fn publish_stored(
+    js: &Context,
+    subject: &str,
+    headers: Option<async_nats::HeaderMap>,
+    payload: Vec<u8>,
+    tries: u32,
+    pause: Duration,
+) -> Result<(), BusError> {
+    let mut last = String::new();
+    for _ in 0..tries.max(1) {
+        let payload = bytes::Bytes::from(payload.clone());
+        let sent = async {
+            let ack = match &headers {
+                Some(h) => {
+                    js.publish_with_headers(subject.to_owned(), h.clone(), payload)
+                        .await
+                }
+                None => js.publish(subject.to_owned(), payload).await,
+            };
+            ack.map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match sent {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                last = e;
+                tokio::time::sleep(pause).await;
             }
         }
     }
-    Ok(())
+    Err(BusError::js(format!("publishing to {subject}"), last))
 }

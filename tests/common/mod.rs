@@ -154,3 +154,32 @@ pub fn lab_dns_server() -> String {
         .map(|v| v.trim().trim_matches('"').to_owned())
         .expect("LAB_DNS_ENUM_SERVER in dns.env")
 }
+
+/// One API request through curl inside network namespace `ns` (where the service
+/// listens on 127.0.0.1:`port`), as an operator there would: (status, JSON body; null
+/// when the body is not JSON).
+pub fn curl_json(
+    ns: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "curl", "-s", "-m", "20", "-X", method])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-w", "\n%{http_code}"]);
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
+    }
+    let out = cmd
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    let status: u16 = code.trim().parse().unwrap_or(0);
+    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}

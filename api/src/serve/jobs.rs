@@ -30,7 +30,7 @@ use aperture_storage::{Batch, Coverage, Observation, TenantId};
 use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -395,14 +395,7 @@ fn claim(state: &SharedState) -> Option<(ScanJob, Arc<RunHandle>)> {
         if runs.contains_key(&key) {
             continue;
         }
-        let handle = Arc::new(RunHandle {
-            progress: Arc::new(Progress::default()),
-            stop: Arc::new(AtomicBool::new(false)),
-            shutdown: AtomicBool::new(false),
-            started: Instant::now(),
-            probes_before: AtomicU64::new(0),
-            found: AtomicU64::new(0),
-        });
+        let handle = RunHandle::starting(0);
         runs.insert(key, handle.clone());
         state.metrics.scans_running.inc();
         return Some((job, handle));

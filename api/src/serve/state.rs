@@ -51,6 +51,20 @@ pub struct RunHandle {
     pub found: AtomicU64,
 }
 
+impl RunHandle {
+    /// A run starting now, with `found` observations stored before it.
+    pub fn starting(found: u64) -> Arc<RunHandle> {
+        Arc::new(RunHandle {
+            progress: Arc::new(Progress::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+            shutdown: AtomicBool::new(false),
+            started: Instant::now(),
+            probes_before: AtomicU64::new(0),
+            found: AtomicU64::new(found),
+        })
+    }
+}
+
 impl AppState {
     pub fn new(
         store: Arc<Store>,

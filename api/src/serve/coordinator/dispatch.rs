@@ -7,11 +7,10 @@ use crate::serve::jobs::{port_work, scope_problem};
 use crate::serve::state::{now_ms, RunHandle, SharedState};
 use aperture_bus::wire::{encode, ShardTask, Work};
 use aperture_bus::{shard_subject, COORDINATOR_CONSUMER, RESULTS_STREAM, SHARDS_STREAM};
-use aperture_mapper::engine::Progress;
 use aperture_storage::access::{JobState, ScanJob};
 use aperture_storage::TenantId;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,26 +22,22 @@ pub async fn publish_task(coord: &Coordinator, task: &ShardTask, msg_id: Option<
     if let Some(id) = msg_id {
         headers.insert("Nats-Msg-Id", id.as_str());
     }
-    for _ in 0..10 {
-        let sent = async {
-            coord
-                .js
-                .publish_with_headers(subject.clone(), headers.clone(), encode(task).into())
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        match sent {
-            Ok(_) => return true,
-            Err(e) => {
-                eprintln!("bus: publishing {subject}: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+    let sent = aperture_bus::lease::publish_stored(
+        &coord.js,
+        &subject,
+        Some(headers),
+        encode(task),
+        10,
+        Duration::from_millis(500),
+    )
+    .await;
+    match sent {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("bus: {e}");
+            false
         }
     }
-    false
 }
 
 /// Whether a shard's message is still in the shards stream.
@@ -133,14 +128,7 @@ async fn take_up(state: &SharedState, coord: &Coordinator, mut job: ScanJob) {
             }
         })
         .collect();
-    let handle = Arc::new(RunHandle {
-        progress: Arc::new(Progress::default()),
-        stop: Arc::new(AtomicBool::new(false)),
-        shutdown: AtomicBool::new(false),
-        started: Instant::now(),
-        probes_before: AtomicU64::new(0),
-        found: AtomicU64::new(scan.observations),
-    });
+    let handle = RunHandle::starting(scan.observations);
     let key = run_key(job.tenant.as_str(), &job.id);
     state
         .runs

@@ -333,7 +333,12 @@ async fn heartbeat_loop(
         let Ok(beat) = aperture_bus::wire::decode::<Heartbeat>("heartbeat", &msg.payload) else {
             continue;
         };
-        let (grant, requeue) = on_heartbeat(&state, &coord, &worker, beat);
+        let version = beat.version.clone();
+        let (grant, requeue, new) = on_heartbeat(&state, &coord, &worker, beat);
+        if new {
+            let outcome = format!("version {version}");
+            audit(&state, None, "worker registered".into(), outcome, &worker);
+        }
         if let Some(reply) = msg.reply {
             let _ = coord
                 .client
@@ -347,13 +352,14 @@ async fn heartbeat_loop(
 }
 
 /// Records a worker's state and answers with its share of the scan it runs — or a
-/// refusal (cancelled scan, flagged vantage), with the shard to requeue if any.
+/// refusal (cancelled scan, flagged vantage), with the shard to requeue if any; and
+/// whether this was the worker's first heartbeat.
 fn on_heartbeat(
     state: &SharedState,
     coord: &Coordinator,
     worker: &str,
     beat: Heartbeat,
-) -> (Grant, Option<ShardTask>) {
+) -> (Grant, Option<ShardTask>, bool) {
     let now = Instant::now();
     let labels = WorkerLabels {
         worker: worker.to_owned(),
@@ -412,17 +418,7 @@ fn on_heartbeat(
         refuse: None,
     };
     let (Some(r), Some(key)) = (beat.running, running_key) else {
-        drop(inner);
-        if new {
-            audit(
-                state,
-                None,
-                "worker registered".into(),
-                format!("version {}", beat.version),
-                worker,
-            );
-        }
-        return (wait, None);
+        return (wait, None, new);
     };
     let refuse = |why: String| Grant {
         rate: 0,
@@ -476,14 +472,5 @@ fn on_heartbeat(
             )
         }
     };
-    if new {
-        audit(
-            state,
-            None,
-            "worker registered".into(),
-            format!("version {}", beat.version),
-            worker,
-        );
-    }
-    out
+    (out.0, out.1, new)
 }
