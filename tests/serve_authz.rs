@@ -95,6 +95,7 @@ const ROUTES: &[Route] = &[
     route("POST", "/v1/tokens", Access::AdminOnly, 201),
     route("DELETE", "/v1/tokens/{id}", Access::AdminOnly, 200),
     route("GET", "/v1/audit", Access::AdminOnly, 200),
+    route("GET", "/v1/workers", Access::AdminOnly, 409),
     route(
         "GET",
         "/v1/tenants/{tenant}/scope",
@@ -130,6 +131,14 @@ const ROUTES: &[Route] = &[
         "/v1/tenants/{tenant}/scans/{scan}/cancel",
         Access::Tenant(WRITE),
         200,
+    ),
+    // Remote workers: this service runs its scans in-process, so an allowed caller is
+    // told there are none (409) — after the same authorisation as everywhere.
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/scans/{scan}/retry",
+        Access::Tenant(WRITE),
+        409,
     ),
     route(
         "GET",
