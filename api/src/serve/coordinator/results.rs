@@ -16,7 +16,6 @@ use aperture_bus::futures_util::StreamExt;
 use aperture_bus::wire::{decode, ResultPart, ShardTask, Work};
 use aperture_bus::{worker_of_subject, COORDINATOR_CONSUMER, RESULTS_STREAM};
 use aperture_fingerprints::PortState;
-use aperture_mapper::engine::Progress;
 use aperture_storage::access::JobState;
 use aperture_storage::{Batch, Observation, TenantId, Vantage};
 use std::collections::BTreeMap;
@@ -459,8 +458,10 @@ async fn store_run(
                 };
             }
             run.last_progress = Instant::now();
+            // As the engine's own counter would: the scan view's rate and ETA follow.
             run.handle
-                .probes_before
+                .progress
+                .sent
                 .fetch_add(probes, Ordering::Relaxed);
             run.handle.found.fetch_add(n, Ordering::Relaxed);
             // Other runs of the same shard are moot now.
@@ -477,7 +478,6 @@ async fn store_run(
                     }
                 }
             }
-            let _ = Progress::get(&run.handle.progress.sent);
         }
     }
     for msg in &parts.messages {
