@@ -140,9 +140,8 @@ struct Shared {
     running: Mutex<Option<Running>>,
     source: Mutex<Option<IpAddr>>,
     grant: Mutex<Option<(Grant, Instant)>>,
-    /// The running shards' engine progress (two while one waits for late replies and
-    /// the next one sends), for probes/s.
-    progress: Mutex<Vec<Arc<Progress>>>,
+    /// The running shard's engine progress, for probes/s and the progress acks.
+    progress: Mutex<Option<Arc<Progress>>>,
     shards_done: AtomicU64,
     probes_before: AtomicU64,
     /// (when, probes sent) at the last heartbeat: the rate between two.
@@ -155,10 +154,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Shared {
     fn probes_sent(&self) -> u64 {
-        let now: u64 = lock(&self.progress)
-            .iter()
-            .map(|p| Progress::get(&p.sent))
-            .sum();
+        let now = lock(&self.progress)
+            .as_ref()
+            .map_or(0, |p| Progress::get(&p.sent));
         self.probes_before.load(Ordering::Relaxed) + now
     }
 
@@ -195,25 +193,7 @@ async fn work(
     eprintln!("aperture worker {}: connected to {}", s.name, s.url);
     let shared = Arc::new(Shared::default());
     let beat = tokio::spawn(heartbeats(client.clone(), s.name.clone(), shared.clone()));
-    let s = Arc::new(s);
     let mut done = 0u64;
-    // A shard whose probes are all sent only waits for late replies (and grabs): the next
-    // one is pulled and starts sending meanwhile. Never more than two at once.
-    let mut waiting: Option<tokio::task::JoinHandle<Result<bool, BusError>>> = None;
-    let count = |joined: Result<Result<bool, BusError>, tokio::task::JoinError>,
-                 done: &mut u64|
-     -> Result<(), BusError> {
-        match joined {
-            Ok(Ok(true)) => {
-                *done += 1;
-                shared.shards_done.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Ok(Ok(false)) => Ok(()),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(BusError::Invalid(format!("a shard's task failed: {e}"))),
-        }
-    };
     while !stop.load(Ordering::SeqCst) && s.max_shards.is_none_or(|m| done < m) {
         let lease = match queue.next(Duration::from_secs(2)).await {
             Ok(Some(l)) => l,
@@ -224,27 +204,11 @@ async fn work(
                 continue;
             }
         };
-        let (sent_all, sending_done) = tokio::sync::oneshot::channel();
-        let mut current = tokio::spawn(run_lease(
-            rt.handle().clone(),
-            s.clone(),
-            js.clone(),
-            client.clone(),
-            shared.clone(),
-            lease,
-            stop.clone(),
-            sent_all,
-        ));
-        if let Some(previous) = waiting.take() {
-            count(previous.await, &mut done)?;
+        if run_lease(rt, &s, &js, &client, &shared, &lease, &stop).await? {
+            done += 1;
+            shared.shards_done.fetch_add(1, Ordering::Relaxed);
         }
-        tokio::select! {
-            joined = &mut current => count(joined, &mut done)?,
-            _ = sending_done => waiting = Some(current),
-        }
-    }
-    if let Some(previous) = waiting.take() {
-        count(previous.await, &mut done)?;
+        *lock(&shared.running) = None;
     }
     beat.abort();
     // Tell the coordinator at once that this worker's share is free.
@@ -253,42 +217,15 @@ async fn work(
     Ok(())
 }
 
-/// Runs one leased shard. `Ok(true)`: done and acknowledged. `sent_all` hears when its
-/// probes are all sent (what is left is the wait for late replies).
-#[allow(clippy::too_many_arguments)]
+/// Runs one leased shard. `Ok(true)`: done and acknowledged.
 async fn run_lease(
-    rt: tokio::runtime::Handle,
-    s: Arc<Settings>,
-    js: aperture_bus::async_nats::jetstream::Context,
-    client: aperture_bus::async_nats::Client,
-    shared: Arc<Shared>,
-    lease: Lease,
-    stop: Arc<AtomicBool>,
-    sent_all: tokio::sync::oneshot::Sender<()>,
-) -> Result<bool, BusError> {
-    let (s, js, client, shared, lease, stop) = (&*s, &js, &client, &shared, &lease, &stop);
-    let done = run_leased(&rt, s, js, client, shared, lease, stop, sent_all).await;
-    // This shard no longer runs (unless a newer one took the slot already).
-    let mut running = lock(&shared.running);
-    if running
-        .as_ref()
-        .is_some_and(|r| r.stream_seq == lease.stream_seq)
-    {
-        *running = None;
-    }
-    done
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_leased(
-    rt: &tokio::runtime::Handle,
+    rt: &tokio::runtime::Runtime,
     s: &Settings,
     js: &aperture_bus::async_nats::jetstream::Context,
     client: &aperture_bus::async_nats::Client,
     shared: &Arc<Shared>,
     lease: &Lease,
     stop: &Arc<AtomicBool>,
-    sent_all: tokio::sync::oneshot::Sender<()>,
 ) -> Result<bool, BusError> {
     let task = match &lease.task {
         Ok(t) => t.clone(),
@@ -348,7 +285,7 @@ async fn run_leased(
     }
     rate.set(shared.rate());
     let progress = Arc::new(Progress::default());
-    lock(&shared.progress).push(progress.clone());
+    *lock(&shared.progress) = Some(progress.clone());
     let halt = Arc::new(AtomicBool::new(false));
     let sink = Arc::new(Collector::default());
     let engine = {
@@ -359,29 +296,16 @@ async fn run_leased(
             halt.clone(),
             sink.clone(),
         );
-        let handle = rt.clone();
+        let handle = rt.handle().clone();
         let source_ip = s.source_ip;
         tokio::task::spawn_blocking(move || {
             run_work(&handle, task, source_ip, rate, &progress, &halt, sink)
         })
     };
-    let outcome = keep_lease(
-        lease,
-        shared,
-        &rate,
-        &progress,
-        &halt,
-        stop,
-        engine,
-        Some(sent_all),
-    )
-    .await?;
+    let outcome = keep_lease(lease, shared, &rate, &progress, &halt, stop, engine).await?;
     let probes = Progress::get(&progress.sent);
-    {
-        let mut running = lock(&shared.progress);
-        running.retain(|p| !Arc::ptr_eq(p, &progress));
-        shared.probes_before.fetch_add(probes, Ordering::Relaxed);
-    }
+    shared.probes_before.fetch_add(probes, Ordering::Relaxed);
+    *lock(&shared.progress) = None;
     match outcome {
         Ok(()) if !halt.load(Ordering::SeqCst) => {}
         Ok(()) if refused(shared) => {
@@ -431,10 +355,8 @@ async fn run_leased(
     Ok(true)
 }
 
-/// Holds the lease while the engine runs: renews the rate from the grants, sends a
-/// progress ack only while the engine makes progress (or is in its bounded final wait),
-/// and says when every probe is sent.
-#[allow(clippy::too_many_arguments)]
+/// Holds the lease while the engine runs: renews the rate from the grants, and sends a
+/// progress ack only while the engine makes progress (or is in its bounded final wait).
 async fn keep_lease(
     lease: &Lease,
     shared: &Shared,
@@ -443,7 +365,6 @@ async fn keep_lease(
     halt: &AtomicBool,
     stop: &AtomicBool,
     mut engine: tokio::task::JoinHandle<Result<(), Failure>>,
-    mut sent_all: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<Result<(), Failure>, BusError> {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut last_seen = (u64::MAX, u64::MAX);
@@ -467,12 +388,6 @@ async fn keep_lease(
         if seen != last_seen {
             last_seen = seen;
             last_change = Instant::now();
-        }
-        let total = Progress::get(&progress.total);
-        if total > 0 && seen.0 >= total {
-            if let Some(tx) = sent_all.take() {
-                let _ = tx.send(());
-            }
         }
         // Waiting for a grant is progress too: the budget is busy, the worker is not hung.
         let waiting = rate.get() == 0;
