@@ -59,7 +59,7 @@ pub async fn results_loop(state: SharedState, coord: Arc<Coordinator>) {
         loop {
             let batch = consumer
                 .batch()
-                .max_messages(64)
+                .max_messages(16)
                 .expires(Duration::from_secs(1))
                 .messages()
                 .await;
@@ -71,14 +71,21 @@ pub async fn results_loop(state: SharedState, coord: Arc<Coordinator>) {
                     break;
                 }
             };
+            // The whole batch first, then the store: the client ends a pull on its own
+            // timer, and parts left unread behind a slow store would wait out the ack
+            // wait (60 s) before coming back.
+            let mut received = Vec::new();
             while let Some(msg) = batch.next().await {
                 match msg {
-                    Ok(msg) => on_part(&state, &coord, msg).await,
+                    Ok(msg) => received.push(msg),
                     Err(e) => {
                         eprintln!("bus: results: {e}");
                         break;
                     }
                 }
+            }
+            for msg in received {
+                on_part(&state, &coord, msg).await;
             }
         }
     }
