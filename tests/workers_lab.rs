@@ -598,6 +598,12 @@ fn kill_mid_scan(victims: &[&str]) {
             // after the ack wait, and what it sends when it wakes up is stored never.
             "hung" => c.w1().signal("-STOP"),
             "sigterm" => {
+                // Right as w1 starts a shard (it logs each), so it holds one to hand back.
+                let started = |c: &Cluster| c.worker_log(1).matches(": running ").count();
+                let before = started(&c);
+                c.wait("w1 to start a shard", Duration::from_secs(30), || {
+                    started(&c) > before
+                });
                 c.w1().signal("-TERM");
                 let code = c.w1().wait_exit(Duration::from_secs(20));
                 assert_eq!(code, Some(0), "{}", c.worker_log(1));

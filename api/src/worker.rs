@@ -284,6 +284,10 @@ async fn run_lease(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     rate.set(shared.rate());
+    eprintln!(
+        "aperture worker {}: running {}/{} shard {} (delivery {})",
+        s.name, task.tenant, task.scan, task.shard, lease.delivered
+    );
     let progress = Arc::new(Progress::default());
     *lock(&shared.progress) = Some(progress.clone());
     let halt = Arc::new(AtomicBool::new(false));
