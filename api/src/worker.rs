@@ -195,7 +195,11 @@ async fn work(
     let beat = tokio::spawn(heartbeats(client.clone(), s.name.clone(), shared.clone()));
     let mut done = 0u64;
     while !stop.load(Ordering::SeqCst) && s.max_shards.is_none_or(|m| done < m) {
-        let lease = match queue.next(Duration::from_secs(2)).await {
+        // Bounded: while the server is unreachable a pull can wait for the reconnection
+        // for ever, and a SIGTERM must still end the worker.
+        let pulled =
+            tokio::time::timeout(Duration::from_secs(5), queue.next(Duration::from_secs(2))).await;
+        let lease = match pulled.unwrap_or(Ok(None)) {
             Ok(Some(l)) => l,
             Ok(None) => continue,
             Err(e) => {
@@ -213,7 +217,7 @@ async fn work(
     beat.abort();
     // Tell the coordinator at once that this worker's share is free.
     let _ = send_heartbeat(&client, &s.name, &shared).await;
-    let _ = client.flush().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     Ok(())
 }
 
