@@ -483,6 +483,33 @@ fn three_workers_scan_the_lab_like_one_process_within_one_rate() {
     assert_each_once(&changes);
     let workers = c.api_ok("GET", "/v1/workers", None);
     assert_eq!(workers.as_array().map(Vec::len), Some(3), "{workers}");
+    // Each worker as the API shows it: its version, vantage, heartbeat and work, and its
+    // registration in the audit log.
+    let audit = c.api_ok("GET", "/v1/audit?limit=1000", None);
+    for n in 1..=3 {
+        let name = format!("w{n}");
+        let w = workers
+            .as_array()
+            .and_then(|a| a.iter().find(|w| w["name"] == name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing: {workers}"));
+        assert_eq!(w["version"], env!("CARGO_PKG_VERSION"), "{w}");
+        assert_eq!(
+            w["source"],
+            lab_env(&format!("LAB_WORKER_SRC_{n}")).as_str(),
+            "{w}"
+        );
+        assert_eq!(w["live"], true, "{w}");
+        assert!(w["last_heartbeat"].as_i64().unwrap_or(0) > 0, "{w}");
+        assert!(w["shards_done"].as_u64().unwrap_or(0) > 0, "{w}");
+        assert!(w["probes_sent"].as_u64().unwrap_or(0) > 0, "{w}");
+        assert_eq!(w["flagged"], json!([]), "{w}");
+        let registered = audit["items"].as_array().is_some_and(|a| {
+            a.iter().any(|r| {
+                r["action"] == "worker registered" && r["actor"] == format!("worker {name}")
+            })
+        });
+        assert!(registered, "{name}'s registration is audited: {audit}");
+    }
     let metrics = Command::new("ip")
         .args(["netns", "exec", &c.ns, "curl", "-s", "-m", "10"])
         .arg(format!("http://127.0.0.1:{}/metrics", c.port))

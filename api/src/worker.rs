@@ -444,28 +444,15 @@ fn run_work(
             resolvers,
             qps,
         } => rt.block_on(async move {
-            use aperture_fingerprints::dns::DomainName;
-            use aperture_mapper::dns::{enumerate, DomainOptions};
-            let seeds = domains
-                .iter()
-                .map(|d| {
-                    DomainName::parse(d)
-                        .map_err(|e| Failure::BadInput(format!("domain {d:?}: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
             let resolvers = if resolvers.is_empty() {
                 crate::domains::system_resolvers().map_err(Failure::Failed)?
             } else {
                 resolvers
             };
-            let opts = DomainOptions {
-                resolvers,
-                qps: u64::from(qps),
-                ..DomainOptions::default()
-            };
-            let result = enumerate(&seeds, opts)
-                .await
-                .map_err(|e| Failure::Failed(e.to_string()))?;
+            let result =
+                aperture_mapper::dns::enumerate_domains(&domains, resolvers, u64::from(qps))
+                    .await
+                    .map_err(|e| Failure::BadInput(e.to_string()))?;
             let mut out = lock(&sink.observations);
             out.extend(result.zones.into_iter().map(WireObservation::Zone));
             out.extend(result.names.into_iter().map(WireObservation::Name));
