@@ -237,6 +237,7 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         timeout: Duration::from_millis(args.timeout),
         concurrency: args.concurrency,
         show_closed: args.show_closed,
+        closed_hosts: false,
         wait,
         source_ip: args.source_ip,
         source_ports: (port_base, port_count),

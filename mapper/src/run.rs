@@ -106,6 +106,12 @@ pub struct EngineSettings {
     pub timeout: Duration,
     pub concurrency: usize,
     pub show_closed: bool,
+    /// Report the first closed reply (RST, refused) of each host per segment, even
+    /// when closed ports are not shown: the positive evidence that a host still
+    /// answers, without which a port no longer seen open may not be called gone
+    /// (a silent host is a blocked vantage as often as a shut service).
+    #[serde(default)]
+    pub closed_hosts: bool,
     /// SYN engine: how long to listen after the last probe.
     #[serde(rename = "wait_ms", with = "millis")]
     pub wait: Duration,
@@ -280,12 +286,17 @@ pub fn run_segments<O: PortSink>(
     let grab_queue = grab.as_ref().map(|g| g.queue.clone());
     let scan_id = s.scan_id.clone();
     let dispatch_out = out.clone();
+    // Only one closed reply per host and segment is wanted (see `closed_hosts`); the
+    // connect engine reports them all, the SYN engine already only the first.
+    let one_closed_per_host = s.closed_hosts && !s.show_closed;
     let dispatcher = std::thread::spawn(move || {
         let out = dispatch_out;
+        let mut closed_hosts: HashMap<usize, HashSet<IpAddr>> = HashMap::new();
         for event in rx {
             let (segment, hit) = match event {
                 Event::Hit(segment, hit) => (segment, hit),
                 Event::Done(segment) => {
+                    closed_hosts.remove(&segment);
                     let mut book = lock(&book);
                     if book.probed(segment) {
                         out.segment_done(segment);
@@ -293,6 +304,12 @@ pub fn run_segments<O: PortSink>(
                     continue;
                 }
             };
+            if one_closed_per_host
+                && hit.state == PortState::Closed
+                && !closed_hosts.entry(segment).or_default().insert(hit.ip)
+            {
+                continue;
+            }
             let obs = PortObservation {
                 ip: hit.ip,
                 port: hit.port,
@@ -337,7 +354,7 @@ pub fn run_segments<O: PortSink>(
             concurrency: s.concurrency,
             rate: s.rate.clone(),
             per_net_rate: s.per_net_rate,
-            show_closed: s.show_closed,
+            show_closed: s.show_closed || s.closed_hosts,
         };
         runtime
             .block_on(run_connect(
@@ -400,6 +417,7 @@ fn run_syn_scan<S: HitSink>(
         rate: s.rate.clone(),
         per_net_rate: s.per_net_rate,
         show_closed: s.show_closed,
+        closed_hosts: s.closed_hosts,
     };
     // `sink` is dropped on return: the dispatcher then sees the end of the results.
     Ok(run_syn(

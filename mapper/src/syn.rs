@@ -40,6 +40,9 @@ pub struct SynRun<'a> {
     /// At most this many probes a second to any one /24 (see [`Throttle`]).
     pub per_net_rate: Option<u32>,
     pub show_closed: bool,
+    /// Without `show_closed`: report the first closed reply of each host per segment
+    /// (evidence that the host answers; see `EngineSettings::closed_hosts`).
+    pub closed_hosts: bool,
 }
 
 /// Runs a SYN scan to completion (or until `stop`), reporting results to `sink` as they
@@ -74,6 +77,7 @@ pub fn run_syn<S: HitSink + ?Sized>(
                 probe,
                 progress,
                 show_closed: run.show_closed,
+                closed_hosts: run.closed_hosts,
                 sink,
                 segments: &segments,
                 // With one segment there is nothing to route.
@@ -219,6 +223,7 @@ struct Receiving<'a, S: ?Sized> {
     probe: &'a dyn ProbeModule,
     progress: &'a Progress,
     show_closed: bool,
+    closed_hosts: bool,
     sink: &'a S,
     segments: &'a Segments,
     locator: Option<Locator<'a>>,
@@ -275,7 +280,30 @@ impl<S: HitSink + ?Sized> Receiving<'_, S> {
                     progress.late.fetch_add(1, Relaxed);
                     continue;
                 }
-                let reported = r.state == PortState::Open || self.show_closed;
+                let host_only = r.state == PortState::Closed && !self.show_closed;
+                if host_only && self.closed_hosts {
+                    // The host's first closed reply in this segment is its evidence;
+                    // the rest are counted, not reported. Bit 63 keeps these keys apart
+                    // from (ip, port) ones, which use 48 bits.
+                    let host = (1u64 << 63) | u64::from(r.ip);
+                    progress.closed.fetch_add(1, Relaxed);
+                    if !seen.entry(segment).or_default().insert(host) {
+                        continue;
+                    }
+                    let hit = Hit {
+                        ip,
+                        port: r.port,
+                        state: r.state,
+                        reason: r.reason,
+                        ttl: Some(r.ttl),
+                        at: SystemTime::now(),
+                    };
+                    if !self.sink.hit(segment, hit) {
+                        return Ok(false);
+                    }
+                    continue;
+                }
+                let reported = !host_only;
                 let key = (u64::from(r.ip) << 16) | u64::from(r.port);
                 if reported && !seen.entry(segment).or_default().insert(key) {
                     progress.duplicates.fetch_add(1, Relaxed);
@@ -359,6 +387,17 @@ mod tests {
         retries: u32,
         closed: bool,
     ) -> (Vec<Hit>, Progress, Finished) {
+        scan_with(net, space, (start, end), retries, closed, false)
+    }
+
+    fn scan_with(
+        net: &SimNet,
+        space: &TargetSpace,
+        (start, end): (u64, u64),
+        retries: u32,
+        closed: bool,
+        closed_hosts: bool,
+    ) -> (Vec<Hit>, Progress, Finished) {
         let guard = SendGuard::default();
         let segments = [(start, end)];
         let run = SynRun {
@@ -371,6 +410,7 @@ mod tests {
             rate: RateHandle::new(1_000_000),
             per_net_rate: None,
             show_closed: closed,
+            closed_hosts,
         };
         let probe = TcpSyn::new(SRC, CookieKey::new(1, 2), 61000, 1024, 64);
         let progress = Progress::default();
@@ -423,6 +463,32 @@ mod tests {
             space.size(),
             "every forged reply counted"
         );
+    }
+
+    #[test]
+    fn closed_hosts_reports_one_closed_reply_per_host() {
+        let space = space();
+        let open = open_set(&space);
+        let net = SimNet::new(open.clone(), 0, true);
+        let (hits, progress, _) = scan_with(&net, &space, (0, space.size()), 1, false, true);
+        assert_eq!(found(&hits), open, "every open port still reported");
+        let closed: Vec<IpAddr> = hits
+            .iter()
+            .filter(|h| h.state == PortState::Closed)
+            .map(|h| h.ip)
+            .collect();
+        let hosts: HashSet<IpAddr> = closed.iter().copied().collect();
+        assert_eq!(closed.len(), hosts.len(), "one closed reply per host");
+        let all_hosts: HashSet<u32> = (0..space.size())
+            .filter_map(|i| space.target_v4(i).map(|(ip, _)| ip))
+            .collect();
+        assert_eq!(hosts.len(), all_hosts.len(), "every host answered closed");
+        assert_eq!(
+            Progress::get(&progress.closed),
+            2 * (space.size() - open.len() as u64),
+            "every closed reply of both passes counted"
+        );
+        assert_eq!(Progress::get(&progress.duplicates), open.len() as u64);
     }
 
     #[test]
@@ -536,6 +602,7 @@ mod tests {
             rate: RateHandle::new(1_000_000),
             per_net_rate: None,
             show_closed: false,
+            closed_hosts: false,
         };
         let probe = TcpSyn::new(SRC, CookieKey::new(1, 2), 61000, 1024, 64);
         let progress = Progress::default();
@@ -675,6 +742,7 @@ mod tests {
             rate: RateHandle::new(1_000_000),
             per_net_rate: None,
             show_closed: false,
+            closed_hosts: false,
         };
         let probe = TcpSyn::new(SRC, CookieKey::new(1, 2), 61000, 1024, 64);
         let progress = Progress::default();

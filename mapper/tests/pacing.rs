@@ -49,6 +49,7 @@ fn syn(
         rate,
         per_net_rate,
         show_closed: false,
+        closed_hosts: false,
     };
     let probe = TcpSyn::new(SRC, CookieKey::new(3, 4), 61000, 1024, 64);
     let progress = Progress::default();

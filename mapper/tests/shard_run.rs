@@ -70,6 +70,7 @@ fn a_shard_sent_as_json_runs_where_it_lands() {
         timeout: Duration::from_secs(2),
         concurrency: 8,
         show_closed: true,
+        closed_hosts: false,
         wait: Duration::from_millis(100),
         source_ip: None,
         source_ports: (61000, 4096),

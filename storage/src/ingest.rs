@@ -9,6 +9,7 @@
 //! on their own, so that other writers get the store between chunks.
 
 use crate::error::{Result, StoreError};
+use crate::evidence;
 use crate::facts::{self, Facts, NameVerdict};
 use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
 use crate::model::{
@@ -89,6 +90,7 @@ impl Store {
             }
 
             let mut ing = Ingest::new(self.tx(), tenant.clone(), &scan, batch.at)?;
+            ing.vantage = evidence::vantage_name(vantage);
             let mut observations = 0u64;
             for obs in &batch.observations {
                 observations += 1;
@@ -196,9 +198,11 @@ impl Store {
                 let mut ing = Ingest::new(self.tx(), tenant.clone(), &scan, sweep.at)?;
                 let next = ing.sweep_chunk(&scan, &sweep)?;
                 let done = next.is_none();
+                scan.silent_hosts += std::mem::take(&mut ing.silent_hosts);
                 match next {
                     Some(n) => scan.sweep = Some(n),
                     None => {
+                        evidence::forget(&mut ing.tx, tenant, scan_id)?;
                         scan.sweep = None;
                         scan.state = ScanState::Completed;
                         scan.completed = Some(sweep.at);
@@ -366,6 +370,11 @@ pub(crate) struct Ingest<'a> {
     cert_candidates: BTreeSet<AssetKey>,
     /// Ports of hosts that opened (true) or closed (false) in this batch.
     host_ports: BTreeMap<IpAddr, BTreeMap<u16, bool>>,
+    /// Who observed this batch (see [`evidence`]), and the hosts it heard.
+    vantage: String,
+    heard: BTreeSet<IpAddr>,
+    /// Hosts whose silent services a sweep left unknown rather than gone.
+    silent_hosts: u64,
 }
 
 struct Touched {
@@ -389,6 +398,9 @@ impl<'a> Ingest<'a> {
             next_seq,
             cert_candidates: BTreeSet::new(),
             host_ports: BTreeMap::new(),
+            vantage: evidence::IN_PROCESS.to_owned(),
+            heard: BTreeSet::new(),
+            silent_hosts: 0,
         })
     }
 
@@ -616,9 +628,15 @@ impl<'a> Ingest<'a> {
             Observation::Port(p) => {
                 if p.state != PortState::Open {
                     // A closed port is covered-and-not-open; the scan's completion
-                    // handles it like any port it did not see open.
+                    // handles it like any port it did not see open. It is also the
+                    // evidence that its host still answers, worth noting only for a
+                    // host with assets to judge.
+                    if self.host_record(p.ip)?.is_some() {
+                        self.heard.insert(p.ip);
+                    }
                     return Ok(());
                 }
+                self.heard.insert(p.ip);
                 let key = AssetKey::Service(p.ip, p.port);
                 let report = p.service.as_ref();
                 let mut new_facts = facts::service(report);
@@ -723,6 +741,7 @@ impl<'a> Ingest<'a> {
         let mut net_index = at.net;
         let mut after = at.after;
         let mut read = 0usize;
+        let mut vantages: Option<BTreeSet<String>> = None;
         while let Some(net) = scan.coverage.targets.get(net_index as usize) {
             let (mut lo, hi) =
                 records::host_record_range(&self.tenant, net.network(), net.broadcast());
@@ -730,6 +749,7 @@ impl<'a> Ingest<'a> {
                 lo = host_record_key(&self.tenant, a);
                 lo.push(0);
             }
+            // (service, whether its host answered this scan from every vantage)
             let mut gone = Vec::new();
             let mut last = None;
             for item in self.tx.store_range(&lo, &hi) {
@@ -738,6 +758,7 @@ impl<'a> Ingest<'a> {
                 last = Some(ip);
                 read += 1;
                 let record = HostRecord::decode(&v)?;
+                let first = gone.len();
                 for (port, status, last_scan) in record.service_states() {
                     if status == AssetStatus::Absent
                         || last_scan == scan.id
@@ -745,19 +766,43 @@ impl<'a> Ingest<'a> {
                     {
                         continue;
                     }
-                    gone.push(AssetKey::Service(ip, port));
+                    gone.push((AssetKey::Service(ip, port), true));
+                }
+                if gone.len() > first {
+                    let heard = evidence::heard_by(&self.tx, &self.tenant, &scan.id, ip)?;
+                    let vantages = match &vantages {
+                        Some(v) => v,
+                        None => vantages.insert(evidence::scan_vantages(
+                            &self.tx,
+                            &self.tenant,
+                            &scan.id,
+                            scan.shards,
+                        )?),
+                    };
+                    if !evidence::conclusive(&heard, vantages) {
+                        self.silent_hosts += 1;
+                        for entry in gone.get_mut(first..).unwrap_or_default() {
+                            entry.1 = false;
+                        }
+                    }
                 }
                 if read == SWEEP_CHUNK {
                     break;
                 }
             }
             let (created, scan_id) = (self.scan_created, self.scan.clone());
-            for key in gone {
+            for (key, answered) in gone {
                 let Some(asset) = self.load(&key)? else {
                     continue;
                 };
                 // Seen since the scan began (by another scan meanwhile): not gone.
                 if asset.last_seen > created || asset.last_scan == scan_id {
+                    continue;
+                }
+                if !answered {
+                    // Silence from the host: unreachable from this scan's vantage, which
+                    // proves nothing about the service (see `evidence`).
+                    self.unknown(&key)?;
                     continue;
                 }
                 self.gone(&key)?;
@@ -819,6 +864,9 @@ impl<'a> Ingest<'a> {
     /// Stages every touched asset into its record, the change blocks, counters and the
     /// day's counts. Returns the number of change events and the index postings to write.
     pub fn finish(&mut self) -> Result<(u64, Delta)> {
+        let heard = std::mem::take(&mut self.heard);
+        let (tenant, scan) = (self.tenant.clone(), self.scan.clone());
+        evidence::note(&mut self.tx, &tenant, &scan, &heard, &self.vantage)?;
         self.settle_hosts()?;
         self.retire_orphan_certificates()?;
         let tenant = self.tenant.clone();

@@ -349,6 +349,8 @@ pub(crate) enum Rec {
     /// Policy work: re-evaluations queued by sanction and settings edits, and the
     /// active findings by rule and detail that find what such edits touch.
     PolicyWork,
+    /// Hosts a running scan heard, per vantage (see `evidence`).
+    Heard,
 }
 
 impl Rec {
@@ -375,6 +377,7 @@ impl Rec {
             Rec::Schedule => b'Y',
             Rec::PolicyDue => b'E',
             Rec::PolicyWork => b'Q',
+            Rec::Heard => b'H',
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod error;
+mod evidence;
 pub mod facts;
 pub mod findings;
 mod ingest;

@@ -175,6 +175,14 @@ pub struct Scan {
     /// writer is never held for long; a restart resumes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
+    /// Hosts this scan covered that had services on record but never answered it (from
+    /// some vantage): their services were left `unknown`, not marked gone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub silent_hosts: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where a completing scan's sweep is: the covered net it is in, the last address it

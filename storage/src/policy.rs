@@ -810,6 +810,10 @@ pub struct Finding {
     pub transitions: Vec<Transition>,
     /// Comments and assignments, in order.
     pub notes: Vec<Note>,
+    /// Why the last verification of a "fixed" claim could not tell (its host did not
+    /// answer the scan): the claim stays unverified. Cleared by the next transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_inconclusive: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -837,6 +841,7 @@ impl Finding {
         });
         self.state = to;
         self.updated = now;
+        self.verification_inconclusive = None;
     }
 }
 
@@ -880,6 +885,7 @@ pub fn open(asset: &AssetKey, e: &Expected, settings: &PolicySettings, now: Mill
             comment: e.title.clone(),
         }],
         notes: Vec::new(),
+        verification_inconclusive: None,
     }
 }
 
@@ -894,6 +900,9 @@ pub fn reconcile(
     now: Millis,
 ) -> bool {
     use FindingState::*;
+    if f.state == Fixed && asset.status == AssetStatus::Unknown {
+        return inconclusive(f, asset, now);
+    }
     if asset.status == AssetStatus::Unknown && expected.is_none() {
         // The last look could not tell: neither closes nor verifies anything.
         return false;
@@ -964,6 +973,30 @@ pub fn reconcile(
         }
         (_, None) => false,
     }
+}
+
+/// A "fixed" claim whose asset the last scan could not judge (its host was silent): not
+/// verified, and said so once per scan, with a note in the finding's story.
+fn inconclusive(f: &mut Finding, asset: &Asset, now: Millis) -> bool {
+    if asset.last_scan.is_empty() {
+        return false;
+    }
+    let why = format!(
+        "verification inconclusive: scan {} got no answer from the host (unreachable from \
+         this vantage: a firewall may drop the scanner); the claim stays unverified",
+        asset.last_scan
+    );
+    if f.verification_inconclusive.as_deref() == Some(why.as_str()) {
+        return false;
+    }
+    f.notes.push(Note {
+        at: now,
+        actor: Actor::System,
+        text: why.clone(),
+    });
+    f.verification_inconclusive = Some(why);
+    f.updated = now;
+    true
 }
 
 fn closure(f: &Finding, asset: &Asset, sanctioned: bool) -> (FindingState, String) {

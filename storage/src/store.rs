@@ -322,6 +322,7 @@ impl Store {
             observations: 0,
             purpose,
             sweep: None,
+            silent_hosts: 0,
         };
         let mut tx = self.tx();
         tx.put_json(key, &scan)?;

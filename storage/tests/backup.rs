@@ -133,8 +133,9 @@ fn check_consistent(export: &[u8], i: usize) {
                 receipts.insert((r.scan, r.shard));
             }
             ExportLine::Change(c) => seqs.push(c.seq),
+            // Unknown counts as exposed: the scan could not tell it is gone.
             ExportLine::Asset(a)
-                if a.kind == AssetKind::Service && a.status == AssetStatus::Present =>
+                if a.kind == AssetKind::Service && a.status != AssetStatus::Absent =>
             {
                 present_services += 1;
             }

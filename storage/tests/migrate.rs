@@ -130,7 +130,10 @@ fn a_store_of_the_previous_release_migrates_in_place_and_keeps_everything() {
         .begin_scan(&t, "s4", coverage, 1, None, T0 + 5 * HOUR)
         .expect("begins");
     let applied = store
-        .apply(&t, &batch("s4", 0, T0 + 5 * HOUR, vec![]))
+        .apply(
+            &t,
+            &batch("s4", 0, T0 + 5 * HOUR, vec![closed("198.18.0.7", 443)]),
+        )
         .expect("applies");
     assert!(applied.completed_scan);
     assert_eq!(

@@ -269,7 +269,7 @@ fn only_a_completed_scan_that_covered_an_asset_marks_it_gone() {
         &t,
         "empty7",
         T0 + 7,
-        vec![port("198.18.0.8", 22, None)],
+        vec![port("198.18.0.8", 22, None), closed("198.18.0.7", 80)],
     );
     assert_eq!(
         store.asset(&t, &host("198.18.0.7")).expect("host").status,
@@ -780,7 +780,7 @@ fn daily_counts_trace_the_shrinking_surface() {
         &t,
         "d2",
         T0 + day,
-        vec![port("198.18.0.7", 22, None)],
+        vec![port("198.18.0.7", 22, None), closed("198.18.0.8", 22)],
     );
     let counts = store.daily_counts(&t).expect("counts");
     assert_eq!(counts.len(), 2);
@@ -876,32 +876,102 @@ fn a_sweep_over_many_hosts_runs_in_chunks_and_marks_exactly_the_unseen() {
     let ip = |n: u32| format!("198.18.{}.{}", n / 250, n % 250 + 1);
     let all: Vec<Observation> = (0..5000).map(|n| port(&ip(n), 80, None)).collect();
     scan_once(&store, &t, "s1", T0, all);
-    // Seen again: all but every fifth host, so the sweep crosses two chunk borders.
+    // Seen again: all but every fifth host, so the sweep crosses two chunk borders. Of
+    // those, every other one answers closed (the port was shut); the rest are silent.
     let seen: Vec<Observation> = (0..5000)
-        .filter(|n| n % 5 != 0)
-        .map(|n| port(&ip(n), 80, None))
+        .filter_map(|n| match n % 10 {
+            0 => Some(closed(&ip(n), 80)),
+            5 => None,
+            _ => Some(port(&ip(n), 80, None)),
+        })
         .collect();
     scan_once(&store, &t, "s2", T0 + HOUR, seen);
-    let gone: Vec<Asset> = walk(
+    let with_status = |status| {
+        walk(
+            &store,
+            &t,
+            &AssetFilter {
+                status: Some(status),
+                kind: Some(AssetKind::Service),
+                ..Default::default()
+            },
+            500,
+        )
+    };
+    let every = |step: usize, from: usize| {
+        move |a: &Asset| {
+            a.key.address().is_some_and(|x| {
+                (from..5000)
+                    .step_by(step)
+                    .any(|n| ip(n as u32).parse() == Ok(x))
+            })
+        }
+    };
+    let gone = with_status(AssetStatus::Absent);
+    assert_eq!(gone.len(), 500);
+    assert!(gone.iter().all(every(10, 0)), "only hosts that answered");
+    let unknown = with_status(AssetStatus::Unknown);
+    assert_eq!(unknown.len(), 500, "silence is not closure");
+    assert!(unknown.iter().all(every(10, 5)));
+    // Unknown still counts as exposed: nothing shows it is gone.
+    assert_eq!(store.exposed_now(&t).expect("counts"), (4500, 4500));
+    let s2 = store.scan(&t, "s2").expect("scan");
+    assert_eq!(s2.state, ScanState::Completed);
+    assert_eq!(s2.silent_hosts, 500);
+}
+
+#[test]
+fn a_host_must_answer_every_vantage_of_a_scan_before_its_ports_are_gone() {
+    let (_dir, store, t) = fresh();
+    scan_once(
         &store,
         &t,
-        &AssetFilter {
-            status: Some(AssetStatus::Absent),
-            kind: Some(AssetKind::Service),
-            ..Default::default()
-        },
-        500,
+        "s1",
+        T0,
+        vec![port("198.18.0.7", 22, None), port("198.18.0.8", 22, None)],
     );
-    assert_eq!(gone.len(), 1000);
-    assert!(gone.iter().all(|a| a
-        .key
-        .address()
-        .is_some_and(|x| (0..5000).step_by(5).any(|n| ip(n).parse() == Ok(x)))));
-    assert_eq!(store.exposed_now(&t).expect("counts"), (4000, 4000));
+    begin(&store, &t, "s2", &["198.18.0.0/24"], &[22, 80], 2);
+    let from = |worker: &str| Vantage {
+        worker: worker.into(),
+        source: None,
+    };
+    // w1 hears both hosts answer closed; w2 (its probes dropped at the target's edge
+    // for .7) hears only .8.
+    store
+        .apply_from(
+            &t,
+            &batch(
+                "s2",
+                0,
+                T0 + HOUR,
+                vec![closed("198.18.0.7", 80), closed("198.18.0.8", 80)],
+            ),
+            Some(&from("w1")),
+        )
+        .expect("applies");
+    let done = store
+        .apply_from(
+            &t,
+            &batch("s2", 1, T0 + HOUR, vec![closed("198.18.0.8", 22)]),
+            Some(&from("w2")),
+        )
+        .expect("applies");
+    assert!(done.completed_scan);
     assert_eq!(
-        store.scan(&t, "s2").expect("scan").state,
-        ScanState::Completed
+        store
+            .asset(&t, &service("198.18.0.7", 22))
+            .expect("a")
+            .status,
+        AssetStatus::Unknown
     );
+    assert_eq!(
+        store
+            .asset(&t, &service("198.18.0.8", 22))
+            .expect("a")
+            .status,
+        AssetStatus::Absent
+    );
+    assert_eq!(store.scan(&t, "s2").expect("scan").silent_hosts, 1);
 }
 
 #[test]

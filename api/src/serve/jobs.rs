@@ -523,6 +523,8 @@ pub(super) async fn port_work(
         timeout: Duration::from_millis(state.config.connect_timeout_ms),
         concurrency: 512,
         show_closed: false,
+        // Evidence that a host still answers: without it nothing is called gone.
+        closed_hosts: true,
         wait: Duration::from_secs_f64(state.config.syn_wait_secs.clamp(0.0, 60.0)),
         source_ip: None,
         source_ports: (61000, 4096),

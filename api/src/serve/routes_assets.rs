@@ -706,6 +706,9 @@ pub struct Summary {
     pub open_findings_by_age: BTreeMap<String, u64>,
     pub overdue: u64,
     pub closed_verified: u64,
+    /// Findings claimed fixed whose last verification could not tell: the host did not
+    /// answer the scan (unreachable from that vantage), so the claim stays unverified.
+    pub verifications_inconclusive: u64,
     /// Mean hours from opening to verified closure.
     pub mean_time_to_remediate_hours: Option<f64>,
     /// Exposed hosts and services per day.
@@ -765,6 +768,9 @@ pub async fn summary(
                     };
                     *s.open_findings_by_age.entry(bucket.into()).or_default() += 1;
                     s.overdue += u64::from(f.overdue(now));
+                }
+                if f.state == FindingState::Fixed && f.verification_inconclusive.is_some() {
+                    s.verifications_inconclusive += 1;
                 }
                 if f.state == FindingState::ClosedVerified {
                     if let Some(closed_at) = f

@@ -72,6 +72,9 @@ pub struct ScanView {
     pub coverage: aperture_storage::Coverage,
     /// Shards stored: each one's permutation range, observations and change events.
     pub shards: Vec<aperture_storage::Receipt>,
+    /// Hosts with services on record that never answered this scan (from some vantage):
+    /// their services are `unknown`, not gone — silence is not closure.
+    pub silent_hosts: u64,
     /// With remote workers: each shard's state (pending, running on W, done by W,
     /// failed), what each vantage saw, and the vantages flagged as blocked.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +108,7 @@ pub(super) fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult
     let workers = state.bus.get().and_then(|b| b.scan_workers(t, &job.id));
     Ok(ScanView {
         coverage: scan.coverage.clone(),
+        silent_hosts: scan.silent_hosts,
         shards,
         workers,
         progress: ScanProgress {

@@ -349,6 +349,7 @@ mod tests {
             timeout: Duration::from_millis(1_500),
             concurrency: 64,
             show_closed: false,
+            closed_hosts: false,
             wait: Duration::from_secs(3),
             source_ip: None,
             source_ports: (61000, 4096),

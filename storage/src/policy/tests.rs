@@ -1270,9 +1270,46 @@ fn an_active_finding_closes_by_policy_when_nothing_changed() {
 }
 
 #[test]
+fn a_fixed_claim_on_a_silent_host_stays_unverified_and_says_why_once() {
+    let settings = PolicySettings::default();
+    for still_expected in [false, true] {
+        let (mut f, mut a) = finding(Rule::Unsanctioned, FindingState::Fixed);
+        let e = expected(Rule::Unsanctioned, "", f.severity);
+        f.fixed_at = Some(NOW - DAY);
+        a.status = AssetStatus::Unknown;
+        a.last_seen = NOW - 2 * DAY;
+        a.last_scan = "verify-1".into();
+        let e = still_expected.then_some(&e);
+        assert!(reconcile(&mut f, e, &a, true, &settings, NOW));
+        assert_eq!(f.state, FindingState::Fixed, "silence verifies nothing");
+        let why = f.verification_inconclusive.clone().expect("a reason");
+        assert!(
+            why.contains("verify-1") && why.contains("unreachable"),
+            "{why}"
+        );
+        assert_eq!(f.notes.last().map(|n| n.text.as_str()), Some(why.as_str()));
+        let once = f.clone();
+        assert!(!reconcile(&mut f, e, &a, true, &settings, NOW + 1));
+        assert_eq!(f, once, "the same scan is not noted twice");
+        // The next look that hears the host and no longer sees the port verifies it.
+        a.status = AssetStatus::Absent;
+        a.last_scan = "verify-2".into();
+        assert!(reconcile(&mut f, None, &a, true, &settings, NOW + 2));
+        assert_eq!(f.state, FindingState::ClosedVerified);
+        assert_eq!(
+            f.verification_inconclusive, None,
+            "cleared by the transition"
+        );
+    }
+}
+
+#[test]
 fn an_unknown_asset_without_expectation_changes_nothing() {
     let settings = PolicySettings::default();
     for state in ALL_STATES {
+        if state == FindingState::Fixed {
+            continue; // see the next test
+        }
         let (mut f, mut a) = finding(Rule::Unsanctioned, state);
         f.risk_accepted_until = Some(NOW - DAY);
         f.fixed_at = Some(NOW - DAY);

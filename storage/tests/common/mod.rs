@@ -89,6 +89,23 @@ pub fn port(ip: &str, port: u16, service: Option<ServiceReport>) -> Observation 
     })
 }
 
+/// The closed reply (RST) the engine reports once per host: the evidence that lets a
+/// completing scan call the host's silent ports gone.
+pub fn closed(ip: &str, port: u16) -> Observation {
+    Observation::Port(PortObservation {
+        ip: ip.parse().expect("ip"),
+        port,
+        proto: Proto::Tcp,
+        state: PortState::Closed,
+        reason: Reason::Rst,
+        ttl: Some(64),
+        timestamp: UNIX_EPOCH + Duration::from_millis(T0 as u64),
+        scan_id: "s".into(),
+        probe: Probe::Syn,
+        service: None,
+    })
+}
+
 pub fn ssh(product: &str, version: &str) -> ServiceReport {
     ServiceReport {
         service: Some("ssh".into()),
