@@ -9,10 +9,11 @@
 
 mod common;
 
+use common::serve::*;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// An address the lab's target namespace answers for (198.18.0.0/16 is local there).
@@ -23,106 +24,6 @@ const NGINX_IP: &str = "198.19.1.10";
 const SHARD_PROBES: u64 = 1024;
 /// The many-shard scan's block: 1024 addresses of the lab's ground truth, no others'.
 const BLOCK: (&str, [u8; 4], u32) = ("198.18.80.0/22", [198, 18, 80, 0], 1024);
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Api {
-    ns: String,
-    port: u16,
-}
-
-impl Api {
-    /// One request through curl inside the scanner namespace: (status, JSON body).
-    fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-        curl_json(&self.ns, self.port, method, path, token, body)
-    }
-
-    fn ok(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
-        let (status, v) = self.call(method, path, token, body);
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path} answered {status}: {v}"
-        );
-        v
-    }
-
-    fn wait_until(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !done() {
-            assert!(start.elapsed() < limit, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-
-    fn wait_scan(&self, token: &str, scan: &str) {
-        let path = format!("/v1/tenants/acme/scans/{scan}");
-        self.wait_until(&format!("scan {scan}"), Duration::from_secs(90), || {
-            let v = self.ok("GET", &path, token, None);
-            assert_ne!(v["state"], "failed", "scan failed: {v}");
-            v["state"] == "completed"
-        });
-    }
-
-    fn finding(&self, token: &str, rule: &str, asset: &str) -> Option<Value> {
-        let v = self.ok(
-            "GET",
-            &format!("/v1/tenants/acme/findings?rule={rule}&limit=1000"),
-            token,
-            None,
-        );
-        v["items"]
-            .as_array()?
-            .iter()
-            .find(|f| f["asset"] == asset)
-            .cloned()
-    }
-}
-
-fn start_redis(ns: &str, dir: &std::path::Path) -> Killed {
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "redis-server",
-            "--bind",
-            REDIS_IP,
-            "--port",
-            "6379",
-        ])
-        .args(["--protected-mode", "no", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    // Ready when it answers PING inside the target namespace.
-    let start = Instant::now();
-    loop {
-        let pong = Command::new("ip")
-            .args(["netns", "exec", ns, "redis-cli", "-h", REDIS_IP, "ping"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
-            .unwrap_or(false);
-        if pong {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "redis did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Killed(child)
-}
 
 #[test]
 fn tenant_scan_findings_sanction_verification_and_reopening() {
@@ -279,7 +180,7 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
 
     let redis_dir = dir.path().join("redis");
     std::fs::create_dir_all(&redis_dir).expect("redis dir");
-    let redis = start_redis(&tgt_ns, &redis_dir);
+    let redis = start_redis(&tgt_ns, &redis_dir, REDIS_IP);
 
     // What the service sets is never taken from a body: the tenant, a scan's state, a
     // sanction's id.
@@ -425,7 +326,7 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
     });
 
     // Redis comes back; the next scan reopens the finding.
-    let _redis = start_redis(&tgt_ns, &redis_dir);
+    let _redis = start_redis(&tgt_ns, &redis_dir, REDIS_IP);
     // This time with the connect probe instead of the service's SYN engine.
     let mut connect_req = req.clone();
     connect_req["probe"] = json!("connect");

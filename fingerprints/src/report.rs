@@ -79,6 +79,11 @@ pub struct ServiceReport {
     /// Connections the grab opened (each under its own deadline), and whether the port
     /// never answered a hello.
     pub grab: GrabStats,
+    /// Set when this port's host answered on at least this many of the ports probed in
+    /// one run — a SYN proxy, tarpit or firewall that accepts everything, not that many
+    /// services. This one report stands for all of them: none was grabbed or reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers_every_port: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

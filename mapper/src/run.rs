@@ -20,6 +20,7 @@ use crate::syn::{run_syn, SynRun};
 use crate::EngineError;
 use aperture_fingerprints::identify::recog::load_recog_dir;
 use aperture_fingerprints::identify::{CombineMode, Identifier};
+use aperture_fingerprints::report::ServiceReport;
 use aperture_fingerprints::{PortObservation, PortState, Probe, Proto};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -289,14 +290,42 @@ pub fn run_segments<O: PortSink>(
     // Only one closed reply per host and segment is wanted (see `closed_hosts`); the
     // connect engine reports them all, the SYN engine already only the first.
     let one_closed_per_host = s.closed_hosts && !s.show_closed;
+    // Only a scan of many ports per host can tell a host that accepts everything.
+    let mut everywhere =
+        (space.ports().len() >= ANSWERS_EVERYWHERE as usize).then(AnswersEverywhere::default);
     let dispatcher = std::thread::spawn(move || {
         let out = dispatch_out;
         let mut closed_hosts: HashMap<usize, HashSet<IpAddr>> = HashMap::new();
+        // Hands an open port on: to the grabs, or straight out (also the one report of
+        // a host that accepts everything: it is not grabbed). False: stop.
+        let pass = |segment: usize, obs: PortObservation| -> bool {
+            match &grab_queue {
+                Some(queue) if obs.state == PortState::Open && obs.service.is_none() => {
+                    let target = GrabTarget {
+                        ip: obs.ip,
+                        port: obs.port,
+                        hostname: None,
+                    };
+                    lock(&book).started(segment);
+                    queue.blocking_send((target, (segment, obs))).is_ok()
+                }
+                _ => out.observation(segment, obs),
+            }
+        };
         for event in rx {
             let (segment, hit) = match event {
                 Event::Hit(segment, hit) => (segment, hit),
                 Event::Done(segment) => {
                     closed_hosts.remove(&segment);
+                    // Ports held back in case their host accepted everything: it did not
+                    // (or not yet, in this segment): they are ordinary open ports.
+                    let held = everywhere
+                        .as_mut()
+                        .map(|e| e.release(segment))
+                        .unwrap_or_default();
+                    if !held.into_iter().all(|obs| pass(segment, obs)) {
+                        break;
+                    }
                     let mut book = lock(&book);
                     if book.probed(segment) {
                         out.segment_done(segment);
@@ -322,22 +351,13 @@ pub fn run_segments<O: PortSink>(
                 probe: probe_kind,
                 service: None,
             };
-            match &grab_queue {
-                Some(queue) if obs.state == PortState::Open => {
-                    let target = GrabTarget {
-                        ip: obs.ip,
-                        port: obs.port,
-                        hostname: None,
-                    };
-                    lock(&book).started(segment);
-                    if queue.blocking_send((target, (segment, obs))).is_err() {
-                        break;
-                    }
-                }
-                _ => {
-                    if !out.observation(segment, obs) {
-                        break;
-                    }
+            let verdict = match &mut everywhere {
+                Some(e) if obs.state == PortState::Open => e.open(segment, obs),
+                _ => Some(obs),
+            };
+            if let Some(obs) = verdict {
+                if !pass(segment, obs) {
+                    break;
                 }
             }
         }
@@ -374,6 +394,65 @@ pub fn run_segments<O: PortSink>(
         let _ = g.collector.join();
     }
     finished
+}
+
+/// Open ports of one host in one run from which it is taken for a host that accepts on
+/// every port (a SYN proxy, tarpit or firewall), not a host with that many services:
+/// real hosts with more than a hundred open TCP ports are vanishingly rare, while such
+/// a host costs one grab time-out per port (4,096 ports × 5 s / 128 in flight ≈ 160 s).
+pub const ANSWERS_EVERYWHERE: u32 = 128;
+
+/// Open ports held back per segment until their host is judged: either it reaches
+/// [`ANSWERS_EVERYWHERE`] open ports in this run — then one report stands for all of
+/// them (on the lowest of its open ports held) and the rest are dropped
+/// — or the segment ends and they go on as ordinary open ports. Memory follows the open
+/// ports of the segments in flight.
+#[derive(Debug, Default)]
+struct AnswersEverywhere {
+    open: HashMap<IpAddr, u32>,
+    flagged: HashSet<IpAddr>,
+    held: HashMap<usize, Vec<PortObservation>>,
+}
+
+impl AnswersEverywhere {
+    /// An open port: `Some` to hand on now (the one report of a host just judged), or
+    /// `None` (held back, or dropped as one more port of a judged host).
+    fn open(&mut self, segment: usize, obs: PortObservation) -> Option<PortObservation> {
+        if self.flagged.contains(&obs.ip) {
+            return None;
+        }
+        let n = self.open.entry(obs.ip).or_default();
+        *n += 1;
+        if *n < ANSWERS_EVERYWHERE {
+            self.held.entry(segment).or_default().push(obs);
+            return None;
+        }
+        let ip = obs.ip;
+        self.flagged.insert(ip);
+        self.open.remove(&ip);
+        let mut lowest = obs;
+        for list in self.held.values_mut() {
+            list.retain(|o| {
+                if o.ip != ip {
+                    return true;
+                }
+                if o.port < lowest.port {
+                    lowest.port = o.port;
+                }
+                false
+            });
+        }
+        lowest.service = Some(ServiceReport {
+            answers_every_port: Some(ANSWERS_EVERYWHERE),
+            ..ServiceReport::default()
+        });
+        Some(lowest)
+    }
+
+    /// The segment is probed: what it held goes on.
+    fn release(&mut self, segment: usize) -> Vec<PortObservation> {
+        self.held.remove(&segment).unwrap_or_default()
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -515,4 +594,52 @@ fn start_grabbing(
         pool,
         collector,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn open(ip: &str, port: u16) -> PortObservation {
+        PortObservation {
+            ip: ip.parse().expect("ip"),
+            port,
+            proto: Proto::Tcp,
+            state: PortState::Open,
+            reason: aperture_fingerprints::Reason::SynAck,
+            ttl: Some(64),
+            timestamp: SystemTime::UNIX_EPOCH,
+            scan_id: "s".into(),
+            probe: Probe::Syn,
+            service: None,
+        }
+    }
+
+    #[test]
+    fn a_host_open_everywhere_is_reported_once_and_others_are_held_until_their_segment_ends() {
+        let mut e = AnswersEverywhere::default();
+        // A real host with many services: held, then all released.
+        for port in 1..ANSWERS_EVERYWHERE as u16 {
+            assert!(e.open(0, open("198.18.0.1", port)).is_none());
+        }
+        // A tarpit across two segments: the port that reaches the mark reports it, on
+        // the lowest port held, and nothing of it is released later.
+        for port in 0..ANSWERS_EVERYWHERE as u16 - 1 {
+            assert!(e
+                .open(port as usize % 2, open("198.18.0.2", 1000 - port))
+                .is_none());
+        }
+        let one = e.open(1, open("198.18.0.2", 2000)).expect("judged");
+        assert_eq!(one.port, 1000 - (ANSWERS_EVERYWHERE as u16 - 2));
+        assert_eq!(
+            one.service.as_ref().and_then(|s| s.answers_every_port),
+            Some(ANSWERS_EVERYWHERE)
+        );
+        assert!(e.open(0, open("198.18.0.2", 7)).is_none(), "dropped");
+        let zero = e.release(0);
+        assert_eq!(zero.len(), ANSWERS_EVERYWHERE as usize - 1);
+        assert!(zero.iter().all(|o| o.ip.to_string() == "198.18.0.1"));
+        assert!(e.release(1).is_empty());
+    }
 }

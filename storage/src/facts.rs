@@ -49,6 +49,11 @@ pub fn service(report: Option<&ServiceReport>) -> Option<Facts> {
     if report.cleartext_auth {
         put("cleartext_auth", Some("true"));
     }
+    // A host that accepts on every port: this one service stands for all of them. The
+    // count depends on how the scan was cut in shards, so only the fact is kept.
+    if report.answers_every_port.is_some() {
+        put("answers_every_port", Some("true"));
+    }
     if let Some(b) = &report.banner {
         put("protocol", Some(&b.protocol));
         // An HTTP head carries a Date header: its stable parts are the http.* facts.
@@ -289,6 +294,20 @@ mod tests {
         report.grab.silent = true;
         assert_eq!(service(Some(&report)), None);
         assert_eq!(service(None), None);
+    }
+
+    #[test]
+    fn a_host_that_accepts_everything_is_one_service_saying_so() {
+        let report = ServiceReport {
+            answers_every_port: Some(128),
+            ..ServiceReport::default()
+        };
+        let f = service(Some(&report)).expect("facts");
+        assert_eq!(
+            f.get("answers_every_port").map(String::as_str),
+            Some("true")
+        );
+        assert!(!f.contains_key("service"), "no protocol is claimed: {f:?}");
     }
 
     #[test]

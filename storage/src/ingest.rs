@@ -93,7 +93,10 @@ impl Store {
             ing.vantage = evidence::vantage_name(vantage);
             let mut observations = 0u64;
             for obs in &batch.observations {
-                observations += 1;
+                // A closed port is evidence that its host answers (see `evidence`), not
+                // an observation of an asset.
+                let evidence = matches!(obs, Observation::Port(p) if p.state != PortState::Open);
+                observations += u64::from(!evidence);
                 ing.observe(obs)?;
             }
             scan.shards_done.insert(batch.shard);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod serve;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

@@ -257,6 +257,7 @@ pub fn templates() -> Vec<Vec<ServiceReport>> {
                             silent: false,
                             millis: 40,
                         },
+                        answers_every_port: None,
                     }
                 })
                 .collect()
