@@ -11,6 +11,7 @@ mod common;
 use common::serve::*;
 use common::*;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
@@ -247,5 +248,139 @@ fn silence_is_not_closure_and_a_shut_port_is() {
     assert!(
         reopened.get("verification_inconclusive").is_none(),
         "{reopened}"
+    );
+}
+
+/// With workers, an inconclusive verification is asked again from another vantage: the
+/// client's firewall drops w1 (the only worker at first); its verification hears
+/// nothing; once w2 is live the scheduler asks again, never from w1, and w2 — which the
+/// firewall lets through — finds the redis still running: the claim is disproved.
+#[test]
+fn an_inconclusive_verification_is_asked_again_from_another_vantage() {
+    use common::cluster::*;
+    const REDIS: &str = "198.18.77.54";
+    if !lab_ready() {
+        return;
+    }
+    let _lock = lab_lock();
+    let tgt = lab_env("LAB_TGT_NS");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _redis = start_redis(&tgt, dir.path(), REDIS);
+    let w1_source = lab_env("LAB_WORKER_SRC_1");
+    let block = |op: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", &tgt, "nft", op, "element", "inet"])
+            .args(["aplab_workers", "blocked"])
+            .arg(format!("{{ {w1_source} }}"))
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    struct Unblock<F: FnMut() -> bool>(F);
+    impl<F: FnMut() -> bool> Drop for Unblock<F> {
+        fn drop(&mut self) {
+            let _ = (self.0)();
+        }
+    }
+    let _unblock = Unblock(|| block("delete"));
+
+    let mut c = Cluster::new(&[]);
+    c.start_worker(1, &[]);
+    let scan = c.api_ok(
+        "POST",
+        "/v1/tenants/acme/scans",
+        Some(&json!({"targets": [REDIS], "ports": "6379", "rate": 500, "grab": true, "probe": "syn"})),
+    );
+    c.wait_completed(scan["id"].as_str().expect("id"));
+    let findings = c.api_ok(
+        "GET",
+        "/v1/tenants/acme/findings?rule=risky-exposure&limit=100",
+        None,
+    );
+    let id = findings["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|f| f["asset"] == format!("service:{REDIS}:6379/tcp").as_str())
+        })
+        .and_then(|f| f["id"].as_str())
+        .unwrap_or_else(|| panic!("a risky-exposure finding on the redis: {findings}"))
+        .to_owned();
+
+    assert!(block("add"), "w1 blocked at the target");
+    let fixed = c.api_ok(
+        "POST",
+        &format!("/v1/tenants/acme/findings/{id}/transitions"),
+        Some(&json!({"to": "fixed", "comment": "firewalled"})),
+    );
+    let first = fixed["verification_scan"]
+        .as_str()
+        .expect("verification scan")
+        .to_owned();
+    let done = c.wait_completed(&first);
+    assert_eq!(done["silent_hosts"], 1, "{done}");
+    let finding = |c: &Cluster| c.api_ok("GET", &format!("/v1/tenants/acme/findings/{id}"), None);
+    c.wait(
+        "the first verification's verdict",
+        Duration::from_secs(30),
+        || finding(&c)["verification_inconclusive"].is_string(),
+    );
+    assert_eq!(finding(&c)["state"], "fixed");
+
+    // Another vantage comes: the scheduler asks it, and only it.
+    c.start_worker(2, &[]);
+    c.wait(
+        "the verification from w2 to disprove the claim",
+        Duration::from_secs(90),
+        || finding(&c)["state"] == "open",
+    );
+    let f = finding(&c);
+    let notes: Vec<&str> = f["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n["text"].as_str())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("another vantage (not w1)")),
+        "{f}"
+    );
+    let last = f["transitions"]
+        .as_array()
+        .and_then(|t| t.last())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        last["comment"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("verification failed"),
+        "{last}"
+    );
+    let scans = c.api_ok("GET", "/v1/tenants/acme/scans", None);
+    let verifying: Vec<&Value> = scans
+        .as_array()
+        .expect("scans")
+        .iter()
+        .filter(|s| s["purpose"] == format!("verify {id}").as_str())
+        .collect();
+    assert_eq!(verifying.len(), 2, "{scans}");
+    let second = verifying
+        .iter()
+        .find(|s| s["id"] != first.as_str())
+        .expect("the second verification");
+    assert_eq!(second["avoid"], json!(["w1"]), "{second}");
+    let vantages: BTreeSet<&str> = second["shards"]
+        .as_array()
+        .expect("receipts")
+        .iter()
+        .filter_map(|r| r["vantage"]["worker"].as_str())
+        .collect();
+    assert_eq!(vantages, BTreeSet::from(["w2"]), "{second}");
+    let audit = c.api_ok("GET", "/v1/audit?limit=1000", None);
+    assert!(
+        audit["items"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|r| r["action"] == "verification from another vantage")),
+        "{audit}"
     );
 }

@@ -138,6 +138,10 @@ pub struct ScanJob {
     /// for them until they are retried (`POST …/scans/{id}/retry`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub failed_shards: BTreeSet<u32>,
+    /// Workers that may not run its shards (a verification asked again from another
+    /// vantage than the ones that heard nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avoid: Vec<String>,
 }
 
 /// A recurring scan.

@@ -96,6 +96,10 @@ pub struct VerificationRequest {
     /// When a starter claimed it (see [`Store::claim_verification`]).
     #[serde(default)]
     pub claimed: Option<Millis>,
+    /// Vantages (workers) not to run it from: those whose earlier verification of the
+    /// same claim heard nothing from the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avoid: Vec<String>,
 }
 
 /// A claim not turned into a scan within this long (the starter died) lapses.
@@ -423,6 +427,59 @@ impl Store {
         tx.put_json(keys::key(Rec::Finding, tenant, id.as_bytes()), &finding)?;
         tx.commit()?;
         Ok(v)
+    }
+
+    /// The latest verification asked for a finding, if any.
+    pub fn last_verification(
+        &self,
+        tenant: &TenantId,
+        finding: &str,
+    ) -> Result<Option<VerificationRequest>> {
+        let mut prefix = keys::prefix(Rec::Verification, tenant);
+        prefix.extend_from_slice(finding.as_bytes());
+        prefix.push(b'-');
+        let mut last: Option<VerificationRequest> = None;
+        for item in self.data.scan_prefix(&prefix) {
+            let (_, v) = item?;
+            let v: VerificationRequest = serde_json::from_slice(&v)?;
+            if last.as_ref().is_none_or(|l| v.requested >= l.requested) {
+                last = Some(v);
+            }
+        }
+        Ok(last)
+    }
+
+    /// Asks again, from a vantage not in `avoid`, for the verification of a "fixed" claim
+    /// whose last verification heard nothing from its host. `None` when the claim is no
+    /// longer awaiting such a verification.
+    pub fn verify_elsewhere(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        avoid: Vec<String>,
+        now: Millis,
+    ) -> Result<Option<VerificationRequest>> {
+        let _w = self.write_lock();
+        let mut finding = self.finding(tenant, id)?;
+        if finding.state != FindingState::Fixed || finding.verification_inconclusive.is_none() {
+            return Ok(None);
+        }
+        finding.notes.push(Note {
+            at: now,
+            actor: Actor::System,
+            text: format!(
+                "verification asked again from another vantage (not {})",
+                avoid.join(", ")
+            ),
+        });
+        let mut v = verification_for(&finding, &Actor::System, now);
+        v.id = format!("{}-n{}", finding.id, finding.notes.len());
+        v.avoid = avoid;
+        let mut tx = self.tx();
+        tx.put_json(keys::key(Rec::Verification, tenant, v.id.as_bytes()), &v)?;
+        tx.put_json(keys::key(Rec::Finding, tenant, id.as_bytes()), &finding)?;
+        tx.commit()?;
+        Ok(Some(v))
     }
 
     /// Sets or clears the assignee; recorded as a note.
@@ -1244,5 +1301,6 @@ fn verification_for(f: &Finding, actor: &Actor, now: Millis) -> VerificationRequ
         requested_by: actor.name().to_owned(),
         scan: None,
         claimed: None,
+        avoid: Vec::new(),
     }
 }

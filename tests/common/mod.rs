@@ -2,6 +2,7 @@
 //! JSON Lines, find the lab.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod nats;
 pub mod serve;
 

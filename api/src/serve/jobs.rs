@@ -231,6 +231,18 @@ pub async fn submit(
     requested_by: &str,
     purpose: Option<String>,
 ) -> ApiResult<ScanJob> {
+    submit_avoiding(state, tenant, req, requested_by, purpose, Vec::new()).await
+}
+
+/// [`submit`], with workers that may not run the scan's shards.
+pub async fn submit_avoiding(
+    state: &SharedState,
+    tenant: &TenantId,
+    req: ScanRequest,
+    requested_by: &str,
+    purpose: Option<String>,
+    avoid: Vec<String>,
+) -> ApiResult<ScanJob> {
     check_request(state, &req)?;
     let scope = state.store.scope(tenant)?;
     check_scope(&scope, &req)?;
@@ -308,6 +320,7 @@ pub async fn submit(
         error: None,
         purpose,
         failed_shards: BTreeSet::new(),
+        avoid,
     };
     state.store.put_job(&job)?;
     state.metrics.scans_started.inc();

@@ -343,5 +343,8 @@ async fn schedule_pass(state: &SharedState) {
         {
             routes_assets::start_verification(state, &t.id, &v).await;
         }
+        if let Some(bus) = state.bus.get() {
+            coordinator::verify_elsewhere(state, bus, &t.id).await;
+        }
     }
 }

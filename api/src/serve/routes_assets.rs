@@ -4,7 +4,7 @@
 use super::auth::{Caller, ANALYSTS, READERS, REMEDIATORS};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::jobs::submit;
+use super::jobs::submit_avoiding;
 use super::state::{now_ms, SharedState};
 use aperture_storage::access::ScanRequest;
 use aperture_storage::findings::{FindingFilter, NewSanction, VerificationRequest};
@@ -553,12 +553,13 @@ pub async fn start_verification(
     if !state.store.claim_verification(t, &v.id, now_ms()).ok()? {
         return None;
     }
-    let job = match submit(
+    let job = match submit_avoiding(
         state,
         t,
         req,
         &format!("verification for {}", v.requested_by),
         Some(format!("verify {}", v.finding)),
+        v.avoid.clone(),
     )
     .await
     {

@@ -145,7 +145,8 @@ async fn take_up(state: &SharedState, coord: &Coordinator, mut job: ScanJob) {
         shards,
         ledger: Default::default(),
         vantages: BTreeMap::new(),
-        flagged: Default::default(),
+        // Vantages a verification must not come from again (see `verify`).
+        flagged: job.avoid.iter().cloned().collect(),
         runs: Default::default(),
         last_progress: Instant::now(),
         handle,

@@ -13,6 +13,8 @@ mod dispatch;
 pub use dispatch::retry as dispatch_retry;
 pub mod ledger;
 mod results;
+mod verify;
+pub use verify::verify_elsewhere;
 
 use super::state::{now_ms, RunHandle, SharedState, WorkerLabels};
 use aperture_bus::auth::{connect, BusAuth};
