@@ -191,3 +191,129 @@ pub(super) async fn below_apex(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{enumerate, DomainOptions};
+    use super::*;
+    use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+    use hickory_resolver::proto::rr::rdata::{A, CNAME};
+    use hickory_resolver::proto::rr::{Name, RData, Record};
+    use hickory_resolver::proto::serialize::binary::{BinDecodable, BinEncodable};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+    use tokio::net::UdpSocket;
+
+    /// A tiny authoritative server on loopback for x.test: `*.dev.x.test` below a plain
+    /// apex, real names under dev that answer differently, `portal` leading there.
+    async fn server() -> SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = sock.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let Ok(q) = Message::from_bytes(&buf[..n]) else {
+                    continue;
+                };
+                let Some(query) = q.queries().first() else {
+                    continue;
+                };
+                let qname = query.name().to_ascii().to_ascii_lowercase();
+                let a = |ip: u8| RData::A(A::new(192, 0, 2, ip));
+                let name = |s: &str| Name::from_ascii(s).expect("name");
+                let mut answers = Vec::new();
+                let mut rcode = ResponseCode::NoError;
+                let is_a = query.query_type() == hickory_resolver::proto::rr::RecordType::A;
+                match qname.as_str() {
+                    "x.test." => {}
+                    "dev.x.test." if is_a => {
+                        answers.push(Record::from_rdata(name(&qname), 60, a(1)))
+                    }
+                    "api.dev.x.test." if is_a => {
+                        answers.push(Record::from_rdata(name(&qname), 60, a(3)))
+                    }
+                    "app.dev.x.test." if is_a => {
+                        answers.push(Record::from_rdata(name(&qname), 60, a(4)))
+                    }
+                    "portal.x.test." => {
+                        answers.push(Record::from_rdata(
+                            name(&qname),
+                            60,
+                            RData::CNAME(CNAME(name("app.dev.x.test."))),
+                        ));
+                        if is_a {
+                            answers.push(Record::from_rdata(name("app.dev.x.test."), 60, a(4)));
+                        }
+                    }
+                    q if q.ends_with(".dev.x.test.") => {
+                        if is_a {
+                            answers.push(Record::from_rdata(name(q), 60, a(2)));
+                        }
+                    }
+                    q if q.ends_with(".x.test.") => rcode = ResponseCode::NXDomain,
+                    _ => rcode = ResponseCode::Refused,
+                }
+                let mut m = Message::new();
+                m.set_id(q.id())
+                    .set_message_type(MessageType::Response)
+                    .set_authoritative(true)
+                    .set_response_code(rcode)
+                    .add_queries(q.queries().to_vec())
+                    .add_answers(answers);
+                if let Ok(bytes) = m.to_bytes() {
+                    let _ = sock.send_to(&bytes, from).await;
+                }
+            }
+        });
+        addr
+    }
+
+    async fn run(wildcard_levels: usize) -> super::super::Enumeration {
+        let dir = std::env::temp_dir().join(format!(
+            "aperture-levels-{}-{wildcard_levels}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let words = dir.join("words");
+        std::fs::write(&words, "portal\ndev\napi\nwww\nmail\n").expect("wordlist");
+        let opts = DomainOptions {
+            resolvers: vec![server().await],
+            timeout: Duration::from_millis(500),
+            qps: 2000,
+            wordlist: Wordlist::File(words),
+            axfr: false,
+            wildcard_levels,
+            ..DomainOptions::default()
+        };
+        let seed = DomainName::parse("x.test").expect("seed");
+        let out = enumerate(&[seed], opts).await.expect("enumerate");
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    }
+
+    #[tokio::test]
+    async fn a_wildcard_below_a_plain_apex_filters_echoes_and_keeps_real_names() {
+        let e = run(64).await;
+        let names: BTreeSet<&str> = e.names.iter().map(|n| n.name.as_str()).collect();
+        let zone = &e.zones[0];
+        assert!(zone.wildcards.contains_key("dev.x.test"), "{zone:?}");
+        assert!(!zone.wildcards.contains_key("x.test"), "the apex is plain");
+        // api answers differently from the wildcard and app is where portal leads.
+        assert!(
+            names.contains("api.dev.x.test") && names.contains("app.dev.x.test"),
+            "{names:?}"
+        );
+        // www and mail under dev only echo the wildcard.
+        assert!(!names.contains("www.dev.x.test") && !names.contains("mail.dev.x.test"));
+        assert!(zone.wildcard_filtered >= 2, "{zone:?}");
+    }
+
+    #[tokio::test]
+    async fn the_number_of_levels_probed_is_capped() {
+        // One level: the apex only, so dev's wildcard is neither probed nor guessed under.
+        let e = run(1).await;
+        let zone = &e.zones[0];
+        assert!(zone.wildcards.is_empty(), "{zone:?}");
+        assert!(!e.names.iter().any(|n| n.name == "api.dev.x.test"));
+    }
+}
