@@ -280,7 +280,7 @@ impl Run {
         if let Some(d) = &reading.delegation {
             let zone = d.zone.to_ascii().trim_end_matches('.').to_string();
             res.delegated = Some(zone.clone());
-            if d.zone == current {
+            if d.zone == current && res.chain.is_empty() {
                 res.records.insert(
                     "NS".into(),
                     d.ns.iter()
