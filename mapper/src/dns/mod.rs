@@ -7,24 +7,23 @@
 //! every seed zone are kept as `related` and never scanned. Wordlist answers that only
 //! echo a wildcard are filtered out.
 
+pub mod answer;
 pub mod axfr;
+mod levels;
 pub mod querier;
 pub mod wordlist;
 
 use aperture_fingerprints::dns::observation::{
     AxfrAttempt, DnsFinding, NameObservation, NameStatus, Source, ZoneObservation,
 };
-use aperture_fingerprints::dns::{
-    join_txt_strings, parse_dmarc, parse_spf, random_label, DomainName,
-};
-use hickory_resolver::proto::op::{Message, ResponseCode};
+use aperture_fingerprints::dns::{join_txt_strings, parse_dmarc, parse_spf, DomainName};
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use querier::{Querier, Reply};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::task::JoinSet;
 
 /// Service names whose SRV records are looked up under every seed zone.
 pub const SRV_SERVICES: &[&str] = &[
@@ -73,6 +72,11 @@ pub struct DomainOptions {
     /// Names seen in certificates (SANs, CNs) by a grab.
     pub certificate_names: Vec<String>,
     pub wildcard_probes: usize,
+    /// At most this many levels (apexes included) are probed for wildcards.
+    pub wildcard_levels: usize,
+    /// Below-apex levels the wordlist's first labels are guessed under, and how many.
+    pub sublevel_max: usize,
+    pub sublevel_labels: usize,
     /// CNAME chains longer than this are reported, not followed.
     pub max_chain: usize,
     /// A port scan's coverage and open addresses: a name pointing at a covered address
@@ -112,6 +116,9 @@ impl Default for DomainOptions {
             ptr_addresses: Vec::new(),
             certificate_names: Vec::new(),
             wildcard_probes: 3,
+            wildcard_levels: 64,
+            sublevel_max: 16,
+            sublevel_labels: 100,
             max_chain: 8,
             scan: None,
         }
@@ -156,6 +163,8 @@ struct Resolution {
     addresses: Vec<IpAddr>,
     chain: Vec<String>,
     findings: Vec<DnsFinding>,
+    /// The zone cut a referral put the name at or below.
+    delegated: Option<String>,
 }
 
 impl Resolution {
@@ -166,25 +175,12 @@ impl Resolution {
     }
 }
 
-/// Records of `rtype` for `name` out of an answer, plus the CNAMEs met on the way.
-fn answers(msg: &Message, rtype: RecordType) -> (Vec<(Name, Name)>, Vec<RData>) {
-    let mut cnames = Vec::new();
-    let mut data = Vec::new();
-    for r in msg.answers() {
-        match r.data() {
-            Some(RData::CNAME(target)) => cnames.push((r.name().clone(), target.0.clone())),
-            Some(d) if r.record_type() == rtype => data.push(d.clone()),
-            _ => {}
-        }
-    }
-    (cnames, data)
-}
-
 struct Run {
     q: Arc<Querier>,
     opts: DomainOptions,
     seeds: Vec<DomainName>,
     names: Mutex<BTreeMap<String, NameObservation>>,
+    levels: levels::Levels,
 }
 
 impl Run {
@@ -193,7 +189,8 @@ impl Run {
     }
 
     /// Follows `name` through CNAMEs to its addresses, reporting loops, over-long chains
-    /// and CNAMEs whose target does not exist.
+    /// and CNAMEs whose target does not exist. Every answer is read for what it holds,
+    /// whatever its response code: `unknown` only when no server said anything usable.
     async fn resolve(&self, name: &DomainName) -> Resolution {
         let mut res = Resolution::default();
         let Some(start) = hname(name) else {
@@ -202,30 +199,33 @@ impl Run {
         };
         let mut current = start.clone();
         let mut seen: HashSet<Name> = HashSet::from([start.clone()]);
-        let mut final_rcode;
-        let mut a_records: Vec<RData>;
+        let mut reading;
         loop {
             let msg = match self.q.ask(&current, RecordType::A).await {
                 Reply::Answer(m) => m,
-                Reply::Unknown(why) => {
+                Reply::Unknown(why) if res.chain.is_empty() => {
                     res.status = Some(NameStatus::Unknown(why));
                     return res;
                 }
+                // The chain so far is what a server said: the name exists, and where it
+                // leads could not be resolved here (often another server's zone, refused
+                // by an authoritative-only server). The target is recorded on its own.
+                Reply::Unknown(_) => {
+                    res.records
+                        .insert("CNAME".into(), vec![res.chain[0].clone()]);
+                    res.status = Some(NameStatus::NoData);
+                    return res;
+                }
             };
-            final_rcode = msg.response_code();
-            let (cnames, data) = answers(&msg, RecordType::A);
-            a_records = data;
-            // Walk the chain as the answer gives it, starting from where we are.
-            let mut step = current.clone();
-            let mut looped = false;
-            while let Some((_, target)) = cnames.iter().find(|(owner, _)| owner == &step) {
+            reading = answer::read(&msg, &current, RecordType::A);
+            let mut looped = reading.looped;
+            for target in &reading.chain {
                 res.chain
                     .push(target.to_ascii().trim_end_matches('.').to_string());
                 if !seen.insert(target.clone()) {
                     looped = true;
                     break;
                 }
-                step = target.clone();
             }
             if looped {
                 res.findings.push(DnsFinding::CnameLoop {
@@ -243,12 +243,17 @@ impl Run {
                 res.status = Some(NameStatus::NoData);
                 break;
             }
-            // The server stopped at a CNAME it could not or would not follow: ask on.
-            if step != current && a_records.is_empty() && final_rcode == ResponseCode::NoError {
-                current = step;
+            // The server stopped at a CNAME it could not or would not follow (or failed
+            // on its target): ask on.
+            let moved = reading.end != current;
+            current = reading.end.clone();
+            if moved
+                && reading.data.is_empty()
+                && reading.delegation.is_none()
+                && reading.rcode != ResponseCode::NXDomain
+            {
                 continue;
             }
-            current = step;
             break;
         }
         if !res.chain.is_empty() {
@@ -258,7 +263,7 @@ impl Run {
         if res.status.is_some() {
             return res;
         }
-        if final_rcode == ResponseCode::NXDomain {
+        if reading.rcode == ResponseCode::NXDomain && reading.data.is_empty() {
             if let Some(target) = res.chain.last() {
                 res.findings.push(DnsFinding::DanglingCname {
                     name: name.ascii().to_string(),
@@ -270,6 +275,44 @@ impl Run {
             }
             return res;
         }
+        let mut a_records = reading.data;
+        let mut glue: Vec<IpAddr> = Vec::new();
+        if let Some(d) = &reading.delegation {
+            let zone = d.zone.to_ascii().trim_end_matches('.').to_string();
+            res.delegated = Some(zone.clone());
+            if d.zone == current && res.chain.is_empty() {
+                res.records.insert(
+                    "NS".into(),
+                    d.ns.iter()
+                        .map(|n| n.to_ascii().trim_end_matches('.').to_string())
+                        .collect(),
+                );
+            } else if d.glue.is_empty() && res.chain.is_empty() {
+                // Below a zone cut with no glue: only the child's servers know.
+                res.status = Some(NameStatus::Unknown(format!("delegated to {zone}")));
+                return res;
+            }
+            glue = d.glue.clone();
+        } else if reading.upward || (reading.rcode != ResponseCode::NoError && a_records.is_empty())
+        {
+            if res.chain.is_empty() {
+                let why = if reading.upward {
+                    "referral to the root: the server does not serve this name".to_string()
+                } else {
+                    reading.rcode.to_string()
+                };
+                res.status = Some(NameStatus::Unknown(why));
+            } else {
+                res.status = Some(NameStatus::NoData);
+            }
+            return res;
+        }
+        // Glue is what the parent's server says the name server's address is.
+        for g in &glue {
+            if let IpAddr::V4(v4) = g {
+                a_records.push(RData::A((*v4).into()));
+            }
+        }
         for d in &a_records {
             if let RData::A(a) = d {
                 res.addresses.push(IpAddr::V4(a.0));
@@ -279,17 +322,26 @@ impl Run {
             res.records
                 .insert("A".into(), a_records.iter().map(present).collect());
         }
-        if let Reply::Answer(msg) = self.q.ask(&current, RecordType::AAAA).await {
-            let (_, aaaa) = answers(&msg, RecordType::AAAA);
-            for d in &aaaa {
-                if let RData::AAAA(a) = d {
-                    res.addresses.push(IpAddr::V6(a.0));
-                }
+        let mut aaaa: Vec<RData> = glue
+            .iter()
+            .filter_map(|g| match g {
+                IpAddr::V6(v6) => Some(RData::AAAA((*v6).into())),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        if res.delegated.is_none() {
+            if let Reply::Answer(msg) = self.q.ask(&current, RecordType::AAAA).await {
+                aaaa.extend(answer::read(&msg, &current, RecordType::AAAA).data);
             }
-            if !aaaa.is_empty() {
-                res.records
-                    .insert("AAAA".into(), aaaa.iter().map(present).collect());
+        }
+        for d in &aaaa {
+            if let RData::AAAA(a) = d {
+                res.addresses.push(IpAddr::V6(a.0));
             }
+        }
+        if !aaaa.is_empty() {
+            res.records
+                .insert("AAAA".into(), aaaa.iter().map(present).collect());
         }
         res.status = Some(if res.addresses.is_empty() {
             NameStatus::NoData
@@ -370,22 +422,9 @@ impl Run {
             return Vec::new();
         };
         match self.q.ask(&n, rtype).await {
-            Reply::Answer(m) => answers(&m, rtype).1,
+            Reply::Answer(m) => answer::read(&m, &n, rtype).data,
             Reply::Unknown(_) => Vec::new(),
         }
-    }
-
-    /// Answers for random labels under `level`: non-empty means a wildcard.
-    async fn wildcard(&self, level: &DomainName, salt: u64) -> BTreeSet<String> {
-        let mut answers = BTreeSet::new();
-        for i in 0..self.opts.wildcard_probes {
-            let Ok(probe) = level.child(&random_label(salt.wrapping_add(i as u64))) else {
-                continue;
-            };
-            let r = self.resolve(&probe).await;
-            answers.extend(r.answer_set());
-        }
-        answers
     }
 }
 
@@ -433,6 +472,7 @@ pub async fn enumerate(
         opts: opts.clone(),
         seeds: seeds.to_vec(),
         names: Mutex::new(BTreeMap::new()),
+        levels: levels::Levels::default(),
     });
     let mut zones = Vec::new();
     for seed in seeds {
@@ -467,6 +507,8 @@ pub async fn enumerate(
             }
         }
     }
+    // Wildcards below the apexes, under every level names were found at by now.
+    levels::below_apex(&run, &mut zones).await?;
     let mut names: Vec<NameObservation> = run
         .names
         .lock()
@@ -556,8 +598,13 @@ async fn enumerate_zone(
     }
     run.discover(seed.clone(), Source::Seed).await;
 
-    // Wildcards at the apex decide what the wordlist may believe.
-    let apex_wildcard = run.wildcard(seed, crate::entropy::random_u64()).await;
+    // Wildcards at the apex decide what the wordlist may believe (levels below it are
+    // probed once names are found under them: levels.rs).
+    let apex_wildcard = run
+        .level(seed)
+        .await
+        .map(|l| l.answers.clone())
+        .unwrap_or_default();
     if !apex_wildcard.is_empty() {
         zone.wildcards.insert(
             seed.ascii().to_string(),
@@ -691,47 +738,8 @@ async fn enumerate_zone(
         Wordlist::File(p) => Box::new(wordlist::from_file(p)?),
         Wordlist::None => Box::new(std::iter::empty()),
     };
-    let filtered = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let unknown = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let wildcard = Arc::new(apex_wildcard);
-    let mut tasks = JoinSet::new();
-    let limit = run.opts.concurrency.max(1) * 2;
-    for label in labels {
-        let Ok(name) = seed.child(&label) else {
-            continue;
-        };
-        while tasks.len() >= limit {
-            let _ = tasks.join_next().await;
-        }
-        let (run, filtered, unknown, wildcard) = (
-            run.clone(),
-            filtered.clone(),
-            unknown.clone(),
-            wildcard.clone(),
-        );
-        tasks.spawn(async move {
-            if run.known(&name) {
-                run.record(&name, Source::Wordlist, &Resolution::default());
-                return;
-            }
-            let res = run.resolve(&name).await;
-            match &res.status {
-                Some(NameStatus::NxDomain) => {}
-                Some(NameStatus::Unknown(_)) => {
-                    unknown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                _ if !wildcard.is_empty() && res.answer_set().is_subset(&wildcard) => {
-                    filtered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                _ => {
-                    run.record(&name, Source::Wordlist, &res);
-                    run.follow_chain(&res).await;
-                }
-            }
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    zone.wildcard_filtered = filtered.load(std::sync::atomic::Ordering::Relaxed);
-    zone.unknown = unknown.load(std::sync::atomic::Ordering::Relaxed);
+    let guessed = levels::guess(run, seed, labels, Arc::new(apex_wildcard)).await;
+    zone.wildcard_filtered = guessed.filtered;
+    zone.unknown = guessed.unknown;
     Ok(zone)
 }

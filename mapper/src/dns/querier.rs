@@ -20,8 +20,12 @@ type Waiters = Arc<Mutex<HashMap<u16, oneshot::Sender<Message>>>>;
 /// The answer to one question.
 #[derive(Debug, Clone)]
 pub enum Reply {
+    /// NOERROR or NXDOMAIN; or any other response code whose answer section still carries
+    /// records (a CNAME loop BIND answers SERVFAIL, a CNAME whose target failed), when no
+    /// attempt got a better one. The caller reads it for what it contains.
     Answer(Message),
-    /// No usable answer: time-out, SERVFAIL, REFUSED, malformed. Never "the name is gone".
+    /// Nothing usable: time-out, SERVFAIL or REFUSED with an empty answer, malformed.
+    /// Never "the name is gone".
     Unknown(String),
 }
 
@@ -133,6 +137,8 @@ impl Querier {
             return Reply::Unknown("shutting down".into());
         };
         let mut last = String::from("no answer");
+        // A partial answer (records under an error code) is kept in case no try does better.
+        let mut partial: Option<Message> = None;
         for attempt in 0..self.attempts {
             // Backoff: the first try waits a fraction of the timeout, the last the whole
             // of it, so one lost packet costs a short wait, not the full timeout.
@@ -141,20 +147,38 @@ impl Querier {
             self.pacer.ready().await;
             let up = &self.upstreams
                 [(self.next_server.fetch_add(1, Relaxed) as usize) % self.upstreams.len()];
-            match self.once(up, name, rtype, wait).await {
+            let msg = match self.once(up, name, rtype, wait).await {
                 Ok(msg) if msg.truncated() => match self.over_tcp(up.addr, name, rtype).await {
-                    Ok(msg) => return classify(msg),
-                    Err(e) => last = e,
+                    Ok(full) => full,
+                    Err(e) => {
+                        // The truncated part is still what the server said.
+                        if !msg.answers().is_empty() {
+                            partial = Some(msg);
+                        }
+                        last = e;
+                        continue;
+                    }
                 },
-                Ok(msg) => match classify(msg) {
-                    // SERVFAIL/REFUSED may be one bad server: try again, maybe another.
-                    Reply::Unknown(e) => last = e,
-                    answer => return answer,
-                },
-                Err(e) => last = e,
+                Ok(msg) => msg,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            match classify(msg) {
+                Classified::Final(m) => return Reply::Answer(m),
+                // SERVFAIL/REFUSED may be one bad server: try again, maybe another.
+                Classified::Partial(m) => {
+                    last = m.response_code().to_string();
+                    partial = Some(m);
+                }
+                Classified::Nothing(e) => last = e,
             }
         }
-        Reply::Unknown(last)
+        match partial {
+            Some(m) => Reply::Answer(m),
+            None => Reply::Unknown(last),
+        }
     }
 
     fn query(&self, name: &Name, rtype: RecordType) -> (u16, Result<Vec<u8>, String>) {
@@ -237,9 +261,86 @@ impl Querier {
     }
 }
 
-fn classify(msg: Message) -> Reply {
+enum Classified {
+    Final(Message),
+    Partial(Message),
+    Nothing(String),
+}
+
+fn classify(msg: Message) -> Classified {
     match msg.response_code() {
-        ResponseCode::NoError | ResponseCode::NXDomain => Reply::Answer(msg),
-        other => Reply::Unknown(other.to_string()),
+        ResponseCode::NoError | ResponseCode::NXDomain => Classified::Final(msg),
+        _ if !msg.answers().is_empty() => Classified::Partial(msg),
+        other => Classified::Nothing(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::proto::rr::rdata::CNAME;
+    use hickory_resolver::proto::rr::{RData, Record};
+    use hickory_resolver::proto::serialize::binary::BinEncodable;
+
+    /// A server on loopback answering every question with `rcode` and `answers`.
+    async fn server(rcode: ResponseCode, answers: Vec<Record>) -> SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = sock.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let Ok(q) = Message::from_bytes(&buf[..n]) else {
+                    continue;
+                };
+                let mut m = Message::new();
+                m.set_id(q.id())
+                    .set_message_type(MessageType::Response)
+                    .set_response_code(rcode)
+                    .add_queries(q.queries().to_vec())
+                    .add_answers(answers.clone());
+                if let Ok(bytes) = m.to_bytes() {
+                    let _ = sock.send_to(&bytes, from).await;
+                }
+            }
+        });
+        addr
+    }
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).expect("name")
+    }
+
+    #[tokio::test]
+    async fn records_under_an_error_code_are_an_answer_and_an_empty_error_is_unknown() {
+        let looping = vec![
+            Record::from_rdata(
+                name("l1.x.test."),
+                60,
+                RData::CNAME(CNAME(name("l2.x.test."))),
+            ),
+            Record::from_rdata(
+                name("l2.x.test."),
+                60,
+                RData::CNAME(CNAME(name("l1.x.test."))),
+            ),
+        ];
+        let with_records = server(ResponseCode::ServFail, looping).await;
+        let empty = server(ResponseCode::Refused, Vec::new()).await;
+        let ms = Duration::from_millis(300);
+        let q = Querier::new(&[with_records], 100, 4, ms, 2)
+            .await
+            .expect("q");
+        match q.ask(&name("l1.x.test."), RecordType::A).await {
+            Reply::Answer(m) => {
+                assert_eq!(m.response_code(), ResponseCode::ServFail);
+                assert_eq!(m.answers().len(), 2);
+            }
+            Reply::Unknown(why) => panic!("the CNAMEs were dropped: {why}"),
+        }
+        let q = Querier::new(&[empty], 100, 4, ms, 2).await.expect("q");
+        match q.ask(&name("www.x.test."), RecordType::A).await {
+            Reply::Unknown(why) => assert!(why.contains("Refused"), "{why}"),
+            Reply::Answer(m) => panic!("nothing usable, yet an answer: {m:?}"),
+        }
     }
 }
