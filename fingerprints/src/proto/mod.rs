@@ -6,7 +6,7 @@ pub mod ftp;
 pub mod http;
 pub mod imap;
 pub mod ldap;
-mod lines;
+pub(crate) mod lines;
 pub mod memcached;
 pub mod mqtt;
 pub mod mysql;
