@@ -1,7 +1,7 @@
 //! HTTP APIs that answer without a login, chosen by what `GET /` showed: a directory
 //! index, Elasticsearch/OpenSearch's banner, CouchDB's welcome, Kubernetes' path list,
 //! Docker's `Server` header or JSON 404, etcd's plain Go 404, Prometheus' redirect to
-//! `/graph`, Grafana's `/login` or title. Each follow-up is a `GET` of a documented
+//! `/graph` (`/classic/graph` in Debian), Grafana's `/login` or title. Each follow-up is a `GET` of a documented
 //! read-only endpoint (etcd's v3 count is a `POST` of a read: `count_only`, no values),
 //! on its own connection, and reads counts and versions only.
 
@@ -105,7 +105,11 @@ pub(super) fn plan(raw: &[u8], host: &str) -> Option<Box<dyn Check>> {
         Product::Docker
     } else if status == 404 && body.starts_with(b"404 page not found") {
         Product::Etcd
-    } else if facts.redirect.as_deref() == Some("/graph")
+    } else if facts
+        .redirect
+        .as_deref()
+        // Debian's build has only the classic UI.
+        .is_some_and(|r| r == "/graph" || r == "/classic/graph")
         || facts
             .title
             .as_deref()

@@ -224,12 +224,9 @@ fn etcd_counts_keys_or_is_refused() {
         open(v, "etcd"),
         "etcd /version readable (3.4.23), v3 range over all keys counts 4 keys"
     );
-    let refused = http(
-        "HTTP/1.1 401 Unauthorized",
-        "Content-Type: application/json\r\n",
-        r#"{"error":"etcdserver: user name is empty","code":2,"message":"etcdserver: user name is empty"}"#,
-    );
-    let (_, v) = run(seen_http(&b, GO_404), &[&version, &refused]);
+    // etcd 3.4.23 with auth enabled, as captured in the lab (gRPC gateway, chunked).
+    let refused = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTrailer: Grpc-Trailer-Content-Type\r\nDate: Mon, 07 Dec 2026 13:22:46 GMT\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5e\r\n{\"error\":\"etcdserver: user name is empty\",\"message\":\"etcdserver: user name is empty\",\"code\":3}\r\n0\r\nGrpc-Trailer-Content-Type: application/grpc\r\n\r\n";
+    let (_, v) = run(seen_http(&b, GO_404), &[&version, refused]);
     assert_eq!(
         closed(v, "etcd"),
         "etcd /version readable (3.4.23), etcd refuses key reads (etcdserver: user name is empty)"
@@ -307,6 +304,11 @@ fn prometheus_and_grafana() {
         open(v, "prometheus"),
         "prometheus buildinfo readable (2.42.0+ds), /api/v1/targets lists 1 active targets"
     );
+
+    // Debian 12's prometheus 2.42 (classic UI only), as captured in the lab.
+    let debian = b"HTTP/1.1 302 Found\r\nContent-Type: text/html; charset=utf-8\r\nLocation: /classic/graph\r\nDate: Mon, 07 Dec 2026 13:22:46 GMT\r\nContent-Length: 37\r\nConnection: close\r\n\r\n<a href=\"/classic/graph\">Found</a>.\n\n";
+    let (_, v) = run(seen_http(&b, debian), &[&build, &targets]);
+    open(v, "prometheus");
 
     let login = http(
         "HTTP/1.1 302 Found",
