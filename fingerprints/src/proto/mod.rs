@@ -8,6 +8,7 @@ pub mod imap;
 pub mod ldap;
 pub(crate) mod lines;
 pub mod memcached;
+pub mod mongodb;
 pub mod mqtt;
 pub mod mysql;
 pub mod pop3;
@@ -96,6 +97,12 @@ static PROTOCOLS: &[Protocol] = &[
         server_first: false,
         ports: &[11211],
         make: |h| Box::new(memcached::MemcachedSession::new(h)),
+    },
+    Protocol {
+        name: "mongodb",
+        server_first: false,
+        ports: &[27017, 27018, 27019],
+        make: |h| Box::new(mongodb::MongoSession::new(h)),
     },
     Protocol {
         name: "mysql",

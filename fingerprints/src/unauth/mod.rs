@@ -13,6 +13,7 @@
 mod ftp;
 mod http;
 mod kv;
+mod mongo;
 
 #[cfg(test)]
 mod tests;
@@ -31,7 +32,7 @@ pub const MAX_STEPS: usize = 8;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unauth {
     /// The check's name: `redis`, `memcached`, `elasticsearch`, `couchdb`, `etcd`,
-    /// `docker`, `kubernetes`, `prometheus`, `grafana`, `directory-listing`,
+    /// `docker`, `kubernetes`, `prometheus`, `grafana`, `directory-listing`, `mongodb`,
     /// `ftp-anonymous`.
     pub check: String,
     /// Data was readable without credentials (false: the service asked for them).
@@ -83,6 +84,7 @@ pub fn plan(seen: &Seen<'_>) -> Option<Box<dyn Check>> {
     match seen.banner.protocol.as_str() {
         "redis" => kv::redis(seen.banner),
         "memcached" => kv::memcached(seen.banner),
+        "mongodb" => mongo::plan(seen.banner),
         "ftp" if seen.login_checks => Some(Box::new(ftp::FtpAnonymous::new())),
         "http" => http::plan(seen.http_response?, seen.host),
         _ => None,
@@ -95,7 +97,7 @@ pub fn escape(text: &str, cap: usize) -> String {
     let mut out = String::with_capacity(text.len().min(cap));
     for c in text.chars() {
         if out.chars().count() >= cap {
-            out.push('…');
+            out.push_str("...");
             break;
         }
         match c {

@@ -430,7 +430,7 @@ fn evidence_is_escaped_and_capped() {
         "a\\r\\nb\\u{1b}[31m\\u{202e}"
     );
     let long = "x".repeat(1000);
-    assert_eq!(escape(&long, 10).chars().count(), 11);
+    assert_eq!(escape(&long, 10), format!("{}...", "x".repeat(10)));
     let b = banner("redis", &[("redis_version", "7\r\n\x1b[2J")]);
     let seen = Seen {
         banner: &b,
@@ -452,6 +452,7 @@ proptest! {
             banner("redis", &[("redis_version", "7.0.15")]),
             banner("memcached", &[("version", "1.6.18")]),
             banner("ftp", &[]),
+            banner("mongodb", &[("max_wire_version", "21")]),
         ];
         for b in &banners {
             let seen = Seen { banner: b, http_response: None, host: "h", login_checks: true };
@@ -467,10 +468,111 @@ proptest! {
                 c.first();
                 let _ = c.complete(&data);
                 if let Step::Done(Some(v)) = c.on_reply(&data) {
-                    prop_assert!(v.evidence.chars().count() <= EVIDENCE_CAP + 1);
+                    prop_assert!(v.evidence.chars().count() <= EVIDENCE_CAP + 3);
                 }
             }
         }
         let _ = plan(&seen_http(&b, &data));
     }
+}
+
+// BSON built element by element (bsonspec.org), for MongoDB replies.
+fn bdoc(elems: &[Vec<u8>]) -> Vec<u8> {
+    let body: Vec<u8> = elems.concat();
+    let mut d = ((body.len() + 5) as i32).to_le_bytes().to_vec();
+    d.extend_from_slice(&body);
+    d.push(0);
+    d
+}
+fn elem(tag: u8, key: &str, value: &[u8]) -> Vec<u8> {
+    [&[tag][..], key.as_bytes(), b"\0", value].concat()
+}
+fn e_str(key: &str, v: &str) -> Vec<u8> {
+    let mut b = ((v.len() + 1) as i32).to_le_bytes().to_vec();
+    b.extend_from_slice(v.as_bytes());
+    b.push(0);
+    elem(0x02, key, &b)
+}
+fn e_f64(key: &str, v: f64) -> Vec<u8> {
+    elem(0x01, key, &v.to_le_bytes())
+}
+
+#[test]
+fn mongodb_open_and_access_controlled() {
+    use crate::proto::mongodb::tests::reply;
+    let b = banner(
+        "mongodb",
+        &[("max_wire_version", "21"), ("ismaster", "true")],
+    );
+    let seen = Seen {
+        banner: &b,
+        http_response: None,
+        host: "",
+        login_checks: false,
+    };
+    // OP_MSG 2013 replies, as mongod 7.0 answers buildInfo and listDatabases.
+    let build = reply(
+        2013,
+        1,
+        &bdoc(&[
+            e_str("version", "7.0.5"),
+            e_str("gitVersion", "7809d71e84e314b497f282ea8aa06d7ded3eb205"),
+            e_f64("ok", 1.0),
+        ]),
+    );
+    let names = ["admin", "config", "local", "shop"];
+    let list: Vec<Vec<u8>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| elem(0x03, &i.to_string(), &bdoc(&[e_str("name", n)])))
+        .collect();
+    let dbs = reply(
+        2013,
+        2,
+        &bdoc(&[elem(0x04, "databases", &bdoc(&list)), e_f64("ok", 1.0)]),
+    );
+    let (sent, v) = run(seen, &[&build, &dbs]);
+    // OP_MSG: opCode 2013, flagBits 0, section kind 0, {buildInfo: 1, $db: "admin"}.
+    assert_eq!(&sent[0][12..16], &2013i32.to_le_bytes());
+    assert_eq!(&sent[0][16..21], &[0, 0, 0, 0, 0]);
+    assert!(sent[0].windows(10).any(|w| w == b"buildInfo\0"));
+    assert!(sent[1].windows(9).any(|w| w == b"nameOnly\0"));
+    assert_eq!(
+        open(v, "mongodb"),
+        "mongodb 7.0.5, listDatabases lists 4 databases (admin, config, local, ...)"
+    );
+    let refused = reply(
+        2013,
+        2,
+        &bdoc(&[
+            e_f64("ok", 0.0),
+            e_str("errmsg", "Command listDatabases requires authentication"),
+            elem(0x10, "code", &13i32.to_le_bytes()),
+            e_str("codeName", "Unauthorized"),
+        ]),
+    );
+    let (_, v) = run(seen, &[&build, &refused]);
+    assert_eq!(
+        closed(v, "mongodb"),
+        "mongodb 7.0.5, listDatabases refused: Command listDatabases requires authentication"
+    );
+    // A 3.4 server (wire 5): legacy OP_QUERY on admin.$cmd, OP_REPLY back.
+    let old = banner("mongodb", &[("max_wire_version", "5")]);
+    let seen = Seen {
+        banner: &old,
+        ..seen
+    };
+    let build = reply(1, 1, &bdoc(&[e_str("version", "3.4.24"), e_f64("ok", 1.0)]));
+    let dbs = reply(
+        1,
+        2,
+        &bdoc(&[elem(0x04, "databases", &bdoc(&[])), e_f64("ok", 1.0)]),
+    );
+    let (sent, v) = run(seen, &[&build, &dbs]);
+    assert_eq!(&sent[0][12..16], &2004i32.to_le_bytes());
+    assert!(sent[0].windows(11).any(|w| w == b"admin.$cmd\0"));
+    assert_eq!(
+        open(v, "mongodb"),
+        "mongodb 3.4.24, listDatabases lists 0 databases ()"
+    );
 }
