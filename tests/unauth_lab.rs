@@ -75,7 +75,7 @@ fn truth() -> Result<Vec<Value>, String> {
 /// The severity the default policy gives each check.
 fn severity(check: &str) -> &'static str {
     match check {
-        "directory-listing" | "ftp-anonymous" => "medium",
+        "directory-listing" | "ftp-anonymous" | "ldap-anonymous" => "medium",
         "prometheus" | "grafana" => "high",
         _ => "critical",
     }

@@ -17,6 +17,8 @@
 #       198.19.1.190  etcd       2379  no auth, 4 keys                 open
 #       198.19.1.191  etcd       2379  auth enabled (root user)        closed
 #       198.19.1.200  Prometheus 9090  no auth (none exists upstream)  open
+#       198.19.1.210  slapd      389   anonymous bind, read ACL        open (login check)
+#       198.19.1.211  slapd      389   disallow bind_anon              closed (login check)
 #   - waits ($LAB_OPEN_TIMEOUT = 60 s at most, naming what is missing) until each port
 #     answers from $LAB_SCAN_NS, then writes the ground truth atomically:
 #       $LAB_DIR/open.jsonl  one object per port: ip, port, proto, service, check,
@@ -27,8 +29,11 @@
 # and deletes $LAB_DIR/open and open.jsonl.
 #
 # Not here: MongoDB, Elasticsearch/OpenSearch, CouchDB, Grafana and Kubernetes are
-# not in Debian 12 (unit tests cover those checks); slapd, Samba and dockerd are not
-# run (no LDAP/SMB check yet; see the README).
+# not in Debian 12 (unit tests cover those checks). Samba is not run (no SMB check yet).
+# Docker (docker.io 20.10.24) cannot run here: dockerd in the target namespace with
+# --iptables=false --bridge=none --storage-driver=vfs exits with "failed to start daemon:
+# Devices cgroup isn't mounted" (this host's cgroup v1 hierarchy, as seen from inside its
+# container), so the Docker check is covered by unit tests only.
 # APERTURE_LAB_SERVICES=0 skips this hook along with 20-services.sh.
 
 OPEN_DIR=$LAB_DIR/open
@@ -49,6 +54,8 @@ open_missing_packages() {
     command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
     command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
     command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+    [ -x /usr/sbin/slapd ] || need+=(slapd)
+    command -v slapadd >/dev/null 2>&1 || need+=(slapd)
     printf '%s\n' "${need[@]}" | grep . || true
 }
 
@@ -73,7 +80,7 @@ open_install() {
     [ "$rc" = 0 ] || open_die "apt-get install ${pkgs[*]} failed (see $LAB_DIR/open-apt.log)"
     # A daemon the install started on the host anyway is stopped.
     local pid
-    for pid in $(pgrep -x 'etcd|prometheus' || true); do
+    for pid in $(pgrep -x 'etcd|prometheus|slapd' || true); do
         if [ "$(readlink "/proc/$pid/ns/net")" = "$(readlink /proc/1/ns/net)" ]; then
             open_log "package install started pid $pid on the host: stopping it"
             kill -TERM "$pid" 2>/dev/null || true
@@ -222,6 +229,58 @@ EOF
         --web.listen-address=198.19.1.200:9090
 }
 
+open_slapd() { # name ip anonymous(YES|NO)
+    local D=$OPEN_DIR/$1 global="" access
+    mkdir -p "$D/data"
+    if [ "$3" = YES ]; then
+        access="access to * by * read"
+    else
+        # Global: refuses anonymous binds (the rootDSE stays readable unbound).
+        global="disallow bind_anon"
+        access="access to * by users read by anonymous auth"
+    fi
+    cat >"$D/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile $D/slapd.pid
+$global
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+maxsize 16777216
+suffix "dc=lab,dc=test"
+rootdn "cn=admin,dc=lab,dc=test"
+rootpw aperture-lab
+directory $D/data
+$access
+EOF
+    cat >"$D/base.ldif" <<'EOF'
+dn: dc=lab,dc=test
+objectClass: dcObject
+objectClass: organization
+dc: lab
+o: Aperture Lab
+
+dn: ou=people,dc=lab,dc=test
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=lab,dc=test
+objectClass: organizationalUnit
+ou: groups
+
+dn: cn=reader,dc=lab,dc=test
+objectClass: organizationalRole
+cn: reader
+EOF
+    slapadd -q -f "$D/slapd.conf" -l "$D/base.ldif" >"$D/slapadd.log" 2>&1 \
+        || { cat "$D/slapadd.log" >&2; open_die "slapadd for $1 failed"; }
+    chown -R openldap: "$D"
+    open_spawn "$1" slapd "$D/slapd.out" /usr/sbin/slapd -d 0 -h "ldap://$2:389/" \
+        -f "$D/slapd.conf" -u openldap -g openldap
+}
+
 # Waits until every port answers from the scan namespace; names what is missing.
 open_ready() {
     ip netns exec "$LAB_SCAN_NS" timeout $((OPEN_TIMEOUT + 10)) python3 - "$OPEN_TIMEOUT" "$@" <<'PYEOF'
@@ -285,6 +344,8 @@ open_truth() {
 {"ip":"198.19.1.190","port":2379,"proto":"tcp","service":"http","check":"etcd","open":true,"login":false,"evidence":"counts 4 keys"}
 {"ip":"198.19.1.191","port":2379,"proto":"tcp","service":"http","check":"etcd","open":false,"login":false,"evidence":null}
 {"ip":"198.19.1.200","port":9090,"proto":"tcp","service":"http","check":"prometheus","open":true,"login":false,"evidence":"active targets"}
+{"ip":"198.19.1.210","port":389,"proto":"tcp","service":"ldap","check":"ldap-anonymous","open":true,"login":true,"evidence":"under dc=lab,dc=test returns 3 entries"}
+{"ip":"198.19.1.211","port":389,"proto":"tcp","service":"ldap","check":"ldap-anonymous","open":false,"login":true,"evidence":null}
 EOF
     mv -f "$OPEN_GT.tmp" "$OPEN_GT"
 }
@@ -330,9 +391,11 @@ open_up() {
     open_etcd etcd-open 198.19.1.190 2380
     open_etcd etcd-auth 198.19.1.191 2390
     open_prometheus
+    open_slapd ldap-anon 198.19.1.210 YES
+    open_slapd ldap-noanon 198.19.1.211 NO
     open_ready 198.19.1.180:80 198.19.1.181:80 198.19.1.182:6379 198.19.1.183:6379 \
         198.19.1.184:11211 198.19.1.186:21 198.19.1.187:21 198.19.1.190:2379 \
-        198.19.1.191:2379 198.19.1.200:9090 || open_die "services not ready after ${OPEN_TIMEOUT}s"
+        198.19.1.191:2379 198.19.1.200:9090 198.19.1.210:389 198.19.1.211:389 || open_die "services not ready after ${OPEN_TIMEOUT}s"
     open_seed || open_die "seeding the open services failed"
     open_truth
     open_log "$(wc -l <"$OPEN_GT") ports up in 198.19.1.180-250 ($((SECONDS - t0))s)"

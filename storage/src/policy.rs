@@ -111,6 +111,7 @@ fn default_unauth_severities() -> BTreeMap<String, Severity> {
     [
         ("directory-listing", Severity::Medium),
         ("ftp-anonymous", Severity::Medium),
+        ("ldap-anonymous", Severity::Medium),
         ("prometheus", Severity::High),
         ("grafana", Severity::High),
     ]

@@ -8,11 +8,12 @@
 //!
 //! Every check only reads what the protocol offers any client (an `INFO`, a version, a
 //! listing or a count) and never writes. Checks that log in, even anonymously (FTP
-//! `anonymous`), run only when the tenant opted in (`login_checks`).
+//! `anonymous`, an LDAP anonymous bind), run only when the tenant opted in (`login_checks`).
 
 mod ftp;
 mod http;
 mod kv;
+mod ldap;
 mod mongo;
 
 #[cfg(test)]
@@ -33,7 +34,7 @@ pub const MAX_STEPS: usize = 8;
 pub struct Unauth {
     /// The check's name: `redis`, `memcached`, `elasticsearch`, `couchdb`, `etcd`,
     /// `docker`, `kubernetes`, `prometheus`, `grafana`, `directory-listing`, `mongodb`,
-    /// `ftp-anonymous`.
+    /// `ftp-anonymous`, `ldap-anonymous`.
     pub check: String,
     /// Data was readable without credentials (false: the service asked for them).
     pub open: bool,
@@ -86,6 +87,7 @@ pub fn plan(seen: &Seen<'_>) -> Option<Box<dyn Check>> {
         "memcached" => kv::memcached(seen.banner),
         "mongodb" => mongo::plan(seen.banner),
         "ftp" if seen.login_checks => Some(Box::new(ftp::FtpAnonymous::new())),
+        "ldap" if seen.login_checks => ldap::plan(seen.banner),
         "http" => http::plan(seen.http_response?, seen.host),
         _ => None,
     }

@@ -453,6 +453,7 @@ proptest! {
             banner("memcached", &[("version", "1.6.18")]),
             banner("ftp", &[]),
             banner("mongodb", &[("max_wire_version", "21")]),
+            banner("ldap", &[("naming_contexts", "dc=lab,dc=test")]),
         ];
         for b in &banners {
             let seen = Seen { banner: b, http_response: None, host: "h", login_checks: true };
@@ -574,5 +575,75 @@ fn mongodb_open_and_access_controlled() {
     assert_eq!(
         open(v, "mongodb"),
         "mongodb 3.4.24, listDatabases lists 0 databases ()"
+    );
+}
+
+#[test]
+fn ldap_anonymous_bind_only_with_opt_in() {
+    use crate::reader::ber::{encode, ENUMERATED, INTEGER, OCTET_STRING, SEQUENCE};
+    let msg = |id: u8, op: Vec<u8>| encode(SEQUENCE, &[encode(INTEGER, &[id]), op].concat());
+    let result = |tag: u8, code: u8, text: &str| {
+        encode(
+            tag,
+            &[
+                encode(ENUMERATED, &[code]),
+                encode(OCTET_STRING, b""),
+                encode(OCTET_STRING, text.as_bytes()),
+            ]
+            .concat(),
+        )
+    };
+    let entry = |dn: &str| {
+        msg(
+            2,
+            encode(
+                0x64,
+                &[encode(OCTET_STRING, dn.as_bytes()), encode(SEQUENCE, b"")].concat(),
+            ),
+        )
+    };
+    let b = banner("ldap", &[("naming_contexts", "dc=lab,dc=test")]);
+    let mut seen = Seen {
+        banner: &b,
+        http_response: None,
+        host: "",
+        login_checks: false,
+    };
+    assert!(plan(&seen).is_none(), "binding needs the opt-in");
+    seen.login_checks = true;
+    let bound = msg(1, result(0x61, 0, ""));
+    let listing = [
+        entry("ou=people,dc=lab,dc=test"),
+        entry("ou=groups,dc=lab,dc=test"),
+        entry("cn=reader,dc=lab,dc=test"),
+        msg(2, result(0x65, 0, "")),
+    ]
+    .concat();
+    let (sent, v) = run(seen, &[&bound, &listing]);
+    // BindRequest v3, empty name, simple "" (RFC 4511 §4.2).
+    assert_eq!(
+        sent[0],
+        b"\x30\x0c\x02\x01\x01\x60\x07\x02\x01\x03\x04\x00\x80\x00".to_vec()
+    );
+    assert!(sent[1].windows(14).any(|w| w == b"dc=lab,dc=test"));
+    let v = v.expect("verdict");
+    assert!(v.login);
+    assert_eq!(
+        open(Some(v), "ldap-anonymous"),
+        "ldap anonymous bind accepted, one-level search under dc=lab,dc=test returns 3 entries"
+    );
+    // slapd with `disallow bind_anon`.
+    let refused = msg(1, result(0x61, 48, "anonymous bind disallowed"));
+    let (_, v) = run(seen, &[&refused]);
+    assert_eq!(
+        closed(v, "ldap-anonymous"),
+        "ldap anonymous bind refused (48 inappropriateAuthentication): anonymous bind disallowed"
+    );
+    // Bound, but the ACLs show nothing.
+    let nothing = msg(2, result(0x65, 32, ""));
+    let (_, v) = run(seen, &[&bound, &nothing]);
+    assert_eq!(
+        closed(v, "ldap-anonymous"),
+        "ldap anonymous bind accepted, nothing readable under dc=lab,dc=test (32 noSuchObject)"
     );
 }
