@@ -268,6 +268,11 @@ pub struct ScanArgs {
     #[arg(long = "no-favicon")]
     pub no_favicon: bool,
 
+    /// Grab: also run the unauthenticated-access checks that log in, anonymously
+    /// (FTP `anonymous`). Only against hosts you are authorised to log in to.
+    #[arg(long = "login-checks")]
+    pub login_checks: bool,
+
     /// Seconds between status lines when standard error is not a terminal.
     #[arg(
         long = "status-interval",

@@ -224,6 +224,7 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
             rate: args.grab_rate,
             recog_dir: args.recog_dir.clone(),
             expiring_days: args.expiring_days,
+            login_checks: args.login_checks,
         })
     } else {
         None

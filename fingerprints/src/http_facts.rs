@@ -196,6 +196,12 @@ pub enum HttpError {
 /// so far. Head problems are errors; body framing problems are not (the server spoke
 /// HTTP): the facts cover what was decoded and `body_truncated` is set.
 pub fn parse_response(bytes: &[u8]) -> Result<Parsed, HttpError> {
+    parse_response_body(bytes).map(|(parsed, _)| parsed)
+}
+
+/// [`parse_response`], and the body decoded so far (at most [`BODY_CAP`] bytes): what
+/// follow-up checks read (a JSON document, a directory index).
+pub fn parse_response_body(bytes: &[u8]) -> Result<(Parsed, Vec<u8>), HttpError> {
     let mut offset = 0;
     for _ in 0..=MAX_INTERIM {
         let buf = &bytes[offset..];
@@ -218,7 +224,9 @@ pub fn parse_response(bytes: &[u8]) -> Result<Parsed, HttpError> {
             httparse::Status::Partial if buf.len() > MAX_HEAD => {
                 return Err(HttpError::HeadTooLarge)
             }
-            httparse::Status::Partial => return Ok(Parsed::Incomplete { partial: None }),
+            httparse::Status::Partial => {
+                return Ok((Parsed::Incomplete { partial: None }, Vec::new()))
+            }
             httparse::Status::Complete(head_len) => head_len,
         };
         let code = response.code.unwrap_or_default();
@@ -239,7 +247,7 @@ pub fn parse_response(bytes: &[u8]) -> Result<Parsed, HttpError> {
         };
         let body = read_body(framing, body_bytes);
         let facts = head.into_facts(&body.data, body.truncated);
-        return Ok(match body.end {
+        let parsed = match body.end {
             Some(used) => Parsed::Complete {
                 facts,
                 consumed: offset + head_len + used,
@@ -247,7 +255,8 @@ pub fn parse_response(bytes: &[u8]) -> Result<Parsed, HttpError> {
             None => Parsed::Incomplete {
                 partial: Some(facts),
             },
-        });
+        };
+        return Ok((parsed, body.data));
     }
     Err(HttpError::TooManyInterim)
 }

@@ -16,3 +16,4 @@ pub mod reader;
 pub mod report;
 pub mod session;
 pub mod tls;
+pub mod unauth;

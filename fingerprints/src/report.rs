@@ -76,6 +76,9 @@ pub struct ServiceReport {
     pub certificate: Vec<CertSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpReport>,
+    /// What an unauthenticated-access check read (or saw refused) on this port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unauth: Option<crate::unauth::Unauth>,
     /// Connections the grab opened (each under its own deadline), and whether the port
     /// never answered a hello.
     pub grab: GrabStats,

@@ -70,6 +70,10 @@ pub struct GrabSettings {
     /// A directory on the machine that runs the grabs.
     pub recog_dir: Option<PathBuf>,
     pub expiring_days: u32,
+    /// Unauthenticated-access checks that log in (FTP anonymous) run: the tenant's
+    /// opt-in, carried to whoever runs the grabs.
+    #[serde(default)]
+    pub login_checks: bool,
 }
 
 impl Default for GrabSettings {
@@ -85,6 +89,7 @@ impl Default for GrabSettings {
             rate: 500,
             recog_dir: None,
             expiring_days: 30,
+            login_checks: o.login_checks,
         }
     }
 }
@@ -534,6 +539,7 @@ fn start_grabbing(
         byte_cap: g.byte_cap,
         jarm: g.jarm,
         favicon: g.favicon,
+        login_checks: g.login_checks,
         ..GrabOptions::default()
     };
     let tls = TlsClients::new().map_err(|e| Failure::Failed(format!("cannot set up TLS: {e}")))?;

@@ -100,6 +100,11 @@ pub fn service(report: Option<&ServiceReport>) -> Option<Facts> {
         let favicon = h.favicon_hash.map(|x| x.to_string());
         put("http.favicon_hash", favicon.as_deref());
     }
+    if let Some(u) = &report.unauth {
+        put("unauth.check", Some(&u.check));
+        put("unauth.open", Some(if u.open { "true" } else { "false" }));
+        put("unauth.evidence", Some(&u.evidence));
+    }
     Some(f)
 }
 

@@ -37,10 +37,13 @@ pub enum Rule {
     DanglingCname,
     /// Informational: an asset that appeared after the tenant's first complete scan.
     NewAsset,
+    /// A service that hands out data without credentials (an open database, container
+    /// API, directory listing, anonymous FTP).
+    UnauthenticatedAccess,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 13] = [
         Rule::Unsanctioned,
         Rule::StaleSanction,
         Rule::Zombie,
@@ -53,6 +56,7 @@ impl Rule {
         Rule::OpenZoneTransfer,
         Rule::DanglingCname,
         Rule::NewAsset,
+        Rule::UnauthenticatedAccess,
     ];
 
     pub fn name(self) -> String {
@@ -91,6 +95,29 @@ pub struct PolicySettings {
     pub risky_classes: BTreeSet<String>,
     /// Credentials in clear make a risky exposure whatever the class.
     pub cleartext_auth_is_risky: bool,
+    /// Severity of unauthenticated-access findings per check (`redis`, `etcd`,
+    /// `directory-listing`, ...); a check not listed takes the rule's severity.
+    #[serde(default = "default_unauth_severities")]
+    pub unauth_severities: BTreeMap<String, Severity>,
+    /// Opt-in: scans also run the checks that log in, anonymously (FTP `anonymous`).
+    /// Off by default; every change is audited.
+    #[serde(default)]
+    pub login_checks: bool,
+}
+
+/// Open databases and container APIs take the rule's severity (critical); these checks
+/// expose less.
+fn default_unauth_severities() -> BTreeMap<String, Severity> {
+    [
+        ("directory-listing", Severity::Medium),
+        ("ftp-anonymous", Severity::Medium),
+        ("ldap-anonymous", Severity::Medium),
+        ("prometheus", Severity::High),
+        ("grafana", Severity::High),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 impl Default for PolicySettings {
@@ -111,6 +138,7 @@ impl Default for PolicySettings {
                 (OpenZoneTransfer, High),
                 (DanglingCname, High),
                 (NewAsset, Info),
+                (UnauthenticatedAccess, Critical),
             ]
             .into(),
             sla_days: [(Critical, 7), (High, 14), (Medium, 30), (Low, 90)].into(),
@@ -129,6 +157,8 @@ impl Default for PolicySettings {
             .map(str::to_owned)
             .collect(),
             cleartext_auth_is_risky: true,
+            unauth_severities: default_unauth_severities(),
+            login_checks: false,
         }
     }
 }
@@ -315,6 +345,9 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Evaluation {
         }
     };
     let mut out = Vec::new();
+    // Unauthenticated-access findings take a per-check severity, so they are built
+    // apart from `add` (which reads only the rule's).
+    let mut unauth: Vec<Expected> = Vec::new();
     let mut add = |rule: Rule, detail: String, title: String, evidence: &[(&str, String)]| {
         out.push(Expected {
             rule,
@@ -430,6 +463,24 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Evaluation {
                 &[("cleartext_auth", "true".into())],
             );
         }
+        if asset.fact("unauth.open") == Some("true") {
+            let check = asset.fact("unauth.check").unwrap_or("unknown").to_owned();
+            let readable = asset.fact("unauth.evidence").unwrap_or_default().to_owned();
+            let mut e = Expected {
+                rule: Rule::UnauthenticatedAccess,
+                detail: check.clone(),
+                severity: cx.settings.severity(Rule::UnauthenticatedAccess),
+                title: format!("{label}: {check} answers without authentication"),
+                evidence: [("check", check.clone()), ("readable", readable)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+            };
+            if let Some(s) = cx.settings.unauth_severities.get(&check) {
+                e.severity = *s;
+            }
+            unauth.push(e);
+        }
         if let (Some(sha), Some(cert)) = (asset.fact("certificate"), cx.certificate) {
             let ev = |extra: (&'static str, String)| vec![("certificate", sha.to_owned()), extra];
             let not_after: Option<Millis> = cert
@@ -514,6 +565,7 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Evaluation {
             &[("first_seen", asset.first_seen.to_string())],
         );
     }
+    out.extend(unauth);
     Evaluation {
         expected: out,
         next,
@@ -679,6 +731,17 @@ pub fn settings_reach(
             rule: Rule::RiskyExposure,
             detail: Some(class.clone()),
         });
+    }
+    // The rule's severity is covered above; a per-check one changes only those findings.
+    // The login opt-in changes no finding by itself: the next scan does.
+    if old.unauth_severities != new.unauth_severities {
+        let reach = Reach::Findings {
+            rule: Rule::UnauthenticatedAccess,
+            detail: None,
+        };
+        if !out.contains(&reach) {
+            out.push(reach);
+        }
     }
     if old.cleartext_auth_is_risky != new.cleartext_auth_is_risky {
         out.push(if new.cleartext_auth_is_risky {

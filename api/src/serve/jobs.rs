@@ -525,6 +525,13 @@ pub(super) async fn port_work(
         return Err("the plan changed since the scan was accepted (scope exclusions?)".into());
     }
     let remote = state.config.bus_url.is_some();
+    // The tenant's opt-in as it stands when the scan starts; it travels in the shard
+    // spec to whichever worker runs the grabs.
+    let login_checks = state
+        .store
+        .policy_settings(&job.tenant)
+        .map_err(|e| e.to_string())?
+        .login_checks;
     let settings = EngineSettings {
         scan_id: job.id.clone(),
         use_connect: connect,
@@ -545,6 +552,7 @@ pub(super) async fn port_work(
         grab: job.request.grab.then(|| GrabSettings {
             deadline: Duration::from_secs_f64(state.config.grab_timeout_secs.clamp(0.1, 120.0)),
             concurrency: state.config.grab_concurrency,
+            login_checks,
             ..GrabSettings::default()
         }),
     };

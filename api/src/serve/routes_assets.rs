@@ -415,7 +415,31 @@ pub async fn put_policy(
     ApiJson(body): ApiJson<PolicySettings>,
 ) -> ApiResult<Json<PolicySettings>> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    let before = state.store.policy_settings(&t)?.login_checks;
     state.store.set_policy_settings(&t, &body)?;
+    if before != body.login_checks {
+        // Logging in to scanned hosts is a consent of its own: recorded by name, beside
+        // the generic record of the call.
+        let record = aperture_storage::access::AuditRecord {
+            seq: 0,
+            at: now_ms(),
+            actor: caller.name(),
+            role: Some(caller.token.role),
+            tenant: Some(t.clone()),
+            action: format!(
+                "login checks {} for tenant {t}",
+                if body.login_checks {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            ),
+            status: 200,
+            outcome: "ok".into(),
+            source: "policy".into(),
+        };
+        state.store.audit(record)?;
+    }
     reevaluate(&state, &t);
     Ok(Json(body))
 }

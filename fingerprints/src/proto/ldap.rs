@@ -53,7 +53,7 @@ pub fn search_request() -> Vec<u8> {
     )
 }
 
-fn result_name(code: i64) -> Option<&'static str> {
+pub(crate) fn result_name(code: i64) -> Option<&'static str> {
     Some(match code {
         0 => "success",
         1 => "operationsError",

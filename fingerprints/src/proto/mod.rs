@@ -6,8 +6,9 @@ pub mod ftp;
 pub mod http;
 pub mod imap;
 pub mod ldap;
-mod lines;
+pub(crate) mod lines;
 pub mod memcached;
+pub mod mongodb;
 pub mod mqtt;
 pub mod mysql;
 pub mod pop3;
@@ -80,8 +81,8 @@ static PROTOCOLS: &[Protocol] = &[
         name: "http",
         server_first: false,
         ports: &[
-            80, 81, 443, 591, 3000, 5000, 8000, 8008, 8080, 8081, 8088, 8443, 8888, 9000, 9090,
-            9200,
+            80, 81, 443, 591, 2375, 2379, 3000, 5000, 5984, 8000, 8008, 8080, 8081, 8088, 8443,
+            8888, 9000, 9090, 9200,
         ],
         make: |h| Box::new(http::HttpSession::new(h)),
     },
@@ -96,6 +97,12 @@ static PROTOCOLS: &[Protocol] = &[
         server_first: false,
         ports: &[11211],
         make: |h| Box::new(memcached::MemcachedSession::new(h)),
+    },
+    Protocol {
+        name: "mongodb",
+        server_first: false,
+        ports: &[27017, 27018, 27019],
+        make: |h| Box::new(mongodb::MongoSession::new(h)),
     },
     Protocol {
         name: "mysql",

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod legacy;
 pub mod report;
 pub mod tls;
+mod unauth;
 
 use crate::pace::Pacer;
 use aperture_fingerprints::proto::{self, Candidate};
@@ -52,6 +53,9 @@ pub struct GrabOptions {
     pub max_silent: usize,
     pub jarm: bool,
     pub favicon: bool,
+    /// Run the unauthenticated-access checks that log in (FTP anonymous): only with
+    /// the tenant's opt-in. The read-only checks always run.
+    pub login_checks: bool,
 }
 
 impl Default for GrabOptions {
@@ -64,6 +68,7 @@ impl Default for GrabOptions {
             max_silent: 2,
             jarm: true,
             favicon: true,
+            login_checks: false,
         }
     }
 }
@@ -104,6 +109,8 @@ pub struct Grabbed {
     pub favicon_response: Option<Vec<u8>>,
     /// JARM fingerprint of a TLS port.
     pub jarm: Option<String>,
+    /// What the unauthenticated-access check found.
+    pub unauth: Option<aperture_fingerprints::unauth::Unauth>,
     pub attempts: u32,
     /// Connections beyond identification: JARM probes, favicon, legacy-TLS requests.
     pub extra_connections: u32,
@@ -211,6 +218,7 @@ impl Grabber {
         let started = Instant::now();
         let mut out = Grabbed::default();
         self.identify(target, &mut out).await;
+        self.unauth(target, &mut out).await;
         out.elapsed = started.elapsed();
         out
     }

@@ -91,6 +91,7 @@ pub fn report(
             }
         }
     }
+    r.unauth = g.unauth.clone();
     if let Some(bytes) = &g.http_response {
         if let Some(facts) = http_facts(bytes) {
             r.http = Some(HttpReport {

@@ -405,6 +405,26 @@ mod tests {
     }
 
     #[test]
+    fn the_login_opt_in_reaches_the_worker() {
+        let mut on = settings("s");
+        if let Some(g) = on.grab.as_mut() {
+            g.login_checks = true;
+        }
+        let spec = ShardSpec::from_plan(&planned(), 1, vec![(0, 1)], on);
+        let json = serde_json::to_string(&spec).expect("json");
+        assert!(json.contains("\"login_checks\":true"), "{json}");
+        let back: ShardSpec = serde_json::from_str(&json).expect("parse");
+        assert!(back.settings.grab.as_ref().is_some_and(|g| g.login_checks));
+        // A spec from a coordinator that predates the opt-in: off.
+        let old = json
+            .replace("\"login_checks\":true,", "")
+            .replace(",\"login_checks\":true", "");
+        assert!(!old.contains("login_checks"));
+        let back: ShardSpec = serde_json::from_str(&old).expect("parse");
+        assert!(back.settings.grab.as_ref().is_some_and(|g| !g.login_checks));
+    }
+
+    #[test]
     fn the_widest_addresses_survive_json() {
         let mut spec = ShardSpec::from_plan(&planned(), 1, vec![(0, 1)], settings("s"));
         spec.guard

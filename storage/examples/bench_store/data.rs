@@ -252,6 +252,7 @@ pub fn templates() -> Vec<Vec<ServiceReport>> {
                         tls: None,
                         certificate: Vec::new(),
                         http: None,
+                        unauth: None,
                         grab: GrabStats {
                             connections: 1,
                             silent: false,
