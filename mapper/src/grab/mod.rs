@@ -18,7 +18,7 @@ pub mod tls;
 
 use crate::pace::Pacer;
 use aperture_fingerprints::proto::{self, Candidate};
-use aperture_fingerprints::session::{Banner, Session};
+use aperture_fingerprints::session::{unknown_banner, Banner, Session};
 use aperture_fingerprints::tls::hello::legacy_hello;
 use aperture_fingerprints::tls::jarm::{
     jarm_answer_complete, jarm_hash, jarm_probes, jarm_read_server_hello, JARM_RECV_LIMIT,
@@ -134,6 +134,34 @@ fn seen_from_flight(f: &ServerFlight) -> TlsSeen {
     }
 }
 
+/// A TLS banner: what the handshake showed, so that it is evidence and not a name.
+fn tls_banner(how: &str) -> Banner {
+    let mut b = Banner {
+        protocol: "tls".into(),
+        text: format!("TLS handshake: {how}"),
+        ..Banner::default()
+    };
+    b.fields.insert("handshake".into(), how.to_string());
+    b
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests dial loopback listeners on ephemeral ports but need the port's guesses of
+    /// a well-known port (HTTP on 22, SSH on 443): this stands in for that port.
+    static HINT_PORT: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
+}
+
+/// The port whose usual protocols are tried first. Only an order: nothing is ever
+/// claimed because of it.
+fn hint_port(t: &GrabTarget) -> u16 {
+    #[cfg(test)]
+    if let Some(p) = HINT_PORT.with(|h| h.get()) {
+        return p;
+    }
+    t.port
+}
+
 /// The name a session puts in Host headers and greetings: the target's name, or for
 /// HTTP the address and port (a Host header must not be empty).
 fn session_host(protocol: &str, t: &GrabTarget) -> Option<String> {
@@ -226,7 +254,7 @@ impl Grabber {
         let mut sniff = Vec::new();
         // Where the port suggests a client-first protocol, listen only briefly: a
         // server-first service there still shows itself in answer to the wrong hello.
-        let listen = if proto::client_first_hinted(t.port) {
+        let listen = if proto::client_first_hinted(hint_port(t)) {
             self.opts.banner_wait / 6
         } else {
             self.opts.banner_wait
@@ -240,7 +268,10 @@ impl Grabber {
         // Silent so far: client-first hellos. The first reuses this connection.
         let mut reuse = Some(conn);
         let mut silent = 0;
-        for candidate in proto::client_first(t.port) {
+        // The first reply no session recognised: kept for a person to judge if no
+        // later hello identifies the port either.
+        let mut unrecognised: Option<Vec<u8>> = None;
+        for candidate in proto::client_first(hint_port(t)) {
             if out.attempts as usize >= self.opts.max_attempts || silent >= self.opts.max_silent {
                 break;
             }
@@ -287,11 +318,22 @@ impl Grabber {
                     match ended {
                         Ended::Silent => silent += 1,
                         // The wrong hello drew a greeting: a server-first protocol?
-                        Ended::NoMatch if !buf.is_empty() && self.claimed(&buf, t.port) => {
+                        Ended::NoMatch if !buf.is_empty() && self.claimed(&buf, hint_port(t)) => {
                             self.server_first(conn, t, buf, until, out).await;
                             return;
                         }
-                        Ended::NoMatch => {}
+                        Ended::NoMatch => {
+                            if unrecognised.is_none() && !buf.is_empty() {
+                                unrecognised = Some(buf);
+                            }
+                        }
+                        // The peer answered something, then went away before the session
+                        // recognised it: not this protocol as far as we know.
+                        Ended::Partial if !session.recognised() => {
+                            if unrecognised.is_none() && !buf.is_empty() {
+                                unrecognised = Some(buf);
+                            }
+                        }
                         _ => {
                             self.finish_session(conn, session, ended, buf, t, until, out)
                                 .await;
@@ -300,6 +342,9 @@ impl Grabber {
                     }
                 }
             }
+        }
+        if out.banner.is_none() {
+            out.banner = unrecognised.as_deref().and_then(unknown_banner);
         }
         out.silent = out.banner.is_none() && out.tls.is_none();
     }
@@ -323,7 +368,7 @@ impl Grabber {
         out: &mut Grabbed,
     ) {
         let host = t.hostname.as_deref();
-        for p in proto::server_first(t.port) {
+        for p in proto::server_first(hint_port(t)) {
             let mut session = (p.make)(host);
             let action = session.start();
             let mut buf = sniff.clone();
@@ -342,12 +387,8 @@ impl Grabber {
                 return;
             }
         }
-        // Nobody claims it: keep the greeting, rules may still recognise it.
-        out.banner = Some(Banner {
-            protocol: "unknown".into(),
-            text: aperture_fingerprints::session::printable(&sniff),
-            ..Banner::default()
-        });
+        // Nobody claims it: keep the greeting for a person to judge.
+        out.banner = unknown_banner(&sniff);
     }
 
     /// A session recognised the port; follow STARTTLS, keep HTTP bytes, fetch extras.
@@ -411,8 +452,13 @@ impl Grabber {
                 return self.record(session, out);
             }
         }
-        let _ = ended;
         let _ = conn.shutdown().await;
+        // Waiting for more when the peer closed (or the deadline came): unless the
+        // session had already matched its protocol's framing, all we know is the bytes.
+        if ended == Ended::Partial && !session.recognised() {
+            out.banner = unknown_banner(&buf);
+            return;
+        }
         let is_http = session.protocol() == "http";
         if is_http {
             out.http_response = Some(buf);
@@ -451,12 +497,25 @@ impl Grabber {
                         seen.error = Some(error);
                         seen.sni = host.map(str::to_string);
                         out.tls = Some(seen);
-                        out.banner = Some(Banner {
-                            protocol: "tls".into(),
-                            ..Banner::default()
-                        });
+                        out.banner = Some(tls_banner("legacy"));
                         self.http_over_legacy_tls(t, out).await;
                         self.jarm(t, out).await;
+                        Some(true)
+                    }
+                    // A server that answers our ClientHello with an alert speaks TLS,
+                    // even if it will not finish a handshake with us.
+                    Some(Err(alert)) if alert.starts_with("alert ") => {
+                        out.tls = Some(TlsSeen {
+                            error: Some(format!("{error}; legacy hello: {alert}")),
+                            sni: host.map(str::to_string),
+                            ..TlsSeen::default()
+                        });
+                        let mut b = tls_banner("alert");
+                        b.fields.insert(
+                            "alert".into(),
+                            alert.trim_start_matches("alert ").to_string(),
+                        );
+                        out.banner = Some(b);
                         Some(true)
                     }
                     _ => None,
@@ -569,10 +628,7 @@ impl Grabber {
             self.finish_session(conn, session, ended, buf, t, until, out)
                 .await;
         } else {
-            out.banner = Some(Banner {
-                protocol: "tls".into(),
-                ..Banner::default()
-            });
+            out.banner = Some(tls_banner("complete"));
         }
     }
 
@@ -721,3 +777,6 @@ pub fn spawn_grab_pool<T: Send + 'static>(
         while tasks.join_next().await.is_some() {}
     })
 }
+
+#[cfg(test)]
+mod tests;
