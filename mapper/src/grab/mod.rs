@@ -18,7 +18,7 @@ pub mod tls;
 
 use crate::pace::Pacer;
 use aperture_fingerprints::proto::{self, Candidate};
-use aperture_fingerprints::session::{unknown_banner, Banner, Session};
+use aperture_fingerprints::session::{unknown_banner, Action, Banner, Session};
 use aperture_fingerprints::tls::hello::legacy_hello;
 use aperture_fingerprints::tls::jarm::{
     jarm_answer_complete, jarm_hash, jarm_probes, jarm_read_server_hello, JARM_RECV_LIMIT,
@@ -60,7 +60,9 @@ impl Default for GrabOptions {
             deadline: Duration::from_secs(5),
             banner_wait: Duration::from_millis(1500),
             byte_cap: 64 * 1024,
-            max_attempts: 6,
+            // Peers that close on a wrong hello cost one fast connection each: enough
+            // to reach every client-first protocol on an unusual port.
+            max_attempts: 12,
             max_silent: 2,
             jarm: true,
             favicon: true,
@@ -317,10 +319,18 @@ impl Grabber {
                     .await;
                     match ended {
                         Ended::Silent => silent += 1,
+                        Ended::Closed => {}
                         // The wrong hello drew a greeting: a server-first protocol?
                         Ended::NoMatch if !buf.is_empty() && self.claimed(&buf, hint_port(t)) => {
-                            self.server_first(conn, t, buf, until, out).await;
-                            return;
+                            let kept = buf.clone();
+                            if self.server_first(conn, t, buf, until, out).await {
+                                return;
+                            }
+                            // Claimed at first sight, recognised by none: go on.
+                            out.banner = None;
+                            if unrecognised.is_none() {
+                                unrecognised = Some(kept);
+                            }
                         }
                         Ended::NoMatch => {
                             if unrecognised.is_none() && !buf.is_empty() {
@@ -354,19 +364,26 @@ impl Grabber {
         proto::server_first(port).iter().any(|p| {
             let mut s = (p.make)(None);
             let _ = s.start();
-            s.on_data(greeting) != aperture_fingerprints::session::Action::NoMatch
+            // A recognised greeting: finished, or answered with the next command.
+            // Waiting for more is no claim (SSH waits through any text line).
+            matches!(
+                s.on_data(greeting),
+                Action::Done | Action::Send(_) | Action::StartTls
+            )
         })
     }
 
     /// A greeting arrived: find the server-first protocol it belongs to.
+    /// Returns whether a protocol recognised it (else `out.banner` keeps the bytes as
+    /// `unknown`).
     async fn server_first(
         &self,
         mut conn: Conn,
         t: &GrabTarget,
-        sniff: Vec<u8>,
+        mut sniff: Vec<u8>,
         until: Instant,
         out: &mut Grabbed,
-    ) {
+    ) -> bool {
         let host = t.hostname.as_deref();
         for p in proto::server_first(hint_port(t)) {
             let mut session = (p.make)(host);
@@ -381,14 +398,42 @@ impl Grabber {
                 self.opts.byte_cap,
             )
             .await;
+            // Still waiting when the peer stopped: not this protocol as far as we
+            // know (SSH accepts preamble lines); the others may recognise the bytes.
+            if ended == Ended::Partial && !session.recognised() {
+                if buf.starts_with(&sniff) {
+                    sniff = buf;
+                }
+                continue;
+            }
             if ended != Ended::NoMatch {
                 self.finish_session(conn, session, ended, buf, t, until, out)
                     .await;
-                return;
+                return true;
+            }
+        }
+        // Some client-first servers speak before our hello when they refuse us (Redis
+        // in protected mode sends -DENIED at once): a client-first parser that fully
+        // recognises the unsolicited bytes claims them; nothing is sent.
+        // Only text protocols whose framing is unambiguous on its own: a binary reply
+        // (DNS, SMB, LDAP, MQTT) means something only as the answer to our request.
+        let unsolicited = ["redis", "memcached", "http"];
+        for p in proto::protocols()
+            .iter()
+            .filter(|p| !p.server_first && unsolicited.contains(&p.name))
+        {
+            let mut session = (p.make)(host);
+            let _ = session.start();
+            if session.on_data(&sniff) == Action::Done && session.recognised() {
+                let mut b = session.banner();
+                b.fields.insert("unsolicited".into(), "true".into());
+                out.banner = Some(b);
+                return true;
             }
         }
         // Nobody claims it: keep the greeting for a person to judge.
         out.banner = unknown_banner(&sniff);
+        false
     }
 
     /// A session recognised the port; follow STARTTLS, keep HTTP bytes, fetch extras.
@@ -624,7 +669,7 @@ impl Grabber {
             self.opts.byte_cap,
         )
         .await;
-        if !matches!(ended, Ended::NoMatch | Ended::Silent) {
+        if !matches!(ended, Ended::NoMatch | Ended::Silent | Ended::Closed) {
             self.finish_session(conn, session, ended, buf, t, until, out)
                 .await;
         } else {

@@ -147,3 +147,67 @@ async fn a_tls_alert_is_still_tls() {
     assert_eq!(r.product, None);
     assert!(r.tls.as_ref().and_then(|t| t.error.as_deref()).is_some());
 }
+
+/// A memcached-like peer on an unusual port: "ERROR" to every line it does not know
+/// (our TLS and HTTP hellos included), its version to `version`.
+async fn memcached_like() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while let Ok(n) = s.read(&mut chunk).await {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=i).collect();
+                        let reply: &[u8] = if line.starts_with(b"version") {
+                            b"VERSION 1.6.18\r\n"
+                        } else {
+                            b"ERROR\r\n"
+                        };
+                        if s.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn memcached_on_an_unusual_port_is_reached() {
+    let addr = memcached_like().await;
+    let grabber = Grabber {
+        opts: GrabOptions {
+            deadline: Duration::from_millis(1500),
+            banner_wait: Duration::from_millis(300),
+            jarm: false,
+            favicon: false,
+            ..GrabOptions::default()
+        },
+        tls: TlsClients::new().expect("tls clients"),
+    };
+    let target = GrabTarget {
+        ip: addr.ip(),
+        port: addr.port(),
+        hostname: None,
+    };
+    HINT_PORT.with(|h| h.set(Some(21211)));
+    let g = grabber.grab(&target).await;
+    HINT_PORT.with(|h| h.set(None));
+    let b = g.banner.expect("banner");
+    assert_eq!(
+        b.protocol, "memcached",
+        "{b:?} after {} attempts",
+        g.attempts
+    );
+}
