@@ -228,6 +228,7 @@ cache_mem 8 MB
 cache_effective_user proxy
 coredump_dir $D
 shutdown_lifetime 1 seconds
+pinger_enable off
 EOF
     pr_spawn squid squid "$D/squid.out" /usr/sbin/squid -N -f "$D/squid.conf"
     pr_truth $IP 3128 http Squid "$(pr_upstream squid)" web "default: denies every request"
