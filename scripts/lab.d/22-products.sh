@@ -40,10 +40,10 @@ PR_NEED=(
     ldap-utils:/usr/bin/ldapsearch squid:/usr/sbin/squid haproxy:/usr/sbin/haproxy
     tomcat10:/usr/share/tomcat10/bin/catalina.sh jetty9:/usr/share/jetty9/start.jar
     prometheus:/usr/bin/prometheus etcd-server:/usr/bin/etcd nats-server:/usr/sbin/nats-server
-    tinyproxy:/usr/bin/tinyproxy rabbitmq-server:/usr/sbin/rabbitmq-server
-    docker.io:/usr/sbin/dockerd apache2-utils:/usr/bin/htpasswd
+    tinyproxy:/usr/bin/tinyproxy
+    apache2-utils:/usr/bin/htpasswd
 )
-PR_DAEMONS='apache2|lighttpd|exim4|dropbear|smbd|nmbd|slapd|squid|haproxy|java|prometheus|etcd|nats-server|tinyproxy|beam.smp|epmd|dockerd|containerd'
+PR_DAEMONS='apache2|lighttpd|exim4|dropbear|smbd|nmbd|slapd|squid|haproxy|java|prometheus|etcd|nats-server|tinyproxy'
 
 pr_install() {
     local -a pkgs=()
