@@ -610,7 +610,7 @@ PY
 
 pr_up() {
     local t0=$SECONDS
-    [ -n "${LAB_TGT_NS:-}" ] && [ -n "${LAB_SCAN_NS:-}" ] || pr_die "LAB_TGT_NS/LAB_SCAN_NS not set"
+    if [ -z "${LAB_TGT_NS:-}" ] || [ -z "${LAB_SCAN_NS:-}" ]; then pr_die "LAB_TGT_NS/LAB_SCAN_NS not set"; fi
     # Not `| grep -q`: under pipefail its early exit fails the pipe.
     [[ $(ip -n "$LAB_TGT_NS" route show table local) == *"local 198.19.1.0/24 "* ]] \
         || pr_die "198.19.1.0/24 is not routed in $LAB_TGT_NS: 20-services.sh must run first"
