@@ -746,8 +746,12 @@ fn many_shards_one_wait(api: &Api, admin: &str) {
         .collect();
     assert_eq!(found, want, "the block's services, nothing else");
 
-    // With grabs: the lab's real services (198.19.1.0/24, scripts/lab.d/20-services.sh).
-    let text = std::fs::read_to_string(lab_dir().join("services.jsonl")).expect("services.jsonl");
+    // With grabs: the lab's real services (198.19.1.0/24, scripts/lab.d/20-services.sh,
+    // and 22-products.sh's when that hook ran).
+    let mut text =
+        std::fs::read_to_string(lab_dir().join("services.jsonl")).expect("services.jsonl");
+    text.push('\n');
+    text.push_str(&std::fs::read_to_string(lab_dir().join("products.jsonl")).unwrap_or_default());
     // TCP services, each (address, port) once (DNS is listed for UDP too).
     let services: BTreeSet<(IpAddr, u16)> = text
         .lines()
