@@ -1,6 +1,7 @@
 //! `aperture scan --grab` against the lab's real Debian services (scripts/lab.d):
 //! every service identified with the right product (and version where its banner
-//! shows one), certificate facts equal to the generated certificates, and hostile
+//! shows one), the products hook's refusing and unusual-port configurations with
+//! product and risk class and never a guess, certificate facts equal to the generated certificates, and hostile
 //! hosts (silent, dripping, endless, stalling, malformed) ending within their deadlines
 //! with bounded memory.
 
@@ -258,6 +259,86 @@ fn lab_services_are_identified_with_their_certificates() {
         problems.is_empty(),
         "{} problems:\n{}",
         problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// The products hook (scripts/lab.d/22-products.sh): more Debian daemons, and second
+/// configurations that refuse us, want a password or sit on unusual ports. For every
+/// (ip, port) the protocol, product, version and risk class are exactly the ground
+/// truth's; where the truth names no product (what the port says names none) nothing
+/// may be claimed: a wrong product is worse than none.
+#[test]
+fn lab_products_and_refusals_are_identified_without_guessing() {
+    if let Some(why) = services_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let truth = jsonl("products.jsonl");
+    if truth.is_empty() {
+        let why = "the products hook is not up (no products.jsonl)";
+        if std::env::var("APERTURE_LAB_REQUIRED").as_deref() == Ok("1")
+            && std::env::var("APERTURE_LAB_PRODUCTS").as_deref() != Ok("0")
+        {
+            panic!("APERTURE_LAB_REQUIRED=1 but {why}");
+        }
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _serial = lab_lock();
+    let products: BTreeSet<String> = truth
+        .iter()
+        .filter_map(|t| t["product"].as_str().map(norm))
+        .collect();
+    assert!(
+        products.len() >= 10,
+        "the products hook should name at least ten products, has {products:?}"
+    );
+    let (found, _, _) = grab(&truth, &[]);
+    let mut problems = Vec::new();
+    for t in &truth {
+        let (ip, port) = key(t);
+        let config = t["config"].as_str().unwrap_or_default();
+        let Some(r) = found.get(&(ip.clone(), port)) else {
+            problems.push(format!("{ip}:{port} ({config}) not found open"));
+            continue;
+        };
+        let got_protocol = r["banner"]["protocol"].as_str().unwrap_or("none");
+        if Some(got_protocol) != t["service"].as_str() {
+            problems.push(format!(
+                "{ip}:{port} ({config}): protocol {got_protocol}, expected {} (banner {})",
+                t["service"], r["banner"]
+            ));
+        }
+        let got = r["product"].as_str();
+        match (t["product"].as_str(), got) {
+            (Some(want), Some(got)) if norm(want) == norm(got) => {}
+            (None, None) => {}
+            (want, got) => problems.push(format!(
+                "{ip}:{port} ({config}): product {got:?}, expected {want:?} (banner {})",
+                r["banner"]
+            )),
+        }
+        if let Some(want) = t["version"].as_str() {
+            if r["version"].as_str() != Some(want) {
+                problems.push(format!(
+                    "{ip}:{port} ({config}): version {}, expected {want:?}",
+                    r["version"]
+                ));
+            }
+        }
+        if r["risk"] != t["risk"] {
+            problems.push(format!(
+                "{ip}:{port} ({config}): risk {}, expected {}",
+                r["risk"], t["risk"]
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems in {} product ports:\n{}",
+        problems.len(),
+        truth.len(),
         problems.join("\n")
     );
 }

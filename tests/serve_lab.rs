@@ -647,13 +647,14 @@ fn many_shards_one_wait(api: &Api, admin: &str) {
         .collect();
     assert_eq!(found, want, "the block's services, nothing else");
 
-    // With grabs: the lab's real services (198.19.1.0/24, scripts/lab.d/20-services.sh).
+    // With grabs: the lab's real services (198.19.1.0/24, scripts/lab.d/20-services.sh,
+    // and, when those hooks ran, 22-products.sh's and 23-open.sh's: the same
+    // ip/port/proto keys, open ports of this scan too).
     let mut text =
         std::fs::read_to_string(lab_dir().join("services.jsonl")).expect("services.jsonl");
-    // lab.d/23-open.sh runs more services in the same /24 (its ground truth has the same
-    // ip/port/proto keys): they are open ports of this scan too.
-    if let Ok(more) = std::fs::read_to_string(lab_dir().join("open.jsonl")) {
-        text.push_str(&more);
+    for more in ["products.jsonl", "open.jsonl"] {
+        text.push('\n');
+        text.push_str(&std::fs::read_to_string(lab_dir().join(more)).unwrap_or_default());
     }
     // TCP services, each (address, port) once (DNS is listed for UDP too).
     let services: BTreeSet<(IpAddr, u16)> = text

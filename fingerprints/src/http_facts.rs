@@ -57,6 +57,57 @@ pub struct HttpFacts {
     pub favicon_path: Option<String>,
     /// Status line and headers as received, non-printable bytes escaped, capped.
     pub head_text: String,
+    /// The body's visible text (tags, styles and scripts dropped, whitespace
+    /// collapsed, controls replaced), capped at [`BODY_TEXT_CAP`]: error pages name
+    /// their product there (Tomcat, HAProxy, Squid). A banner field, not stored twice.
+    #[serde(skip)]
+    pub body_text: String,
+}
+
+/// Characters of visible body text kept for identification.
+pub const BODY_TEXT_CAP: usize = 1024;
+
+/// Visible text of an HTML (or plain) body, for rules to read. Bounded: one pass over
+/// at most the body kept, output capped.
+pub fn body_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(BODY_TEXT_CAP.min(text.len()));
+    let mut chars = 0usize;
+    let mut i = 0usize;
+    let mut space = false;
+    while i < text.len() && chars < BODY_TEXT_CAP {
+        let rest = &lower[i..];
+        if rest.starts_with('<') {
+            // Skip the tag; the contents of style and script elements too.
+            let skip_to = if rest.starts_with("<style") {
+                rest.find("</style>").map(|e| e + "</style>".len())
+            } else if rest.starts_with("<script") {
+                rest.find("</script>").map(|e| e + "</script>".len())
+            } else {
+                rest.find('>').map(|e| e + 1)
+            };
+            i += skip_to.unwrap_or(rest.len());
+            space = true;
+            continue;
+        }
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        i += c.len_utf8();
+        if c.is_whitespace() || c.is_control() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+            chars += 1;
+        }
+        space = false;
+        out.push(c);
+        chars += 1;
+    }
+    out
 }
 
 impl HttpFacts {
@@ -106,8 +157,8 @@ impl HttpFacts {
     /// Banner fields under stable lower-case keys: `status`, `reason`, `version`, each
     /// of [`IDENTIFYING_HEADERS`] present (first value), `location`, `www-authenticate`
     /// and its `realm`, `cookies` (Set-Cookie names only, one per line: values are
-    /// session secrets), `title`, `favicon_path`, `body_sha256`, `body_length`, and
-    /// `body_truncated` when set.
+    /// session secrets), `title`, `favicon_path`, `body_sha256`, `body_length`,
+    /// `body_truncated` when set, and `body` (visible text, see [`body_text`]).
     pub fn fields(&self) -> BTreeMap<String, String> {
         let mut f = BTreeMap::new();
         f.insert("status".into(), self.status.to_string());
@@ -149,6 +200,9 @@ impl HttpFacts {
         f.insert("body_length".into(), self.body_length.to_string());
         if self.body_truncated {
             f.insert("body_truncated".into(), "true".into());
+        }
+        if !self.body_text.is_empty() {
+            f.insert("body".into(), self.body_text.clone());
         }
         f
     }
@@ -330,6 +384,7 @@ impl Head {
             body_truncated: truncated,
             favicon_path: favicon_path(body),
             head_text: self.head_text,
+            body_text: body_text(body),
         }
     }
 }
@@ -671,6 +726,26 @@ pub fn favicon_hash(bytes: &[u8]) -> i32 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn body_text_drops_markup_styles_and_scripts_and_is_capped() {
+        let page = b"<html><head><title>HTTP Status 404</title><style>h1 {color:red}</style>\
+<script>var x = '<b>';</script></head><body><h1>Not   Found</h1>\n\t<hr/>\
+<h3>Apache Tomcat/10.1.60 (Debian)</h3>\x01</body></html>";
+        assert_eq!(
+            body_text(page),
+            "HTTP Status 404 Not Found Apache Tomcat/10.1.60 (Debian)"
+        );
+        let long = "x ".repeat(5000);
+        assert!(body_text(long.as_bytes()).chars().count() <= BODY_TEXT_CAP);
+        assert_eq!(body_text(b"<unterminated"), "");
+        assert_eq!(body_text(b"\xff\xfe plain"), "\u{fffd}\u{fffd} plain");
+        let (f, _) = complete(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 107\r\n\r\n<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n");
+        assert_eq!(
+            f.fields().get("body").map(String::as_str),
+            Some("503 Service Unavailable No server is available to handle this request.")
+        );
+    }
 
     fn complete(bytes: &[u8]) -> (HttpFacts, usize) {
         match parse_response(bytes) {

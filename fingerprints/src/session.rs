@@ -69,6 +69,36 @@ pub trait Session: Send {
         Action::Done
     }
     fn banner(&self) -> Banner;
+    /// Whether the bytes seen so far positively matched this protocol's framing (an
+    /// SSH identification line, a MySQL handshake or error packet, an HTTP status line).
+    /// A session still waiting for its first complete greeting has recognised nothing:
+    /// when the peer closes then, the grabber reports `unknown` with the raw bytes,
+    /// never the protocol it was hoping for. Sessions record `text` or `fields` only
+    /// once they have matched, which is what the default relies on.
+    fn recognised(&self) -> bool {
+        let b = self.banner();
+        !b.text.is_empty() || !b.fields.is_empty()
+    }
+}
+
+/// Protocol name of a banner no session recognised.
+pub const UNKNOWN: &str = "unknown";
+
+/// A banner for bytes no session recognised: kept (escaped, capped at [`BANNER_CAP`])
+/// so a person can judge them, with the protocol `unknown` so nothing is derived from
+/// a guess. `None` when there are no bytes to keep.
+pub fn unknown_banner(bytes: &[u8]) -> Option<Banner> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let mut fields = BTreeMap::new();
+    fields.insert("bytes".to_string(), bytes.len().to_string());
+    Some(Banner {
+        protocol: UNKNOWN.into(),
+        text: printable(bytes),
+        fields,
+        starttls: None,
+    })
 }
 
 /// Runs `parse` until it gives a final answer, then keeps giving that answer: a session

@@ -223,10 +223,13 @@ fn rule_identification(rule: &Rule, m: RuleMatch, banner: &Banner) -> Identifica
     }
 }
 
-/// Service = protocol, nothing else known.
+/// Service = protocol, nothing else known. Only for a banner that carries what the
+/// protocol's session positively recognised (its text or fields): a protocol name
+/// alone, such as the one a port number suggests or the session that happened to be
+/// tried, is a guess, and a guess names no service and derives no risk class.
 pub fn protocol_fallback(banner: &Banner) -> Option<Identification> {
     let protocol = banner.protocol.trim().to_ascii_lowercase();
-    if !risk::is_known_protocol(&protocol) {
+    if !risk::is_known_protocol(&protocol) || !has_evidence(banner) {
         return None;
     }
     Some(Identification {
@@ -242,6 +245,11 @@ pub fn protocol_fallback(banner: &Banner) -> Option<Identification> {
         rule_id: None,
         origin: Origin::Protocol,
     })
+}
+
+/// Whether a banner holds anything a session recognised, beyond its protocol's name.
+pub fn has_evidence(banner: &Banner) -> bool {
+    !banner.text.trim().is_empty() || !banner.fields.is_empty()
 }
 
 #[cfg(test)]

@@ -307,9 +307,13 @@ fn protocol_fallback_when_nothing_matches() {
         .identify(&text_banner("telnet", "login: "))
         .expect("fallback");
     assert!(id.cleartext_auth);
-    let id = ids.identify(&text_banner("modbus", "")).expect("fallback");
+    let id = ids
+        .identify(&field_banner("modbus", "unit", "1"))
+        .expect("fallback");
     assert_eq!(id.risk, RiskClass::IndustrialControl);
-    let id = ids.identify(&text_banner("tls", "")).expect("fallback");
+    let id = ids
+        .identify(&field_banner("tls", "handshake", "complete"))
+        .expect("fallback");
     assert_eq!(id.risk, RiskClass::Unknown);
     assert_eq!(ids.identify(&text_banner("gopher", "hello")), None);
     assert_eq!(ids.identify_all(&text_banner("gopher", "hello")), vec![]);
@@ -674,4 +678,39 @@ proptest! {
             (got, re) => prop_assert!(false, "rules: {:?}, regex: {:?}", got.err(), re.err()),
         }
     }
+}
+
+/// A protocol name with nothing the session recognised behind it (the port's guess,
+/// or the session that was waiting when the peer closed) names no service.
+#[test]
+fn a_protocol_name_alone_is_a_guess_and_identifies_nothing() {
+    let ids = builtin();
+    for protocol in ["ssh", "mysql", "http", "redis", "modbus", "tls"] {
+        let guess = text_banner(protocol, "");
+        assert_eq!(ids.identify(&guess), None, "{protocol}");
+        assert_eq!(ids.identify_all(&guess), vec![], "{protocol}");
+        assert_eq!(protocol_fallback(&text_banner(protocol, "  ")), None);
+    }
+}
+
+/// Bytes no session recognised keep their text (escaped, capped) and get no service,
+/// product or risk class, whatever they say and whatever port they came from.
+#[test]
+fn unknown_bytes_are_kept_and_never_classified() {
+    let ids = builtin();
+    let hostile = b"SSH-2.0-OpenSSH_9.2p1 \x1b[31m\0\xff".repeat(200);
+    let b = crate::session::unknown_banner(&hostile).expect("bytes kept");
+    assert_eq!(b.protocol, "unknown");
+    assert!(b.text.len() <= crate::session::BANNER_CAP + 4);
+    assert!(b
+        .text
+        .chars()
+        .all(|c| c == '\t' || (' '..='~').contains(&c)));
+    let n = hostile.len().to_string();
+    assert_eq!(b.fields.get("bytes"), Some(&n));
+    assert_eq!(ids.identify(&b), None);
+    assert_eq!(crate::session::unknown_banner(b""), None);
+    let text = crate::session::unknown_banner(b"hello there\r\n").expect("kept");
+    assert_eq!(text.text, "hello there\\r\\n");
+    assert_eq!(ids.identify(&text), None);
 }

@@ -8,8 +8,10 @@ use crate::session::{Action, Banner, Session, BANNER_CAP};
 
 const MESSAGE_ID: u8 = 1;
 /// Requested root DSE attributes and the field each one lands in.
-const ATTRIBUTES: [(&str, &str); 10] = [
+const ATTRIBUTES: [(&str, &str); 11] = [
     ("namingContexts", "naming_contexts"),
+    // OpenLDAP names itself only here (OpenLDAProotDSE).
+    ("objectClass", "object_class"),
     ("supportedLDAPVersion", "supported_ldap_version"),
     ("vendorName", "vendor_name"),
     ("vendorVersion", "vendor_version"),

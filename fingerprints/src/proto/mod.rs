@@ -11,6 +11,7 @@ pub mod memcached;
 pub mod mongodb;
 pub mod mqtt;
 pub mod mysql;
+pub mod nats;
 pub mod pop3;
 pub mod postgres;
 pub mod rdp;
@@ -76,6 +77,12 @@ static PROTOCOLS: &[Protocol] = &[
         server_first: true,
         ports: &[110, 995],
         make: |h| Box::new(pop3::Pop3Session::new(h)),
+    },
+    Protocol {
+        name: "nats",
+        server_first: true,
+        ports: &[4222],
+        make: |h| Box::new(nats::NatsSession::new(h)),
     },
     Protocol {
         name: "http",

@@ -96,8 +96,11 @@ pub enum Ended {
     /// STARTTLS accepted: upgrade, then continue with `after_tls`.
     StartTls,
     NoMatch,
-    /// Nothing came back at all.
+    /// Nothing came back at all before the deadline.
     Silent,
+    /// The peer closed without a byte: it reacted to our hello (a server of another
+    /// client-first protocol does that), so the port is not silent.
+    Closed,
 }
 
 /// Runs `session` from `action`; `buf` holds bytes already received and not yet shown
@@ -133,6 +136,7 @@ pub async fn converse<R: AsyncRead + AsyncWrite + Unpin>(
                         heard = true;
                         action = session.on_data(buf);
                     }
+                    Read::Eof if !heard => return Ended::Closed,
                     Read::Eof | Read::TimedOut => {
                         return if heard { Ended::Partial } else { Ended::Silent }
                     }

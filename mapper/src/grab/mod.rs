@@ -19,7 +19,7 @@ mod unauth;
 
 use crate::pace::Pacer;
 use aperture_fingerprints::proto::{self, Candidate};
-use aperture_fingerprints::session::{Banner, Session};
+use aperture_fingerprints::session::{unknown_banner, Action, Banner, Session};
 use aperture_fingerprints::tls::hello::legacy_hello;
 use aperture_fingerprints::tls::jarm::{
     jarm_answer_complete, jarm_hash, jarm_probes, jarm_read_server_hello, JARM_RECV_LIMIT,
@@ -64,7 +64,9 @@ impl Default for GrabOptions {
             deadline: Duration::from_secs(5),
             banner_wait: Duration::from_millis(1500),
             byte_cap: 64 * 1024,
-            max_attempts: 6,
+            // Peers that close on a wrong hello cost one fast connection each: enough
+            // to reach every client-first protocol on an unusual port.
+            max_attempts: 12,
             max_silent: 2,
             jarm: true,
             favicon: true,
@@ -139,6 +141,34 @@ fn seen_from_flight(f: &ServerFlight) -> TlsSeen {
         chain: f.certificates.clone(),
         ..TlsSeen::default()
     }
+}
+
+/// A TLS banner: what the handshake showed, so that it is evidence and not a name.
+fn tls_banner(how: &str) -> Banner {
+    let mut b = Banner {
+        protocol: "tls".into(),
+        text: format!("TLS handshake: {how}"),
+        ..Banner::default()
+    };
+    b.fields.insert("handshake".into(), how.to_string());
+    b
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests dial loopback listeners on ephemeral ports but need the port's guesses of
+    /// a well-known port (HTTP on 22, SSH on 443): this stands in for that port.
+    static HINT_PORT: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
+}
+
+/// The port whose usual protocols are tried first. Only an order: nothing is ever
+/// claimed because of it.
+fn hint_port(t: &GrabTarget) -> u16 {
+    #[cfg(test)]
+    if let Some(p) = HINT_PORT.with(|h| h.get()) {
+        return p;
+    }
+    t.port
 }
 
 /// The name a session puts in Host headers and greetings: the target's name, or for
@@ -234,7 +264,7 @@ impl Grabber {
         let mut sniff = Vec::new();
         // Where the port suggests a client-first protocol, listen only briefly: a
         // server-first service there still shows itself in answer to the wrong hello.
-        let listen = if proto::client_first_hinted(t.port) {
+        let listen = if proto::client_first_hinted(hint_port(t)) {
             self.opts.banner_wait / 6
         } else {
             self.opts.banner_wait
@@ -248,7 +278,10 @@ impl Grabber {
         // Silent so far: client-first hellos. The first reuses this connection.
         let mut reuse = Some(conn);
         let mut silent = 0;
-        for candidate in proto::client_first(t.port) {
+        // The first reply no session recognised: kept for a person to judge if no
+        // later hello identifies the port either.
+        let mut unrecognised: Option<Vec<u8>> = None;
+        for candidate in proto::client_first(hint_port(t)) {
             if out.attempts as usize >= self.opts.max_attempts || silent >= self.opts.max_silent {
                 break;
             }
@@ -294,12 +327,31 @@ impl Grabber {
                     .await;
                     match ended {
                         Ended::Silent => silent += 1,
+                        Ended::Closed => {}
                         // The wrong hello drew a greeting: a server-first protocol?
-                        Ended::NoMatch if !buf.is_empty() && self.claimed(&buf, t.port) => {
-                            self.server_first(conn, t, buf, until, out).await;
-                            return;
+                        Ended::NoMatch if !buf.is_empty() && self.claimed(&buf, hint_port(t)) => {
+                            let kept = buf.clone();
+                            if self.server_first(conn, t, buf, until, out).await {
+                                return;
+                            }
+                            // Claimed at first sight, recognised by none: go on.
+                            out.banner = None;
+                            if unrecognised.is_none() {
+                                unrecognised = Some(kept);
+                            }
                         }
-                        Ended::NoMatch => {}
+                        Ended::NoMatch => {
+                            if unrecognised.is_none() && !buf.is_empty() {
+                                unrecognised = Some(buf);
+                            }
+                        }
+                        // The peer answered something, then went away before the session
+                        // recognised it: not this protocol as far as we know.
+                        Ended::Partial if !session.recognised() => {
+                            if unrecognised.is_none() && !buf.is_empty() {
+                                unrecognised = Some(buf);
+                            }
+                        }
                         _ => {
                             self.finish_session(conn, session, ended, buf, t, until, out)
                                 .await;
@@ -309,6 +361,9 @@ impl Grabber {
                 }
             }
         }
+        if out.banner.is_none() {
+            out.banner = unrecognised.as_deref().and_then(unknown_banner);
+        }
         out.silent = out.banner.is_none() && out.tls.is_none();
     }
 
@@ -317,21 +372,28 @@ impl Grabber {
         proto::server_first(port).iter().any(|p| {
             let mut s = (p.make)(None);
             let _ = s.start();
-            s.on_data(greeting) != aperture_fingerprints::session::Action::NoMatch
+            // A recognised greeting: finished, or answered with the next command.
+            // Waiting for more is no claim (SSH waits through any text line).
+            matches!(
+                s.on_data(greeting),
+                Action::Done | Action::Send(_) | Action::StartTls
+            )
         })
     }
 
     /// A greeting arrived: find the server-first protocol it belongs to.
+    /// Returns whether a protocol recognised it (else `out.banner` keeps the bytes as
+    /// `unknown`).
     async fn server_first(
         &self,
         mut conn: Conn,
         t: &GrabTarget,
-        sniff: Vec<u8>,
+        mut sniff: Vec<u8>,
         until: Instant,
         out: &mut Grabbed,
-    ) {
+    ) -> bool {
         let host = t.hostname.as_deref();
-        for p in proto::server_first(t.port) {
+        for p in proto::server_first(hint_port(t)) {
             let mut session = (p.make)(host);
             let action = session.start();
             let mut buf = sniff.clone();
@@ -344,18 +406,42 @@ impl Grabber {
                 self.opts.byte_cap,
             )
             .await;
+            // Still waiting when the peer stopped: not this protocol as far as we
+            // know (SSH accepts preamble lines); the others may recognise the bytes.
+            if ended == Ended::Partial && !session.recognised() {
+                if buf.starts_with(&sniff) {
+                    sniff = buf;
+                }
+                continue;
+            }
             if ended != Ended::NoMatch {
                 self.finish_session(conn, session, ended, buf, t, until, out)
                     .await;
-                return;
+                return true;
             }
         }
-        // Nobody claims it: keep the greeting, rules may still recognise it.
-        out.banner = Some(Banner {
-            protocol: "unknown".into(),
-            text: aperture_fingerprints::session::printable(&sniff),
-            ..Banner::default()
-        });
+        // Some client-first servers speak before our hello when they refuse us (Redis
+        // in protected mode sends -DENIED at once): a client-first parser that fully
+        // recognises the unsolicited bytes claims them; nothing is sent.
+        // Only text protocols whose framing is unambiguous on its own: a binary reply
+        // (DNS, SMB, LDAP, MQTT) means something only as the answer to our request.
+        let unsolicited = ["redis", "memcached", "http"];
+        for p in proto::protocols()
+            .iter()
+            .filter(|p| !p.server_first && unsolicited.contains(&p.name))
+        {
+            let mut session = (p.make)(host);
+            let _ = session.start();
+            if session.on_data(&sniff) == Action::Done && session.recognised() {
+                let mut b = session.banner();
+                b.fields.insert("unsolicited".into(), "true".into());
+                out.banner = Some(b);
+                return true;
+            }
+        }
+        // Nobody claims it: keep the greeting for a person to judge.
+        out.banner = unknown_banner(&sniff);
+        false
     }
 
     /// A session recognised the port; follow STARTTLS, keep HTTP bytes, fetch extras.
@@ -419,8 +505,13 @@ impl Grabber {
                 return self.record(session, out);
             }
         }
-        let _ = ended;
         let _ = conn.shutdown().await;
+        // Waiting for more when the peer closed (or the deadline came): unless the
+        // session had already matched its protocol's framing, all we know is the bytes.
+        if ended == Ended::Partial && !session.recognised() {
+            out.banner = unknown_banner(&buf);
+            return;
+        }
         let is_http = session.protocol() == "http";
         if is_http {
             out.http_response = Some(buf);
@@ -459,12 +550,25 @@ impl Grabber {
                         seen.error = Some(error);
                         seen.sni = host.map(str::to_string);
                         out.tls = Some(seen);
-                        out.banner = Some(Banner {
-                            protocol: "tls".into(),
-                            ..Banner::default()
-                        });
+                        out.banner = Some(tls_banner("legacy"));
                         self.http_over_legacy_tls(t, out).await;
                         self.jarm(t, out).await;
+                        Some(true)
+                    }
+                    // A server that answers our ClientHello with an alert speaks TLS,
+                    // even if it will not finish a handshake with us.
+                    Some(Err(alert)) if alert.starts_with("alert ") => {
+                        out.tls = Some(TlsSeen {
+                            error: Some(format!("{error}; legacy hello: {alert}")),
+                            sni: host.map(str::to_string),
+                            ..TlsSeen::default()
+                        });
+                        let mut b = tls_banner("alert");
+                        b.fields.insert(
+                            "alert".into(),
+                            alert.trim_start_matches("alert ").to_string(),
+                        );
+                        out.banner = Some(b);
                         Some(true)
                     }
                     _ => None,
@@ -573,14 +677,11 @@ impl Grabber {
             self.opts.byte_cap,
         )
         .await;
-        if !matches!(ended, Ended::NoMatch | Ended::Silent) {
+        if !matches!(ended, Ended::NoMatch | Ended::Silent | Ended::Closed) {
             self.finish_session(conn, session, ended, buf, t, until, out)
                 .await;
         } else {
-            out.banner = Some(Banner {
-                protocol: "tls".into(),
-                ..Banner::default()
-            });
+            out.banner = Some(tls_banner("complete"));
         }
     }
 
@@ -729,3 +830,6 @@ pub fn spawn_grab_pool<T: Send + 'static>(
         while tasks.join_next().await.is_some() {}
     })
 }
+
+#[cfg(test)]
+mod tests;
