@@ -793,6 +793,9 @@ impl Store {
                     .collect();
                 Ok((keys, more))
             }
+            Reach::CpeProducts { products } => {
+                crate::vulns::reach_page(self, tenant, products, &mut work.after, POLICY_CHUNK)
+            }
             Reach::Findings { rule, detail } => {
                 let prefix = rule_index_prefix(tenant, *rule, detail.as_deref());
                 let start = match &work.after {
@@ -888,7 +891,12 @@ impl Store {
                 baseline,
                 certificate: certificate.as_ref(),
             };
-            let evaluation = policy::evaluate(&asset, &cx);
+            let mut evaluation = policy::evaluate(&asset, &cx);
+            // Known-vulnerable versions read the global vulnerability data, which the
+            // pure policy does not hold.
+            if let Some(e) = self.vulnerable_version(&asset, &settings)? {
+                evaluation.expected.push(e);
+            }
             let sanctioned = sanctions
                 .iter()
                 .any(|s| s.expires.is_none_or(|e| e > now) && s.matches.matches(&asset));
@@ -1040,7 +1048,7 @@ fn work_prefix(tenant: &TenantId) -> Vec<u8> {
 
 /// Queues a re-evaluation, in the edit's own transaction: an edit committed is an edit
 /// whose findings will follow, even across a crash.
-fn queue(tx: &mut Tx<'_>, tenant: &TenantId, reach: Reach) -> Result<()> {
+pub(crate) fn queue(tx: &mut Tx<'_>, tenant: &TenantId, reach: Reach) -> Result<()> {
     let counter = counter_key(tenant, "policy-work");
     let n = read_counter(tx, &counter)?;
     tx.put(counter, (n + 1).to_be_bytes().to_vec());

@@ -37,10 +37,13 @@ pub enum Rule {
     DanglingCname,
     /// Informational: an asset that appeared after the tenant's first complete scan.
     NewAsset,
+    /// A service whose product and version fall in the vulnerable configurations of
+    /// CVEs of the imported vulnerability data (see [`crate::vulns`]).
+    VulnerableVersion,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 13] = [
         Rule::Unsanctioned,
         Rule::StaleSanction,
         Rule::Zombie,
@@ -53,6 +56,7 @@ impl Rule {
         Rule::OpenZoneTransfer,
         Rule::DanglingCname,
         Rule::NewAsset,
+        Rule::VulnerableVersion,
     ];
 
     pub fn name(self) -> String {
@@ -111,6 +115,8 @@ impl Default for PolicySettings {
                 (OpenZoneTransfer, High),
                 (DanglingCname, High),
                 (NewAsset, Info),
+                // The CVSS score decides; this is for CVEs that carry none.
+                (VulnerableVersion, Medium),
             ]
             .into(),
             sla_days: [(Critical, 7), (High, 14), (Medium, 30), (Low, 90)].into(),
@@ -575,6 +581,9 @@ pub enum Reach {
     Services,
     /// The services presenting a certificate that has not expired.
     UnexpiredCertificates,
+    /// The services whose CPE names one of these `vendor:product` pairs: an import of
+    /// vulnerability data changed what is known of them.
+    CpeProducts { products: Vec<String> },
 }
 
 /// What a sanction's creation (`old` none), change, or deletion (`new` none) can change.

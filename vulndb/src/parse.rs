@@ -70,6 +70,17 @@ fn text(v: &Option<IgnoredAnyString>) -> Option<&str> {
 
 /// Detects the format of `bytes` and parses it.
 pub fn parse(bytes: &[u8]) -> Result<Feed, FeedError> {
+    // NVD and CISA publish compressed copies too: say what to do with them.
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return Err(FeedError::NotJson(
+            "the file is gzip-compressed: decompress it first (gunzip)".into(),
+        ));
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Err(FeedError::NotJson(
+            "the file is a zip archive: extract the JSON file first (unzip)".into(),
+        ));
+    }
     let sniff: Sniff = serde_json::from_slice(bytes).map_err(|e| {
         if e.is_data() {
             FeedError::UnknownFormat("the top level is not an object".into())

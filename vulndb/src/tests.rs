@@ -85,6 +85,8 @@ fn tells_what_is_not_a_feed() {
         Err(FeedError::NotJson(_))
     ));
     assert!(matches!(parse(b"[1, 2]"), Err(FeedError::UnknownFormat(_))));
+    let gz = parse(&[0x1f, 0x8b, 8, 0]).expect_err("gzip");
+    assert!(gz.to_string().contains("gunzip"), "{gz}");
     assert!(matches!(
         parse(b"{\"a\": 1}"),
         Err(FeedError::UnknownFormat(_))
