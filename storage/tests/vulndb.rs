@@ -81,7 +81,7 @@ fn imported_cves_make_findings_that_follow_versions_and_data() {
     let (_dir, store, t) = fresh();
     let import = store
         .import_vulndb(
-            &files(&[
+            files(&[
                 (
                     "nvdcve-2.0-2023.json",
                     nvd_json(&feed_2023(), "2024-01-02T00:00:00"),
@@ -196,7 +196,7 @@ fn imported_cves_make_findings_that_follow_versions_and_data() {
     // Re-importing the same feeds, or an older record, changes nothing and queues nothing.
     let again = store
         .import_vulndb(
-            &files(&[
+            files(&[
                 (
                     "nvdcve-2.0-2024.json",
                     nvd_json(&feed_2024(), "2024-09-11T00:00:00"),
@@ -223,7 +223,7 @@ fn imported_cves_make_findings_that_follow_versions_and_data() {
     older[0].configurations.clear();
     let stale = store
         .import_vulndb(
-            &files(&[("old.json", nvd_json(&older, "2024-07-02T00:00:00"))]),
+            files(&[("old.json", nvd_json(&older, "2024-07-02T00:00:00"))]),
             T0 + 2 * HOUR,
         )
         .expect("imports");
@@ -237,7 +237,7 @@ fn imported_cves_make_findings_that_follow_versions_and_data() {
     newer[0].configurations = vec![any_of(vec![vulnerable(SSH_ANY, &[">=8.5p1", "<9.9p1"])])];
     let update = store
         .import_vulndb(
-            &files(&[(
+            files(&[(
                 "nvdcve-2.0-modified.json",
                 nvd_json(&newer, "2025-01-02T00:00:00"),
             )]),
@@ -281,7 +281,7 @@ fn a_bad_file_stores_nothing_and_names_the_record() {
         serde_json::json!("cpe:2.3:a:openbsd");
     let err = store
         .import_vulndb(
-            &files(&[
+            files(&[
                 ("good.json", good.clone()),
                 ("nvdcve-2.0-2024.json", bad.to_string()),
             ]),
@@ -301,12 +301,12 @@ fn a_bad_file_stores_nothing_and_names_the_record() {
         VulnDbStatus::default()
     );
     let err = store
-        .import_vulndb(&files(&[("notes.txt", "hello".into())]), T0)
+        .import_vulndb(files(&[("notes.txt", "hello".into())]), T0)
         .expect_err("refused");
     assert!(err.to_string().starts_with("notes.txt: not JSON"), "{err}");
     // The good file alone is taken.
     let ok = store
-        .import_vulndb(&files(&[("good.json", good)]), T0)
+        .import_vulndb(files(&[("good.json", good)]), T0)
         .expect("imports");
     assert_eq!(ok.cves_added, 2);
 }
