@@ -859,6 +859,8 @@ impl Store {
                 targets.insert(key.clone());
             }
         }
+        // CVEs of a product are decoded once per call, however many services run it.
+        let mut vuln_cache = crate::vulns::Cache::default();
         // Targets come in key order, so a host's services are next to each other: its
         // record is decoded once for all of them.
         let mut host: Option<(std::net::IpAddr, Option<crate::records::HostRecord>)> = None;
@@ -894,7 +896,7 @@ impl Store {
             let mut evaluation = policy::evaluate(&asset, &cx);
             // Known-vulnerable versions read the global vulnerability data, which the
             // pure policy does not hold.
-            if let Some(e) = self.vulnerable_version(&asset, &settings)? {
+            if let Some(e) = self.vulnerable_version(&asset, &settings, &mut vuln_cache)? {
                 evaluation.expected.push(e);
             }
             let sanctioned = sanctions

@@ -27,6 +27,7 @@ use aperture_vulndb::matching::{match_cve, Service};
 use aperture_vulndb::{assess, Confidence, Cpe, Cve, Feed, KevEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 const TREE: &str = "vulndb";
 const CVE: u8 = b'c';
@@ -110,6 +111,14 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T>
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     postcard::to_stdvec(value).map_err(|e| StoreError::Corrupt(format!("encoding: {e}")))
+}
+
+/// CVEs already read by one policy run, by product: a run evaluates many services of
+/// the same few products.
+#[derive(Default)]
+pub(crate) struct Cache {
+    tree: Option<sled::Tree>,
+    products: std::collections::HashMap<String, Rc<Vec<Cve>>>,
 }
 
 /// The `cpe` index term of an asset: its CPE's `vendor:product`.
@@ -317,11 +326,40 @@ impl Store {
         Ok(queued)
     }
 
+    /// The CVEs naming a product, decoded, through `cache`.
+    fn product_cves(&self, cache: &mut Cache, product: &str) -> Result<Rc<Vec<Cve>>> {
+        if let Some(hit) = cache.products.get(product) {
+            return Ok(hit.clone());
+        }
+        let tree = match &cache.tree {
+            Some(t) => t.clone(),
+            None => {
+                let t = self.vulndb()?;
+                cache.tree = Some(t.clone());
+                t
+            }
+        };
+        let prefix = product_prefix(product);
+        let mut list = Vec::new();
+        for item in tree.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            let id =
+                String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
+            if let Some(v) = tree.get(key(CVE, &id))? {
+                list.push(decode(&id, &v)?);
+            }
+        }
+        let list = Rc::new(list);
+        cache.products.insert(product.to_owned(), list.clone());
+        Ok(list)
+    }
+
     /// The `vulnerable-version` finding a service deserves, if any.
     pub(crate) fn vulnerable_version(
         &self,
         asset: &Asset,
         settings: &PolicySettings,
+        cache: &mut Cache,
     ) -> Result<Option<Expected>> {
         if asset.kind != AssetKind::Service || asset.status == AssetStatus::Absent {
             return Ok(None);
@@ -332,24 +370,19 @@ impl Store {
         let Some(svc) = Service::from_facts(cpe, asset.fact("version"), asset.fact("os")) else {
             return Ok(None);
         };
-        let tree = self.vulndb()?;
-        let prefix = product_prefix(&svc.cpe.product_key());
+        let cves = self.product_cves(cache, &svc.cpe.product_key())?;
         let mut matched = Vec::new();
-        for item in tree.scan_prefix(&prefix) {
-            let (k, _) = item?;
-            let id =
-                String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
-            let Some(v) = tree.get(key(CVE, &id))? else {
-                continue;
-            };
-            let cve: Cve = decode(&id, &v)?;
-            if let Some(d) = match_cve(&cve, &svc) {
-                matched.push((cve, d));
+        for cve in cves.iter() {
+            if let Some(d) = match_cve(cve, &svc) {
+                matched.push((cve.clone(), d));
             }
         }
         if matched.is_empty() {
             return Ok(None);
         }
+        let Some(tree) = cache.tree.clone() else {
+            return Ok(None);
+        };
         let mut kev: BTreeMap<String, KevEntry> = BTreeMap::new();
         for (c, _) in &matched {
             if let Some(v) = tree.get(key(KEV, &c.id))? {
