@@ -410,18 +410,21 @@ fn stage(args: &Args, name: &str, dir: &Path) -> serde_json::Value {
             let secs = clock.elapsed().as_secs_f64();
             put("policy_secs", secs.into());
             put("assets_evaluated", run.assets_evaluated.into());
-            let vulnerable = store
-                .findings(
-                    &t,
-                    &aperture_storage::findings::FindingFilter {
-                        rule: Some(aperture_storage::policy::Rule::VulnerableVersion),
-                        ..Default::default()
-                    },
-                    None,
-                    100_000,
-                )
-                .map(|p| p.items.len())
-                .unwrap_or_default();
+            let filter = aperture_storage::findings::FindingFilter {
+                rule: Some(aperture_storage::policy::Rule::VulnerableVersion),
+                ..Default::default()
+            };
+            let (mut vulnerable, mut cursor) = (0usize, None::<String>);
+            loop {
+                let page = store
+                    .findings(&t, &filter, cursor.as_deref(), 1000)
+                    .expect("findings");
+                vulnerable += page.items.len();
+                match page.next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
             put("vulnerable_services", vulnerable.into());
             // The incremental feed: records of the popular products, newer.
             let modified = dir.join("nvdcve-2.0-modified.json");

@@ -119,6 +119,7 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 pub(crate) struct Cache {
     tree: Option<sled::Tree>,
     products: std::collections::HashMap<String, Rc<Vec<Cve>>>,
+    kev: Option<Rc<BTreeMap<String, KevEntry>>>,
 }
 
 /// The `cpe` index term of an asset: its CPE's `vendor:product`.
@@ -326,6 +327,23 @@ impl Store {
         Ok(queued)
     }
 
+    /// The KEV catalogue (about a thousand entries), read once per `cache`.
+    fn kev_entries(&self, cache: &mut Cache) -> Result<Rc<BTreeMap<String, KevEntry>>> {
+        if let Some(k) = &cache.kev {
+            return Ok(k.clone());
+        }
+        let mut all = BTreeMap::new();
+        for item in self.vulndb()?.scan_prefix([KEV]) {
+            let (k, v) = item?;
+            let id = String::from_utf8_lossy(k.get(1..).unwrap_or_default()).into_owned();
+            let entry: KevEntry = decode(&id, &v)?;
+            all.insert(id, entry);
+        }
+        let all = Rc::new(all);
+        cache.kev = Some(all.clone());
+        Ok(all)
+    }
+
     /// The CVEs naming a product, decoded, through `cache`.
     fn product_cves(&self, cache: &mut Cache, product: &str) -> Result<Rc<Vec<Cve>>> {
         if let Some(hit) = cache.products.get(product) {
@@ -380,15 +398,7 @@ impl Store {
         if matched.is_empty() {
             return Ok(None);
         }
-        let Some(tree) = cache.tree.clone() else {
-            return Ok(None);
-        };
-        let mut kev: BTreeMap<String, KevEntry> = BTreeMap::new();
-        for (c, _) in &matched {
-            if let Some(v) = tree.get(key(KEV, &c.id))? {
-                kev.insert(c.id.clone(), decode(&c.id, &v)?);
-            }
-        }
+        let kev = self.kev_entries(cache)?;
         let pairs: Vec<_> = matched.iter().map(|(c, d)| (c, d.clone())).collect();
         let Some(a) = assess(&svc, &pairs, |id| kev.get(id)) else {
             return Ok(None);

@@ -215,11 +215,10 @@ impl<'a> Eval<'a> {
 
     fn node(&mut self, n: &'a Node, negated: bool) -> Truth {
         let negated = negated ^ n.negate;
-        let mut items = Vec::with_capacity(n.matches.len());
-        for m in &n.matches {
-            items.push(self.cpe_match(m, negated));
-        }
-        let t = Truth::combine(n.operator, items.into_iter());
+        let t = Truth::combine(
+            n.operator,
+            n.matches.iter().map(|m| self.cpe_match(m, negated)),
+        );
         if n.negate {
             t.not()
         } else {
@@ -228,11 +227,7 @@ impl<'a> Eval<'a> {
     }
 
     fn configuration(&mut self, c: &'a Configuration) -> Truth {
-        let mut items = Vec::with_capacity(c.nodes.len());
-        for n in &c.nodes {
-            items.push(self.node(n, c.negate));
-        }
-        let t = Truth::combine(c.operator, items.into_iter());
+        let t = Truth::combine(c.operator, c.nodes.iter().map(|n| self.node(n, c.negate)));
         if c.negate {
             t.not()
         } else {

@@ -19,28 +19,46 @@ const PRE_RELEASE: &[&str] = &[
     "alpha", "beta", "rc", "pre", "preview", "dev", "snapshot", "a", "b", "m",
 ];
 
-fn parts(v: &str) -> Vec<Part<'_>> {
-    let mut out = Vec::new();
-    let bytes = v.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let start = i;
-        let b = bytes[i];
-        if b.is_ascii_digit() {
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
+/// The digit and letter runs of a version, without allocating: comparisons run tens of
+/// thousands of times per service against products with thousands of CVEs.
+struct Parts<'a> {
+    v: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = Part<'a>;
+    fn next(&mut self) -> Option<Part<'a>> {
+        let bytes = self.v.as_bytes();
+        while let Some(b) = bytes.get(self.at) {
+            if b.is_ascii_alphanumeric() {
+                break;
             }
-            out.push(Part::Num(&v[start..i]));
-        } else if b.is_ascii_alphabetic() {
-            while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-                i += 1;
-            }
-            out.push(Part::Word(&v[start..i]));
-        } else {
-            i += 1;
+            self.at += 1;
         }
+        let start = self.at;
+        let first = *bytes.get(start)?;
+        let digit = first.is_ascii_digit();
+        while bytes.get(self.at).is_some_and(|b| {
+            if digit {
+                b.is_ascii_digit()
+            } else {
+                b.is_ascii_alphabetic()
+            }
+        }) {
+            self.at += 1;
+        }
+        let run = self.v.get(start..self.at).unwrap_or_default();
+        Some(if digit {
+            Part::Num(run)
+        } else {
+            Part::Word(run)
+        })
     }
-    out
+}
+
+fn parts(v: &str) -> Parts<'_> {
+    Parts { v, at: 0 }
 }
 
 fn num_cmp(a: &str, b: &str) -> Ordering {
@@ -61,12 +79,12 @@ fn is_pre_release(p: &Part<'_>) -> bool {
 
 /// Orders two version strings (see the module's documentation).
 pub fn compare(a: &str, b: &str) -> Ordering {
-    let pa = parts(a);
-    let pb = parts(b);
-    for i in 0..pa.len().max(pb.len()) {
-        match (pa.get(i), pb.get(i)) {
+    let mut pa = parts(a);
+    let mut pb = parts(b);
+    loop {
+        match (pa.next(), pb.next()) {
             (Some(x), Some(y)) => {
-                let o = match (x, y) {
+                let o = match (&x, &y) {
                     (Part::Num(x), Part::Num(y)) => num_cmp(x, y),
                     (Part::Word(x), Part::Word(y)) => word_cmp(x, y),
                     (Part::Num(_), Part::Word(_)) => Ordering::Greater,
@@ -77,23 +95,22 @@ pub fn compare(a: &str, b: &str) -> Ordering {
                 }
             }
             (Some(x), None) => {
-                return if is_pre_release(x) {
+                return if is_pre_release(&x) {
                     Ordering::Less
                 } else {
                     Ordering::Greater
                 }
             }
             (None, Some(y)) => {
-                return if is_pre_release(y) {
+                return if is_pre_release(&y) {
                     Ordering::Greater
                 } else {
                     Ordering::Less
                 }
             }
-            (None, None) => break,
+            (None, None) => return Ordering::Equal,
         }
     }
-    Ordering::Equal
 }
 
 /// A version as a banner gave it, cut into what upstream released and what a
