@@ -117,7 +117,7 @@ fn product(r: &mut Rng, popular: u64) -> (String, String, String, bool) {
     // A long tail, skewed (squared uniform) toward low numbers.
     let u = r.below(TAIL);
     let i = u * r.below(TAIL) / TAIL;
-    let part = if i % 17 == 0 { "o" } else { "a" };
+    let part = if i.is_multiple_of(17) { "o" } else { "a" };
     (
         part.into(),
         format!("vendor{}", i / 3),
