@@ -274,6 +274,9 @@ const ROUTES: &[Route] = &[
         Access::Tenant(READ),
         200,
     ),
+    // The vulnerability data is the provider's, shared by every tenant.
+    route("GET", "/v1/vulndb", Access::AdminOnly, 200),
+    route("POST", "/v1/vulndb/imports", Access::AdminOnly, 200),
 ];
 
 const TENANTS: [&str; 2] = ["alpha", "beta"];
@@ -1042,6 +1045,17 @@ fn body_for(
         }
         ("POST", x) if x.ends_with("/assign") => json!({"assignee": "remediation-team"}),
         ("POST", x) if x.ends_with("/comments") => json!({"text": "checked by the authz test"}),
+        // A KEV catalogue: importing it again is a no-op, so every allowed cell gets 200.
+        ("POST", "/v1/vulndb/imports") => json!({
+            "title": "CISA Catalog of Known Exploited Vulnerabilities",
+            "catalogVersion": "2026.12.01", "dateReleased": "2026-12-01T00:00:00.000Z",
+            "count": 1,
+            "vulnerabilities": [{"cveID": "CVE-2024-6387", "vendorProject": "OpenBSD",
+                "product": "OpenSSH", "vulnerabilityName": "OpenSSH signal handler race",
+                "dateAdded": "2024-07-01", "shortDescription": "test", "requiredAction": "patch",
+                "dueDate": "2024-07-22", "knownRansomwareCampaignUse": "Unknown", "notes": "",
+                "cwes": ["CWE-364"]}]
+        }),
         _ => return None,
     })
 }
@@ -1761,6 +1775,33 @@ fn bad_input(c: &Client, fx: &Fixture) -> usize {
     for (p, path, status, needle) in &reads {
         check(p, "GET", path, Body::None, *status, needle);
     }
+    // A feed with one bad record: refused whole, naming the file and the record.
+    let vulndb_before = c.expect(admin, "GET", "/v1/vulndb", None, 200);
+    check(
+        admin,
+        "POST",
+        "/v1/vulndb/imports?name=kev.json",
+        Body::Raw(
+            br#"{"catalogVersion": "2", "count": 2, "vulnerabilities": [
+                {"cveID": "CVE-2024-0001", "dateAdded": "2024-01-01"},
+                {"cveID": "CVE-1", "dateAdded": "2024-01-01"}]}"#,
+        ),
+        400,
+        "kev.json: record 1 (CVE-1)",
+    );
+    check(
+        admin,
+        "POST",
+        "/v1/vulndb/imports",
+        Body::Raw(b"{\"format\": \"NVD_CVE\", \"version\": \"1.1\"}"),
+        400,
+        "only 2.0",
+    );
+    assert_eq!(
+        c.expect(admin, "GET", "/v1/vulndb", None, 200),
+        vulndb_before,
+        "a refused import stored something"
+    );
     // A page above the cap is clamped, not refused.
     let cap = c.expect(admin, "GET", "/v1/audit?limit=100000", None, 200);
     assert_eq!(

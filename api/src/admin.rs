@@ -2,7 +2,7 @@
 //! the data directory before the service starts. Every action is audited like an API
 //! call.
 
-use crate::cli::{AdminArgs, AdminCommand};
+use crate::cli::{AdminArgs, AdminCommand, VulndbCommand};
 use crate::serve::auth::{new_secret, token_for};
 use crate::serve::state::now_ms;
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED};
@@ -137,6 +137,54 @@ fn execute(args: AdminArgs) -> Result<(), (u8, String)> {
         AdminCommand::TokenRevoke { id } => {
             store.revoke_token(&id, now_ms()).map_err(store_err)?;
             audit(format!("admin token-revoke {id}"));
+        }
+        AdminCommand::Vulndb(VulndbCommand::Import { files }) => {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            let reading = files
+                .iter()
+                .zip(&names)
+                .map(|(f, n)| (n.clone(), std::fs::read(f)));
+            let r = store.import_vulndb(reading, now_ms()).map_err(store_err)?;
+            audit(format!("admin vulndb import {}", names.join(" ")));
+            for f in &r.files {
+                let what = if f.format == "kev" {
+                    "KEV entries"
+                } else {
+                    "CVE records"
+                };
+                println!("{}: {} {what}", f.name, f.records);
+            }
+            println!(
+                "CVEs: {} added, {} updated, {} unchanged; KEV entries: {} added, {} updated, {} unchanged",
+                r.cves_added,
+                r.cves_updated,
+                r.cves_unchanged,
+                r.kev_added,
+                r.kev_updated,
+                r.kev_unchanged
+            );
+            println!(
+                "{} products changed; re-evaluation queued in {} tenants (it runs when the service runs)",
+                r.products_changed, r.tenants_queued
+            );
+        }
+        AdminCommand::Vulndb(VulndbCommand::Status) => {
+            let s = store.vulndb_status().map_err(store_err)?;
+            println!("cves\t{}", s.cves);
+            println!("kev_entries\t{}", s.kev_entries);
+            println!("imports\t{}", s.imports);
+            println!(
+                "last_import\t{}",
+                s.last_import.map(|t| t.to_string()).unwrap_or_default()
+            );
+            println!("nvd_timestamp\t{}", s.nvd_timestamp.unwrap_or_default());
+            println!(
+                "kev_catalog_version\t{}",
+                s.kev_catalog_version.unwrap_or_default()
+            );
+            if s.interrupted {
+                println!("interrupted\ttrue (an import stopped before its end: run it again)");
+            }
         }
     }
     store.flush().map_err(store_err)?;

@@ -346,6 +346,22 @@ pub enum AdminCommand {
     TokenList,
     /// Revoke a token by id.
     TokenRevoke { id: String },
+    /// Vulnerability data (NVD CVE feeds, CISA KEV): import and status.
+    #[command(subcommand)]
+    Vulndb(VulndbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VulndbCommand {
+    /// Import NVD CVE JSON 2.0 feed files (nvdcve-2.0-*.json) and the CISA KEV catalogue
+    /// (known_exploited_vulnerabilities.json), told apart by content. All files are
+    /// validated before anything is stored; records older than those stored are skipped.
+    Import {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// What is imported: CVE and KEV counts, the newest feed, the last import.
+    Status,
 }
 
 #[derive(Debug, Args)]

@@ -35,7 +35,14 @@ fn main() -> ExitCode {
             }
             // One line, like our own input errors; full usage is one --help away.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+            let mut first = lines.next().unwrap_or("invalid arguments").to_owned();
+            // "required arguments were not provided:" names them on the next line.
+            if first.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    first = format!("{first} {}", next.trim());
+                }
+            }
             eprintln!(
                 "aperture: {} (see 'aperture --help')",
                 first.trim_start_matches("error: ")

@@ -850,6 +850,9 @@ impl Store {
                     .collect();
                 Ok((keys, more))
             }
+            Reach::CpeProducts { products } => {
+                crate::vulns::reach_page(self, tenant, products, &mut work.after, POLICY_CHUNK)
+            }
             Reach::Findings { rule, detail } => {
                 let prefix = rule_index_prefix(tenant, *rule, detail.as_deref());
                 let start = match &work.after {
@@ -913,6 +916,8 @@ impl Store {
                 targets.insert(key.clone());
             }
         }
+        // CVEs of a product are decoded once per call, however many services run it.
+        let mut vuln_cache = crate::vulns::Cache::default();
         // Targets come in key order, so a host's services are next to each other: its
         // record is decoded once for all of them.
         let mut host: Option<(std::net::IpAddr, Option<crate::records::HostRecord>)> = None;
@@ -945,7 +950,12 @@ impl Store {
                 baseline,
                 certificate: certificate.as_ref(),
             };
-            let evaluation = policy::evaluate(&asset, &cx);
+            let mut evaluation = policy::evaluate(&asset, &cx);
+            // Known-vulnerable versions read the global vulnerability data, which the
+            // pure policy does not hold.
+            if let Some(e) = self.vulnerable_version(&asset, &settings, &mut vuln_cache)? {
+                evaluation.expected.push(e);
+            }
             let sanctioned = sanctions
                 .iter()
                 .any(|s| s.expires.is_none_or(|e| e > now) && s.matches.matches(&asset));
@@ -1097,7 +1107,7 @@ fn work_prefix(tenant: &TenantId) -> Vec<u8> {
 
 /// Queues a re-evaluation, in the edit's own transaction: an edit committed is an edit
 /// whose findings will follow, even across a crash.
-fn queue(tx: &mut Tx<'_>, tenant: &TenantId, reach: Reach) -> Result<()> {
+pub(crate) fn queue(tx: &mut Tx<'_>, tenant: &TenantId, reach: Reach) -> Result<()> {
     let counter = counter_key(tenant, "policy-work");
     let n = read_counter(tx, &counter)?;
     tx.put(counter, (n + 1).to_be_bytes().to_vec());

@@ -339,6 +339,11 @@ pub(crate) fn index_entries(a: &Asset) -> BTreeSet<postings::Term> {
             out.insert(((*field).to_owned(), v.to_ascii_lowercase()));
         }
     }
+    // The CPE's vendor:product, so an import of vulnerability data finds the services
+    // it concerns (see `crate::vulns`).
+    if let Some(p) = crate::vulns::cpe_term(a) {
+        out.insert(("cpe".to_owned(), p));
+    }
     if let Some(port) = a.key.port() {
         out.insert(("port".to_owned(), port.to_string()));
     }

@@ -21,6 +21,7 @@ mod query;
 mod records;
 mod store;
 pub mod transfer;
+pub mod vulns;
 
 pub use aperture_fingerprints::SCHEMA_VERSION as OBSERVATION_SCHEMA_VERSION;
 pub use error::StoreError;

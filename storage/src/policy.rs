@@ -40,10 +40,13 @@ pub enum Rule {
     /// A service that hands out data without credentials (an open database, container
     /// API, directory listing, anonymous FTP).
     UnauthenticatedAccess,
+    /// A service whose product and version fall in the vulnerable configurations of
+    /// CVEs of the imported vulnerability data (see [`crate::vulns`]).
+    VulnerableVersion,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::Unsanctioned,
         Rule::StaleSanction,
         Rule::Zombie,
@@ -57,6 +60,7 @@ impl Rule {
         Rule::DanglingCname,
         Rule::NewAsset,
         Rule::UnauthenticatedAccess,
+        Rule::VulnerableVersion,
     ];
 
     pub fn name(self) -> String {
@@ -139,6 +143,8 @@ impl Default for PolicySettings {
                 (DanglingCname, High),
                 (NewAsset, Info),
                 (UnauthenticatedAccess, Critical),
+                // The CVSS score decides; this is for CVEs that carry none.
+                (VulnerableVersion, Medium),
             ]
             .into(),
             sla_days: [(Critical, 7), (High, 14), (Medium, 30), (Low, 90)].into(),
@@ -627,6 +633,9 @@ pub enum Reach {
     Services,
     /// The services presenting a certificate that has not expired.
     UnexpiredCertificates,
+    /// The services whose CPE names one of these `vendor:product` pairs: an import of
+    /// vulnerability data changed what is known of them.
+    CpeProducts { products: Vec<String> },
 }
 
 /// What a sanction's creation (`old` none), change, or deletion (`new` none) can change.

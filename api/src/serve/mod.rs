@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod routes_admin;
 pub mod routes_assets;
 pub mod routes_scans;
+pub mod routes_vulndb;
 pub mod routes_workers;
 pub mod state;
 
@@ -56,6 +57,7 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
     use routes_admin as a;
     use routes_assets as s;
     use routes_scans as c;
+    use routes_vulndb as v;
     use routes_workers as w;
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(a::health))
@@ -91,6 +93,8 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(s::comment))
         .routes(routes!(s::verify))
         .routes(routes!(s::summary))
+        .routes(routes!(v::vulndb_status))
+        .routes(routes!(v::import_vulndb))
         .split_for_parts();
     let doc = api.clone();
     let router = router
