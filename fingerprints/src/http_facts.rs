@@ -100,6 +100,10 @@ pub fn body_text(body: &[u8]) -> String {
             continue;
         }
         if space && !out.is_empty() {
+            // The separator and the character after it both fit, or neither is written.
+            if chars + 2 > BODY_TEXT_CAP {
+                break;
+            }
             out.push(' ');
             chars += 1;
         }
