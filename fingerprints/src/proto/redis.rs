@@ -13,8 +13,12 @@ use crate::session::{printable, Action, Banner, Session};
 /// `INFO server` returns about 1 KiB; a bulk string announcing far more is not a reply to
 /// it (and the driver would never pass it whole anyway).
 const MAX_BULK: usize = 60 * 1024;
-/// Most `key:value` pairs kept.
-const MAX_KEYS: usize = 64;
+/// Most `key:value` pairs kept: a banner holds at most 32 fields (the session contract),
+/// and `INFO server` has about 20 that do not change between polls.
+const MAX_KEYS: usize = 30;
+/// Longest key kept (the field-name bound of the session contract): real ones are under
+/// 20 characters, and a longer one cut short would be a made-up name.
+const MAX_KEY_LEN: usize = 40;
 /// Fields that change on every poll and would make each scan look like a change.
 const VOLATILE: [&str; 6] = [
     "uptime_in_seconds",
@@ -152,8 +156,10 @@ impl RedisSession {
             let Some(colon) = line.iter().position(|&b| b == b':') else {
                 continue;
             };
-            let key = clean(&line[..colon], 64).to_ascii_lowercase();
+            let raw_key = line[..colon].trim_ascii();
+            let key = clean(raw_key, MAX_KEY_LEN).to_ascii_lowercase();
             let valid_key = !key.is_empty()
+                && raw_key.len() <= MAX_KEY_LEN
                 && key
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
@@ -309,6 +315,27 @@ mod tests {
                 "{reply:?}"
             );
         }
+    }
+
+    /// Found by the `session` fuzz target: 64-character keys and 64 pairs were kept,
+    /// past the bounds every session keeps (32 fields, 40-character names).
+    #[test]
+    fn long_keys_and_many_pairs_stay_within_the_session_bounds() {
+        let mut payload = format!("{}:long\r\n", "x".repeat(64));
+        payload.push_str(&format!("{}:kept\r\n", "k".repeat(40)));
+        for i in 0..100 {
+            payload.push_str(&format!("key_{i}:v\r\n"));
+        }
+        let mut reply = format!("${}\r\n{payload}\r\n", payload.len()).into_bytes();
+        let (a, s) = first(RedisSession::new(None), &reply);
+        assert_eq!(a, Action::Done);
+        let b = s.banner();
+        crate::reader::test_support::assert_bounded(&b);
+        assert!(!b.fields.keys().any(|k| k.starts_with('x')), "a cut key");
+        assert_eq!(b.fields[&"k".repeat(40)], "kept");
+        reply.truncate(200);
+        let (_, s) = first(RedisSession::new(None), &reply);
+        crate::reader::test_support::assert_bounded(&s.banner());
     }
 
     proptest! {
