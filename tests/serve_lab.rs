@@ -98,15 +98,7 @@ fn tenant_scan_findings_sanction_verification_and_reopening() {
         &admin,
         Some(&json!({"cidrs": ["198.19.1.0/24", "198.18.77.0/24"], "domains": ["corp.test"], "allow_special": true})),
     );
-    let token = |role: &str| {
-        let v = api.ok(
-            "POST",
-            "/v1/tokens",
-            &admin,
-            Some(&json!({"name": role, "role": role, "tenants": ["acme"]})),
-        );
-        v["secret"].as_str().expect("secret").to_owned()
-    };
+    let token = |role: &str| api.token(&admin, role);
     let (analyst, viewer, remediator) = (token("analyst"), token("viewer"), token("remediator"));
 
     // A viewer may not scan; an out-of-scope target is refused before anything runs.

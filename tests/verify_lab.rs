@@ -165,15 +165,7 @@ fn silence_is_not_closure_and_a_shut_port_is() {
         &admin,
         Some(&json!({"cidrs": ["198.18.77.0/24"], "allow_special": true})),
     );
-    let token = |role: &str| {
-        let v = api.ok(
-            "POST",
-            "/v1/tokens",
-            &admin,
-            Some(&json!({"name": role, "role": role, "tenants": ["acme"]})),
-        );
-        v["secret"].as_str().expect("secret").to_owned()
-    };
+    let token = |role: &str| api.token(&admin, role);
     let (analyst, viewer, remediator) = (token("analyst"), token("viewer"), token("remediator"));
 
     let first = scan(&api, &analyst, &[HIDDEN, SHUT, SILENCED]);

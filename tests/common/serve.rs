@@ -41,6 +41,17 @@ impl Api {
         v
     }
 
+    /// A new token of `role` for tenant acme, made by `admin`: its secret.
+    pub fn token(&self, admin: &str, role: &str) -> String {
+        let v = self.ok(
+            "POST",
+            "/v1/tokens",
+            admin,
+            Some(&serde_json::json!({"name": role, "role": role, "tenants": ["acme"]})),
+        );
+        v["secret"].as_str().expect("secret").to_owned()
+    }
+
     pub fn wait_until(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
         let start = Instant::now();
         while !done() {
