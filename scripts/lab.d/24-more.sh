@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Aperture lab hook: five more real Debian products, so the live lab runs at least
-# thirty distinct ones: three DNS servers that tell their version to a version.bind
-# CHAOS TXT query over TCP (Unbound, NSD, dnsmasq) and two web servers (mini_httpd,
-# Caddy). Written like 22-products.sh, which it follows.
+# Aperture lab hook: six more real Debian products, so the live lab runs at least thirty
+# distinct ones: three DNS servers that tell their version to a version.bind CHAOS
+# TXT query over TCP (Unbound, NSD, dnsmasq) and three web servers (mini_httpd, Caddy,
+# Varnish in front of that mini_httpd). Written like 22-products.sh, which it follows.
 #
 # Sourced by scripts/lab with $1 = up|down after 20-services.sh (which routes
 # 198.19.1.0/24 into $LAB_TGT_NS). Uses 198.19.1.212-230 only. On `up` it installs
@@ -18,7 +18,8 @@
 # No packet leaves the lab: the DNS servers answer only from what they hold (Unbound:
 # every IN name is a static local zone, no trust anchor, so nothing is ever queried
 # upstream; NSD: authoritative only, no zones; dnsmasq: --no-resolv --no-hosts and no
-# upstream server), and the target namespace has no default route anyway.
+# upstream server), Varnish's backend is the lab's mini_httpd, and the target
+# namespace has no default route anyway.
 # APERTURE_LAB_MORE=0 skips this hook.
 
 MO_DIR=$LAB_DIR/more
@@ -34,9 +35,9 @@ mo_die() { echo "lab: more: error: $*" >&2; exit 1; }
 # package:command that shows it is installed
 MO_NEED=(
     unbound:/usr/sbin/unbound nsd:/usr/sbin/nsd dnsmasq-base:/usr/sbin/dnsmasq
-    mini-httpd:/usr/sbin/mini_httpd caddy:/usr/bin/caddy
+    mini-httpd:/usr/sbin/mini_httpd caddy:/usr/bin/caddy varnish:/usr/sbin/varnishd
 )
-MO_DAEMONS='unbound|nsd|dnsmasq|mini_httpd|caddy'
+MO_DAEMONS='unbound|nsd|dnsmasq|mini_httpd|caddy|varnishd|cache-main'
 
 mo_install() {
     local -a pkgs=()
@@ -208,6 +209,25 @@ CONF
     mo_truth $IP 80 http Caddy - web "file_server, automatic HTTPS off"
 }
 
+mo_varnish() {
+    local D=$MO_DIR/varnish IP=198.19.1.217
+    mkdir -p "$D/work"
+    chmod 755 "$D" "$D/work"
+    # In front of the lab's mini_httpd (198.19.1.215): the backend stays in the lab.
+    # Its Server header is dropped, as sites behind a cache often do: what names the
+    # product here is Varnish's own Via header.
+    cat >"$D/lab.vcl" <<CONF
+vcl 4.1;
+backend default { .host = "198.19.1.215"; .port = "80"; }
+sub vcl_backend_response { unset beresp.http.Server; }
+CONF
+    mo_spawn varnish varnishd "$D/varnishd.out" /usr/sbin/varnishd -F -a $IP:80 \
+        -f "$D/lab.vcl" -n "$D/work" -s malloc,16m -p thread_pool_min=5 \
+        -p thread_pools=1 -P "$D/varnishd.pid"
+    # Via: 1.1 <host> (Varnish/7.1): the minor version only.
+    mo_truth $IP 80 http "Varnish Cache" "$(mo_upstream varnish | cut -d. -f1,2)" web "caching mini_httpd, its Server header dropped"
+}
+
 # --------------------------------------------------------------------- readiness
 
 mo_wait() {
@@ -264,6 +284,7 @@ mo_up() {
     mo_dnsmasq
     mo_mini_httpd
     mo_caddy
+    mo_varnish
     mo_wait || mo_die "more products not ready (logs in $MO_DIR)"
     mo_write_truth
     mo_log "$(wc -l <"$MO_GT") product ports up ($((SECONDS - t0))s)"
