@@ -1,6 +1,7 @@
 """Scores aperture --grab and nmap -sV against the lab ground truth; prints a table.
 
-Ground truth: services.jsonl (20-services.sh) and products.jsonl (22-products.sh).
+Ground truth: services.jsonl (20-services.sh), products.jsonl (22-products.sh) and
+more.jsonl (24-more.sh).
 Per (ip, port): a product claim is right when it names the product really running,
 wrong when it names another one (worse than no claim: it misleads), and a port whose
 truth names no product (what it says identifies none) is right when nothing, or the
