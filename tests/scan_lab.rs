@@ -172,6 +172,7 @@ fn a_host_open_on_every_port_is_reported_once_not_grabbed_port_by_port() {
         Command::new("ip")
             .args(["netns", "exec", &tgt, "nft"])
             .args(args)
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
@@ -206,6 +207,7 @@ fn a_host_open_on_every_port_is_reported_once_not_grabbed_port_by_port() {
         let _ = Command::new("ip")
             .args(["netns", "exec", &lab_env("LAB_TGT_NS"), "nft"])
             .args(["delete", "table", "ip", TABLE])
+            .stderr(Stdio::null())
             .status();
     });
     let _ = nft(&["delete", "table", "ip", TABLE]);

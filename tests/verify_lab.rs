@@ -52,6 +52,8 @@ impl Firewall {
         Command::new("ip")
             .args(["netns", "exec", &self.ns, "nft"])
             .args(args)
+            // A table not there yet is not an error worth printing.
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     }
