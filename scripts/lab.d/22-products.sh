@@ -454,7 +454,9 @@ pr_samba() {
    path = $D/share
    read only = yes
 EOF
-    pr_spawn samba smbd "$D/smbd.out" /usr/sbin/smbd --foreground --no-process-group -s "$D/smb.conf"
+    # Its own process group (no --no-process-group): smbd signals its whole group when
+    # it stops, which would otherwise include the shell that ran `lab up` and `down`.
+    pr_spawn samba smbd "$D/smbd.out" /usr/sbin/smbd --foreground -s "$D/smb.conf"
     # SMB2 negotiation names no product: "Samba" would be a guess.
     pr_truth $IP 445 smb - - file-transfer "standalone, guest off" Samba
 }
