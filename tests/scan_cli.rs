@@ -95,6 +95,10 @@ fn bad_input_is_refused_with_one_clear_line() {
             &["scan", "198.18.0.4", "-p", "80", "--no-such-flag"],
             "--no-such-flag",
         ),
+        (
+            &["scan", "198.18.0.4", "-p", "80", "--format", "xml"],
+            "a dry run has none",
+        ),
     ];
     for (args, needle) in cases {
         let mut args = args.to_vec();
@@ -441,6 +445,123 @@ fn output_formats_and_file() {
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--format xml` is nmap's XML: valid against nmap's own DTD (Debian's nmap ships it; we
+/// read it only here, to check), with the open and closed ports of each host and what
+/// the grab identified, as tools that import nmap results read them.
+#[test]
+fn xml_output_is_nmaps_format_valid_against_its_dtd() {
+    let dtd = std::path::Path::new("/usr/share/nmap/nmap.dtd");
+    let xmllint = Command::new("xmllint").arg("--version").output().is_ok();
+    if !dtd.exists() || !xmllint {
+        assert!(
+            std::env::var_os("APERTURE_LAB_REQUIRED").is_none(),
+            "nmap.dtd or xmllint missing: scripts/deps installs nmap and libxml2-utils"
+        );
+        eprintln!(
+            "skipped: needs {} and xmllint (scripts/deps installs them)",
+            dtd.display()
+        );
+        return;
+    }
+    let (keep, open, closed) = loopback_ports("127.0.0.1", 2, 2);
+    // One open port speaks HTTP with a product and version in its Server header.
+    let web = keep[0].try_clone().expect("listener");
+    web.set_nonblocking(false).expect("blocking");
+    std::thread::spawn(move || {
+        for conn in web.incoming().take(8) {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_millis(300)));
+            let mut buf = [0u8; 2048];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\nContent-Length: 24\r\nConnection: close\r\n\r\n<title>lab & co</title>\n",
+            );
+        }
+    });
+    let ports = port_list(&open, &closed);
+    let dir = std::env::temp_dir().join(format!("aperture-xml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("out.xml");
+    let out = aperture(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "--allow-special",
+        "--connect",
+        "--show-closed",
+        "--grab",
+        "--format",
+        "xml",
+        "-o",
+        file.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lint = Command::new("xmllint")
+        .args(["--noout", "--dtdvalid"])
+        .arg(dtd)
+        .arg(&file)
+        .output()
+        .expect("xmllint runs");
+    assert!(
+        lint.status.success(),
+        "not valid against nmap.dtd: {}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let text = std::fs::read_to_string(&file).expect("xml");
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&text, options).expect("well-formed");
+    let run = doc.root_element();
+    assert_eq!(run.tag_name().name(), "nmaprun");
+    assert_eq!(run.attribute("xmloutputversion"), Some("1.05"));
+    let info = run
+        .children()
+        .find(|n| n.has_tag_name("scaninfo"))
+        .expect("scaninfo");
+    assert_eq!(info.attribute("type"), Some("connect"));
+    assert_eq!(info.attribute("numservices"), Some("4"));
+    let hosts: Vec<_> = run.children().filter(|n| n.has_tag_name("host")).collect();
+    assert_eq!(hosts.len(), 1, "{text}");
+    let addr = hosts[0]
+        .children()
+        .find(|n| n.has_tag_name("address"))
+        .and_then(|a| a.attribute("addr"));
+    assert_eq!(addr, Some("127.0.0.1"));
+    let mut seen_open = BTreeSet::new();
+    let mut seen_closed = BTreeSet::new();
+    for port in hosts[0].descendants().filter(|n| n.has_tag_name("port")) {
+        let id: u16 = port
+            .attribute("portid")
+            .and_then(|p| p.parse().ok())
+            .expect("portid");
+        let state = port
+            .children()
+            .find(|n| n.has_tag_name("state"))
+            .and_then(|s| s.attribute("state"))
+            .expect("state");
+        match state {
+            "open" => seen_open.insert(id),
+            "closed" => seen_closed.insert(id),
+            other => panic!("state {other} on {id}"),
+        };
+        if id == open[0] {
+            let svc = port
+                .children()
+                .find(|n| n.has_tag_name("service"))
+                .unwrap_or_else(|| panic!("no service on the web port: {text}"));
+            assert_eq!(svc.attribute("name"), Some("http"), "{text}");
+            assert_eq!(svc.attribute("product"), Some("nginx"), "{text}");
+            assert_eq!(svc.attribute("version"), Some("1.22.1"), "{text}");
+        }
+    }
+    assert_eq!(seen_open, open.iter().copied().collect::<BTreeSet<_>>());
+    assert_eq!(seen_closed, closed.iter().copied().collect::<BTreeSet<_>>());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -112,6 +112,9 @@ pub enum Format {
     Grepable,
     /// masscan-style list lines.
     List,
+    /// nmap's XML (nmap.dtd), for tools that import nmap results; written when the scan
+    /// ends.
+    Xml,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! people and for tools that already read masscan's or nmap's output.
 
 use crate::cli::Format;
+use crate::output_xml::{XmlHosts, XmlRun};
 use aperture_fingerprints::PortObservation;
 use std::io::{self, Write};
 use std::time::UNIX_EPOCH;
@@ -9,11 +10,25 @@ use std::time::UNIX_EPOCH;
 pub struct ResultWriter {
     out: Box<dyn Write + Send>,
     format: Format,
+    /// `--format xml`: the run's description and the ports held until it ends.
+    xml: Option<(XmlRun, XmlHosts)>,
 }
 
 impl ResultWriter {
     pub fn new(out: Box<dyn Write + Send>, format: Format) -> Self {
-        Self { out, format }
+        Self {
+            out,
+            format,
+            xml: None,
+        }
+    }
+
+    /// What an XML document says about the run (ignored by the other formats).
+    pub fn with_run(mut self, run: XmlRun) -> Self {
+        if self.format == Format::Xml {
+            self.xml = Some((run, XmlHosts::default()));
+        }
+        self
     }
 
     pub fn begin(&mut self) -> io::Result<()> {
@@ -24,12 +39,18 @@ impl ResultWriter {
             ),
             Format::List => writeln!(self.out, "#aperture list v1"),
             Format::Grepable => writeln!(self.out, "# aperture grepable v1"),
-            Format::Jsonl => Ok(()),
+            Format::Jsonl | Format::Xml => Ok(()),
         }
     }
 
     pub fn write(&mut self, o: &PortObservation) -> io::Result<()> {
         match self.format {
+            Format::Xml => {
+                if let Some((_, hosts)) = &mut self.xml {
+                    hosts.add(o);
+                }
+                Ok(())
+            }
             Format::Jsonl => {
                 serde_json::to_writer(&mut self.out, o)?;
                 self.out.write_all(b"\n")
@@ -80,7 +101,7 @@ impl ResultWriter {
                 r#"{{"position":{position},"ip":"{ip}","port":{port}}}"#
             ),
             Format::Csv => writeln!(self.out, "{position},{ip},{port}"),
-            Format::Grepable | Format::List => writeln!(self.out, "{ip} {port}"),
+            Format::Grepable | Format::List | Format::Xml => writeln!(self.out, "{ip} {port}"),
         }
     }
 
@@ -99,6 +120,9 @@ impl ResultWriter {
     pub fn finish(mut self) -> io::Result<()> {
         if self.format == Format::List {
             writeln!(self.out, "# end")?;
+        }
+        if let Some((run, hosts)) = &mut self.xml {
+            hosts.write(&mut self.out, run)?;
         }
         self.out.flush()
     }

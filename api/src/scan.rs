@@ -3,6 +3,7 @@
 
 use crate::cli::ScanArgs;
 use crate::output::ResultWriter;
+use crate::output_xml::XmlRun;
 use crate::status::StatusReporter;
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED};
 use aperture_fingerprints::PortObservation;
@@ -77,6 +78,11 @@ fn seconds(name: &str, v: f64) -> Result<Duration, Failure> {
 }
 
 fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
+    if args.dry_run && args.format == crate::cli::Format::Xml {
+        return Err(bad(
+            "--format xml describes results, and a dry run has none: use --format jsonl, csv or list to see the probes",
+        ));
+    }
     if args.rate == 0 {
         return Err(bad("--rate must be at least 1 probe per second"));
     }
@@ -159,7 +165,9 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         })?)),
         None => Box::new(BufWriter::new(io::stdout())),
     };
-    let mut writer = ResultWriter::new(out, args.format);
+    let engine = if use_connect { "connect" } else { "syn" };
+    let mut writer =
+        ResultWriter::new(out, args.format).with_run(XmlRun::new(engine, space.ports()));
 
     if args.dry_run {
         let io_err = |e: io::Error| Failure::Failed(format!("writing output: {e}"));
@@ -190,7 +198,6 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::Failed(format!("cannot install signal handler: {e}")))?;
     }
 
-    let engine = if use_connect { "connect" } else { "syn" };
     eprintln!(
         "starting: scan_id={scan_id} engine={engine} probes={} addresses={} ports={} seed={seed} shard={}/{} positions={start}..{end} rate={}",
         end - start,
