@@ -83,6 +83,8 @@ pub struct Config {
     pub shards_per_worker: u64,
     /// Probes per second to any one /24 (IPv4) or /64 (IPv6), on top of a scan's rate.
     pub per_net_rate: u32,
+    /// The Chromium that prints reports to PDF (Debian's `chromium`).
+    pub report_chromium: PathBuf,
 }
 
 impl Default for Config {
@@ -119,6 +121,7 @@ impl Default for Config {
             bus_max_deliver: 5,
             shards_per_worker: 20,
             per_net_rate: 2000,
+            report_chromium: PathBuf::from("/usr/bin/chromium"),
         }
     }
 }
@@ -172,6 +175,7 @@ impl Config {
         env!("APERTURE_METRICS_PUBLIC", self.metrics_public);
         env!("APERTURE_STORE_COMPRESSION", self.store_compression);
         env!("APERTURE_SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs);
+        env!("APERTURE_REPORT_CHROMIUM", self.report_chromium);
         env!("APERTURE_BUS_ACK_WAIT_SECS", self.bus_ack_wait_secs);
         env!("APERTURE_BUS_MAX_DELIVER", self.bus_max_deliver);
         env!("APERTURE_SHARDS_PER_WORKER", self.shards_per_worker);

@@ -7,8 +7,10 @@ pub mod coordinator;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod reports;
 pub mod routes_admin;
 pub mod routes_assets;
+pub mod routes_reports;
 pub mod routes_scans;
 pub mod routes_vulndb;
 pub mod routes_workers;
@@ -56,6 +58,7 @@ impl Modify for Bearer {
 pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
     use routes_admin as a;
     use routes_assets as s;
+    use routes_reports as r;
     use routes_scans as c;
     use routes_vulndb as v;
     use routes_workers as w;
@@ -93,6 +96,10 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(s::comment))
         .routes(routes!(s::verify))
         .routes(routes!(s::summary))
+        .routes(routes!(r::list_reports, r::create_report))
+        .routes(routes!(r::get_report))
+        .routes(routes!(r::report_html))
+        .routes(routes!(r::report_pdf))
         .routes(routes!(v::vulndb_status))
         .routes(routes!(v::import_vulndb))
         .split_for_parts();

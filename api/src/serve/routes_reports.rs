@@ -1,0 +1,135 @@
+//! Generated operations reports: made on demand (and on schedule), kept, listed and
+//! downloaded as HTML or PDF.
+
+use super::auth::{Caller, ANALYSTS, READERS};
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{ApiJson, ApiPath};
+use super::reports::{self, Lang, Period, ReportMeta};
+use super::state::{now_ms, SharedState};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    pub period: Period,
+    /// `en` (the default) or `zh-CN`.
+    #[serde(default)]
+    pub lang: Lang,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportList {
+    pub items: Vec<ReportMeta>,
+}
+
+/// Makes a report now: the numbers, the HTML page and its PDF (analyst or admin). Takes
+/// a few seconds: the PDF is printed by headless Chromium. When it cannot print,
+/// the report is still kept, with `pdf_error` saying why.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/reports", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    request_body = ReportRequest,
+    responses((status = 201, body = ReportMeta), (status = 400, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn create_report(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> ApiResult<(StatusCode, Json<ReportMeta>)> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    let who = caller.name();
+    let st = state.clone();
+    let meta = tokio::task::spawn_blocking(move || {
+        let now = now_ms();
+        let data = reports::gather(&st.store, &t, req.period, req.lang, now)?;
+        reports::generate(
+            &st.config.data_dir,
+            &st.config.report_chromium,
+            &data,
+            &who,
+            now,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("report task: {e}")))??;
+    Ok((StatusCode::CREATED, Json(meta)))
+}
+
+/// The tenant's kept reports, newest first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = ReportList), (status = 404, body = Problem)))]
+pub async fn list_reports(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<ReportList>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let items = reports::list(&state.config.data_dir, &t);
+    Ok(Json(ReportList { items }))
+}
+
+/// One kept report's metadata.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/{id}", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = ReportMeta), (status = 404, body = Problem)))]
+pub async fn get_report(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<ReportMeta>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    Ok(Json(reports::meta(&state.config.data_dir, &t, &id)?))
+}
+
+/// The report as a page. It runs no script and loads nothing; the header says so too.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/{id}/html", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("id" = String, Path)),
+    responses((status = 200, content_type = "text/html", body = String), (status = 404, body = Problem)))]
+pub async fn report_html(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let bytes = reports::file(&state.config.data_dir, &t, &id, "html")?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The report as PDF.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/{id}/pdf", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("id" = String, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 404, body = Problem)))]
+pub async fn report_pdf(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    let bytes = reports::file(&state.config.data_dir, &t, &id, "pdf")?;
+    let disposition = format!("attachment; filename=\"aperture-{tenant}-{id}.pdf\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
