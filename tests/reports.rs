@@ -313,5 +313,49 @@ fn reports_in_both_languages_carry_the_figures_and_owners_as_html_and_pdf() {
         let (status, _, _) = api.call("GET", &format!("/v1/tenants/acme/reports/{bad}/pdf"), None);
         assert_eq!(status, 404, "{bad}");
     }
+
+    // On schedule: a weekly report in Chinese is made at the scheduler's next pass, once.
+    assert_eq!(
+        api.json("GET", "/v1/tenants/acme/reports/schedule", None),
+        json!({"daily": false, "weekly": false, "monthly": false, "lang": "en"})
+    );
+    for (body, needle) in [
+        (json!({"weekly": true, "lang": "fr"}), "lang"),
+        (json!({"weekly": true, "hourly": true}), "hourly"),
+        (json!({"weekly": "yes"}), "weekly"),
+    ] {
+        let (status, bytes, _) = api.call("PUT", "/v1/tenants/acme/reports/schedule", Some(&body));
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(text.contains(needle), "{body}: {text}");
+    }
+    let set = json!({"daily": false, "weekly": true, "monthly": false, "lang": "zh-CN"});
+    assert_eq!(
+        api.json("PUT", "/v1/tenants/acme/reports/schedule", Some(&set)),
+        set
+    );
+    let scheduled = || -> Vec<Value> {
+        api.json("GET", "/v1/tenants/acme/reports", None)["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|r| r["requested_by"] == "schedule")
+            .cloned()
+            .collect()
+    };
+    let t0 = Instant::now();
+    while scheduled().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no scheduled report was made"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let made = scheduled();
+    assert_eq!(made.len(), 1, "made once, not at every pass: {made:?}");
+    assert_eq!(made[0]["period"], "weekly");
+    assert_eq!(made[0]["lang"], "zh-CN");
+    assert_eq!(made[0]["pdf_error"], Value::Null, "{:?}", made[0]);
     let _keep = listeners;
 }

@@ -19,6 +19,7 @@ pub mod policy;
 mod postings;
 mod query;
 mod records;
+pub mod reporting;
 mod store;
 pub mod transfer;
 pub mod vulns;

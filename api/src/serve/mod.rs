@@ -97,6 +97,7 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(s::verify))
         .routes(routes!(s::summary))
         .routes(routes!(r::list_reports, r::create_report))
+        .routes(routes!(r::get_report_schedule, r::put_report_schedule))
         .routes(routes!(r::get_report))
         .routes(routes!(r::report_html))
         .routes(routes!(r::report_pdf))
@@ -262,6 +263,7 @@ async fn background(state: SharedState, mut edits: tokio::sync::mpsc::UnboundedR
             _ = tick.tick() => {
                 schedule_pass(&state).await;
                 policy_pass(&state).await;
+                reports::run_scheduled(&state);
             }
             _ = check.tick() => {
                 if let Ok(tenants) = state.store.tenants() {

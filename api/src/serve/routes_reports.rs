@@ -6,6 +6,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath};
 use super::reports::{self, Lang, Period, ReportMeta};
 use super::state::{now_ms, SharedState};
+use aperture_storage::reporting::ReportSchedule;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -132,4 +133,35 @@ pub async fn report_pdf(
         bytes,
     )
         .into_response())
+}
+
+/// Which reports the tenant gets on schedule, and in which language.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/schedule", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = ReportSchedule), (status = 404, body = Problem)))]
+pub async fn get_report_schedule(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<ReportSchedule>> {
+    let t = caller.tenant(&state, &tenant, READERS)?;
+    Ok(Json(state.store.report_schedule(&t)?))
+}
+
+/// Sets the schedule (analyst or admin). A report that is on and has never been made
+/// is made at the scheduler's next pass; then once per day, 7 days or 30 days.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/reports/schedule", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    request_body = ReportSchedule,
+    responses((status = 200, body = ReportSchedule), (status = 400, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn put_report_schedule(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(schedule): ApiJson<ReportSchedule>,
+) -> ApiResult<Json<ReportSchedule>> {
+    let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    state.store.set_report_schedule(&t, &schedule)?;
+    Ok(Json(state.store.report_schedule(&t)?))
 }

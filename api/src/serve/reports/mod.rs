@@ -16,6 +16,7 @@ pub mod html;
 pub mod summary;
 
 use crate::serve::error::{ApiError, ApiResult};
+use crate::serve::state::{now_ms, SharedState};
 use aperture_storage::findings::FindingFilter;
 use aperture_storage::model::Millis;
 use aperture_storage::policy::{Finding, FindingState};
@@ -23,6 +24,7 @@ use aperture_storage::{Store, TenantId};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use summary::Summary;
 use utoipa::ToSchema;
@@ -395,6 +397,68 @@ pub fn file(data_dir: &Path, t: &TenantId, id: &str, ext: &str) -> ApiResult<Vec
     }
     let path = dir(data_dir, t).join(format!("{id}.{ext}"));
     std::fs::read(&path).map_err(|e| io_err(&path, e))
+}
+
+/// Who made a scheduled report, in its `requested_by`.
+pub const SCHEDULED: &str = "schedule";
+
+static SCHEDULED_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Makes the scheduled reports that are due: a tenant's daily (weekly, monthly) report
+/// is due when its last scheduled one of that period is a day (7, 30 days) old, or there
+/// is none. Runs beside the scheduler, never twice at once: printing takes seconds.
+pub fn run_scheduled(state: &SharedState) {
+    if SCHEDULED_RUNNING.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Ok(tenants) = state.store.tenants() {
+            for t in tenants {
+                if let Err(e) = scheduled_for(&state, &t.id) {
+                    eprintln!("scheduled reports of {}: {}", t.id, e.detail);
+                }
+            }
+        }
+        SCHEDULED_RUNNING.store(false, Ordering::SeqCst);
+    });
+}
+
+fn scheduled_for(state: &SharedState, t: &TenantId) -> ApiResult<()> {
+    let schedule = state.store.report_schedule(t)?;
+    let lang = if schedule.lang == "zh-CN" {
+        Lang::ZhCn
+    } else {
+        Lang::En
+    };
+    let wanted = [
+        (schedule.daily, Period::Daily),
+        (schedule.weekly, Period::Weekly),
+        (schedule.monthly, Period::Monthly),
+    ];
+    if !wanted.iter().any(|(on, _)| *on) {
+        return Ok(());
+    }
+    let kept = list(&state.config.data_dir, t);
+    for (on, period) in wanted {
+        let now = now_ms();
+        let last = kept
+            .iter()
+            .filter(|m| m.requested_by == SCHEDULED && m.period == period)
+            .map(|m| m.generated)
+            .max();
+        if on && last.is_none_or(|at| now - at >= period.days() * DAY_MS) {
+            let data = gather(&state.store, t, period, lang, now)?;
+            generate(
+                &state.config.data_dir,
+                &state.config.report_chromium,
+                &data,
+                SCHEDULED,
+                now,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
