@@ -47,6 +47,7 @@ pub async fn create_report(
     let st = state.clone();
     let meta = tokio::task::spawn_blocking(move || {
         let now = now_ms();
+        let started = std::time::Instant::now();
         let data = reports::gather(&st.store, &t, req.period, req.lang, now)?;
         reports::generate(
             &st.config.data_dir,
@@ -54,6 +55,7 @@ pub async fn create_report(
             &data,
             &who,
             now,
+            started.elapsed().as_millis() as u64,
         )
     })
     .await

@@ -119,7 +119,10 @@ pub struct ReportMeta {
     /// Absent when the PDF could not be printed; `pdf_error` says why.
     pub pdf_bytes: Option<u64>,
     pub pdf_error: Option<String>,
-    pub generation_ms: u64,
+    /// Reading the numbers from the store, milliseconds.
+    pub gather_ms: u64,
+    /// Printing the PDF.
+    pub print_ms: u64,
 }
 
 /// Gathers the numbers of one report.
@@ -205,8 +208,8 @@ pub fn generate(
     data: &ReportData,
     requested_by: &str,
     now: Millis,
+    gather_ms: u64,
 ) -> ApiResult<ReportMeta> {
-    let started = Instant::now();
     let dir = dir(data_dir, &data.tenant.parse_tenant()?);
     std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
     let id = format!(
@@ -221,10 +224,12 @@ pub fn generate(
     let html_path = dir.join(format!("{id}.html"));
     write_atomic(&html_path, page.as_bytes())?;
     let pdf_path = dir.join(format!("{id}.pdf"));
+    let printing = Instant::now();
     let (pdf_bytes, pdf_error) = match print_pdf(chromium, &html_path, &pdf_path) {
         Ok(n) => (Some(n), None),
         Err(e) => (None, Some(e)),
     };
+    let print_ms = printing.elapsed().as_millis() as u64;
     let meta = ReportMeta {
         id: id.clone(),
         period: data.period,
@@ -236,7 +241,8 @@ pub fn generate(
         html_bytes: page.len() as u64,
         pdf_bytes,
         pdf_error,
-        generation_ms: started.elapsed().as_millis() as u64,
+        gather_ms,
+        print_ms,
     };
     let record = serde_json::json!({"meta": meta, "data": data});
     write_atomic(
@@ -448,6 +454,7 @@ fn scheduled_for(state: &SharedState, t: &TenantId) -> ApiResult<()> {
             .map(|m| m.generated)
             .max();
         if on && last.is_none_or(|at| now - at >= period.days() * DAY_MS) {
+            let started = Instant::now();
             let data = gather(&state.store, t, period, lang, now)?;
             generate(
                 &state.config.data_dir,
@@ -455,6 +462,7 @@ fn scheduled_for(state: &SharedState, t: &TenantId) -> ApiResult<()> {
                 &data,
                 SCHEDULED,
                 now,
+                started.elapsed().as_millis() as u64,
             )?;
         }
     }
