@@ -5,7 +5,8 @@
 //!   cargo run --release -p aperture-storage --example load_tenant -- \
 //!       --dir DIR --tenant acme --services 100000 [--batch 5000] [--seed 1]
 //!
-//! Addresses are in 198.18.0.0/15 (RFC 2544 benchmarking space): this writes records,
+//! Addresses are in 198.18.0.0/15 (RFC 2544 benchmarking space), then, for estates
+//! larger than its 131,072 hosts, 240.0.0.0/4 (class E, reserved): this writes records,
 //! it never contacts anything. The mix of products, versions and risk classes is
 //! generated from a seed, so two loads of the same size are the same data.
 
@@ -226,22 +227,27 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The services, host by host: each host of 198.18.0.0/15 gets 1-7 services of distinct
-/// profiles, until `count` services exist.
+/// The services, host by host: each host of 198.18.0.0/15, then of 240.0.0.0/4, gets
+/// 1-7 services of distinct profiles, until `count` services exist.
 fn estate(count: u64, seed: u64) -> Result<Vec<PortObservation>, String> {
     let mut rng = Rng(seed);
     let total_weight: u32 = PROFILES.iter().map(|p| p.weight).sum();
     let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
-    let hosts_available = 1u64 << 17;
+    let class_e = u32::from(Ipv4Addr::new(240, 0, 0, 0));
+    let hosts_available = (1u64 << 17) + (1u64 << 28);
     let mut out = Vec::with_capacity(count as usize);
     let mut host = 0u64;
     while (out.len() as u64) < count {
         if host >= hosts_available {
             return Err(format!(
-                "{count} services do not fit in 198.18.0.0/15 at this density"
+                "{count} services do not fit in 198.18.0.0/15 and 240.0.0.0/4 at this density"
             ));
         }
-        let ip = IpAddr::V4(Ipv4Addr::from(base + host as u32));
+        let ip = if host < 1 << 17 {
+            IpAddr::V4(Ipv4Addr::from(base + host as u32))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(class_e + (host - (1 << 17)) as u32))
+        };
         host += 1;
         let wanted = 1 + rng.below(7);
         let mut used = Vec::new();
@@ -322,7 +328,10 @@ fn run(args: Args) -> Result<(), String> {
     let mut ports: Vec<(u16, u16)> = PROFILES.iter().map(|p| (p.port, p.port)).collect();
     ports.sort_unstable();
     let coverage = Coverage {
-        targets: vec!["198.18.0.0/15".parse().map_err(|e| format!("net: {e}"))?],
+        targets: ["198.18.0.0/15", "240.0.0.0/4"]
+            .iter()
+            .map(|n| n.parse().map_err(|e| format!("net: {e}")))
+            .collect::<Result<_, _>>()?,
         ports,
         probes: ["syn".to_owned(), "grab".to_owned()].into(),
         domains: Vec::new(),

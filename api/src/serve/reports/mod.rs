@@ -17,7 +17,6 @@ pub mod summary;
 
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::state::{now_ms, SharedState};
-use aperture_storage::findings::FindingFilter;
 use aperture_storage::model::Millis;
 use aperture_storage::policy::{Finding, FindingState};
 use aperture_storage::{Store, TenantId};
@@ -135,33 +134,27 @@ pub fn gather(
 ) -> ApiResult<ReportData> {
     let tenant = store.tenant(t)?;
     let from = now - period.days() * DAY_MS;
-    let s: Summary = summary::compute(store, t, now)?;
     let (mut opened, mut closed, mut verified) = (0u64, 0u64, 0u64);
     let mut active: Vec<Finding> = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = store.findings(t, &FindingFilter::default(), cursor.as_deref(), 1000)?;
-        for f in page.items {
-            opened += u64::from(f.opened >= from && f.opened < now);
-            for x in &f.transitions {
-                if x.at >= from && x.at < now && !x.to.is_active() {
-                    closed += 1;
-                    verified += u64::from(x.to == FindingState::ClosedVerified);
-                }
-            }
-            if f.state.is_active() {
-                active.push(f);
+    let s: Summary = summary::compute_visiting(store, t, now, |f| {
+        opened += u64::from(f.opened >= from && f.opened < now);
+        for x in &f.transitions {
+            if x.at >= from && x.at < now && !x.to.is_active() {
+                closed += 1;
+                verified += u64::from(x.to == FindingState::ClosedVerified);
             }
         }
-        match page.next {
-            Some(n) => cursor = Some(n),
-            None => break,
+        if f.state.is_active() {
+            active.push(f);
+            // Only the top ten are shown: a million active findings are never held.
+            if active.len() >= 1024 {
+                rank(&mut active);
+            }
         }
-    }
-    active.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.opened.cmp(&b.opened)));
+    })?;
+    rank(&mut active);
     let top_risks = active
         .iter()
-        .take(10)
         .map(|f| TopRisk {
             finding: f.id.clone(),
             severity: json_name(&f.severity),
@@ -188,6 +181,14 @@ pub fn gather(
         top_risks,
     })
 }
+
+/// Most severe first, then oldest; keeps the top ten.
+fn rank(findings: &mut Vec<Finding>) {
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.opened.cmp(&b.opened)));
+    findings.truncate(TOP_RISKS);
+}
+
+const TOP_RISKS: usize = 10;
 
 fn json_name<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
