@@ -6,6 +6,7 @@ mod bus_init;
 mod cli;
 mod domains;
 mod output;
+mod portal;
 mod scan;
 mod serve;
 mod status;
