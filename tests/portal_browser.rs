@@ -234,11 +234,9 @@ impl Http {
             req = req.header(*k, *v);
         }
         let result = match body {
-            Some((ct, b)) => self.agent.run(
-                req.header("Content-Type", ct)
-                    .body(b)
-                    .expect("request"),
-            ),
+            Some((ct, b)) => self
+                .agent
+                .run(req.header("Content-Type", ct).body(b).expect("request")),
             None => self.agent.run(req.body(()).expect("request")),
         };
         let mut resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
@@ -291,7 +289,12 @@ fn assert_inert(b: &Browser, page: &str) {
 fn wait_scan(http: &Http, token: &str, tenant: &str, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let v = http.api(token, "GET", &format!("/v1/tenants/{tenant}/scans/{id}"), None);
+        let v = http.api(
+            token,
+            "GET",
+            &format!("/v1/tenants/{tenant}/scans/{id}"),
+            None,
+        );
         match v["state"].as_str().unwrap_or("") {
             "completed" => return,
             "failed" | "cancelled" => panic!("scan {id}: {v}"),
@@ -322,13 +325,26 @@ fn sign_in(b: &Browser, base: &str, token: &str, then: &str) {
         b.url()
     );
     b.type_into("#token", token);
-    b.click("#signin");
+    b.click_nav("#signin");
     assert!(
         b.url().ends_with(then),
         "signed in, back at {then}: {} {}",
         b.url(),
         b.body()
     );
+}
+
+fn sign_out(b: &Browser) {
+    b.click_nav("#signout");
+    let start = Instant::now();
+    while !(b.url().contains("/signin") && b.find("#token").is_some()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "signed out: {}",
+            b.url()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -359,7 +375,12 @@ fn portal_in_a_real_browser() {
         ("acme", format!("{},{}", web.port, banner.port)),
         ("other", other.port.to_string()),
     ] {
-        http.api(&admin, "POST", "/v1/tenants", Some(json!({"id": t, "name": format!("{t} Corp")})));
+        http.api(
+            &admin,
+            "POST",
+            "/v1/tenants",
+            Some(json!({"id": t, "name": format!("{t} Corp")})),
+        );
         http.api(
             &admin,
             "PUT",
@@ -380,24 +401,43 @@ fn portal_in_a_real_browser() {
                 "/v1/tokens",
                 Some(json!({"name": format!("{t}-{role}"), "role": role, "tenants": [t]})),
             );
-            tokens.insert(format!("{t}-{role}"), v["secret"].as_str().expect("secret").to_owned());
+            tokens.insert(
+                format!("{t}-{role}"),
+                v["secret"].as_str().expect("secret").to_owned(),
+            );
         }
     }
     let web_key = format!("service:127.0.0.1:{}/tcp", web.port);
     let banner_key = format!("service:127.0.0.1:{}/tcp", banner.port);
     let other_key = format!("service:127.0.0.1:{}/tcp", other.port);
-    let stored = http.api(&admin, "GET", &format!("/v1/tenants/acme/assets/{}", enc(&web_key)), None);
+    let stored = http.api(
+        &admin,
+        "GET",
+        &format!("/v1/tenants/acme/assets/{}", enc(&web_key)),
+        None,
+    );
     let title = stored["asset"]["facts"]["http.title"]
         .as_str()
         .unwrap_or_else(|| panic!("the hostile title is stored: {stored}"))
         .to_owned();
-    assert!(title.contains("<script>"), "the title keeps its markup: {title:?}");
-    let stored = http.api(&admin, "GET", &format!("/v1/tenants/acme/assets/{}", enc(&banner_key)), None);
+    assert!(
+        title.contains("<script>"),
+        "the title keeps its markup: {title:?}"
+    );
+    let stored = http.api(
+        &admin,
+        "GET",
+        &format!("/v1/tenants/acme/assets/{}", enc(&banner_key)),
+        None,
+    );
     let banner_fact = stored["asset"]["facts"]["banner"]
         .as_str()
         .unwrap_or_else(|| panic!("the hostile banner is stored: {stored}"))
         .to_owned();
-    assert!(banner_fact.contains("<iframe"), "the banner keeps its markup: {banner_fact:?}");
+    assert!(
+        banner_fact.contains("<iframe"),
+        "the banner keeps its markup: {banner_fact:?}"
+    );
 
     let b = Browser::start(shots_dir());
     let base = &svc.base;
@@ -405,7 +445,10 @@ fn portal_in_a_real_browser() {
     // A client: sign in, dashboard.
     sign_in(&b, base, &tokens["acme-viewer"], "/t/acme");
     assert!(b.text("h1").contains("Dashboard"), "{}", b.body());
-    assert!(b.find("svg#shrinkage").is_some(), "the shrinkage chart is drawn");
+    assert!(
+        b.find("svg#shrinkage").is_some(),
+        "the shrinkage chart is drawn"
+    );
     assert_inert(&b, "dashboard");
     b.shot("01-dashboard");
     let cookie = b.cookie("ap_session").expect("a session cookie");
@@ -416,23 +459,43 @@ fn portal_in_a_real_browser() {
     // The inventory shows the hostile text as text.
     b.goto(&format!("{base}/t/acme/assets"));
     let table = b.text("#assets");
-    assert!(table.contains(&web_key) && table.contains(&banner_key), "{table}");
-    assert!(table.contains("<script>document.documentElement"), "title shown as text: {table}");
-    assert!(!table.contains(&other_key), "no other tenant's asset: {table}");
+    assert!(
+        table.contains(&web_key) && table.contains(&banner_key),
+        "{table}"
+    );
+    assert!(
+        table.contains("<script>document.documentElement"),
+        "title shown as text: {table}"
+    );
+    assert!(
+        !table.contains(&other_key),
+        "no other tenant's asset: {table}"
+    );
     assert_inert(&b, "inventory");
     b.shot("02-inventory");
 
     // Filters, through the form.
     b.type_into("#f-port", &web.port.to_string());
     b.select("#f-kind", "service");
-    b.click("#filter");
+    b.click_nav("#filter");
     let table = b.text("#assets");
-    assert!(table.contains(&web_key) && !table.contains(&banner_key), "filtered: {table}");
-    assert!(b.url().contains(&format!("port={}", web.port)), "{}", b.url());
+    assert!(
+        table.contains(&web_key) && !table.contains(&banner_key),
+        "filtered: {table}"
+    );
+    assert!(
+        b.url().contains(&format!("port={}", web.port)),
+        "{}",
+        b.url()
+    );
     b.shot("03-inventory-filtered");
     // A bad filter value: the API's message, on the page.
     b.goto(&format!("{base}/t/acme/assets?net=not-a-net"));
-    assert!(b.text(".problem").contains("give an address or a CIDR"), "{}", b.body());
+    assert!(
+        b.text(".problem").contains("give an address or a CIDR"),
+        "{}",
+        b.body()
+    );
 
     // The CSV export of what is filtered (the browser cannot download here: the link is
     // fetched with the browser's session cookie).
@@ -444,9 +507,17 @@ fn portal_in_a_real_browser() {
     assert!(head.contains("attachment"), "{head}");
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("asset,kind,status"), "{csv}");
-    assert!(csv.contains(&web_key) && !csv.contains(&banner_key), "only the filtered: {csv}");
+    assert!(
+        csv.contains(&web_key) && !csv.contains(&banner_key),
+        "only the filtered: {csv}"
+    );
     let href = b.script("return document.getElementById('export-jsonl').getAttribute('href');");
-    let (status, _, jsonl) = http.send("GET", href.as_str().expect("link"), &[("Cookie", &session)], None);
+    let (status, _, jsonl) = http.send(
+        "GET",
+        href.as_str().expect("link"),
+        &[("Cookie", &session)],
+        None,
+    );
     assert_eq!(status, 200);
     assert_eq!(jsonl.lines().count(), 1, "{jsonl}");
 
@@ -458,7 +529,11 @@ fn portal_in_a_real_browser() {
     b.shot("04-asset-http");
     b.goto(&format!("{base}/t/acme/asset?key={}", enc(&banner_key)));
     assert_eq!(b.text("#banner"), banner_fact, "the banner as text");
-    assert!(b.text("ol.timeline").contains("appeared"), "history: {}", b.body());
+    assert!(
+        b.text("ol.timeline").contains("appeared"),
+        "history: {}",
+        b.body()
+    );
     assert_inert(&b, "asset page (banner)");
     b.shot("05-asset-banner");
 
@@ -493,21 +568,24 @@ fn portal_in_a_real_browser() {
 
     // Chinese, and back.
     b.goto(&format!("{base}/t/acme"));
-    b.click("#lang-zh");
+    b.click_nav("#lang-zh");
     assert!(b.text("h1").contains("总览"), "{}", b.body());
     assert!(b.body().contains("暴露服务"), "{}", b.body());
     b.shot("09-dashboard-zh");
     b.goto(&format!("{base}/t/acme/asset?key={}", enc(&banner_key)));
     assert!(b.body().contains("年"), "dates in Chinese: {}", b.body());
     b.shot("10-asset-zh");
-    b.click("#lang-en");
+    b.click_nav("#lang-en");
     assert!(b.body().contains("Banner"), "{}", b.body());
 
     // A viewer sees no action forms, and the server refuses the action anyway.
     let finding = http.api(
         &admin,
         "GET",
-        &format!("/v1/tenants/acme/findings?asset={}&active=true", enc(&banner_key)),
+        &format!(
+            "/v1/tenants/acme/findings?asset={}&active=true",
+            enc(&banner_key)
+        ),
         None,
     );
     let fid = finding["items"][0]["id"]
@@ -519,8 +597,7 @@ fn portal_in_a_real_browser() {
     assert!(b.find("#act").is_none(), "no forms for a viewer");
 
     // Sign out: the session is gone, also for a copy of the cookie.
-    b.click("#signout");
-    assert!(b.url().contains("/signin"), "{}", b.url());
+    sign_out(&b);
     let (status, head, _) = http.send("GET", "/t/acme", &[("Cookie", &session)], None);
     assert_eq!(status, 303, "{head}");
     assert!(head.contains("location: /signin"), "{head}");
@@ -532,9 +609,13 @@ fn portal_in_a_real_browser() {
     b.shot("11-finding");
     b.select("#move-to", "fixed");
     b.type_into("#move-comment", "port closed <b>by ops</b>");
-    b.click("#move");
+    b.click_nav("#move");
     assert!(b.text(".notice").contains("Saved"), "{}", b.body());
-    assert!(b.text("#lifecycle").contains("port closed <b>by ops</b>"), "{}", b.body());
+    assert!(
+        b.text("#lifecycle").contains("port closed <b>by ops</b>"),
+        "{}",
+        b.body()
+    );
     b.wait_for("closed-verified", Duration::from_secs(60), |b| {
         b.text("#finding-state").contains("closed-verified")
     });
@@ -544,7 +625,10 @@ fn portal_in_a_real_browser() {
     // CSRF: another origin's page posts a comment form at the portal with the
     // remediator's cookie in the browser; the portal refuses it.
     let open = http.api(&admin, "GET", "/v1/tenants/acme/findings?active=true", None);
-    let target_id = open["items"][0]["id"].as_str().expect("an open finding").to_owned();
+    let target_id = open["items"][0]["id"]
+        .as_str()
+        .expect("an open finding")
+        .to_owned();
     let act = format!("{base}/t/acme/findings/{}/act", enc(&target_id));
     ATTACK_TARGET.set(act.clone()).expect("set once");
     let attacker = Listener::start(attacker_page, true);
@@ -558,24 +642,135 @@ fn portal_in_a_real_browser() {
         b.body()
     );
     b.shot("13-csrf-refused");
-    let after = http.api(&admin, "GET", &format!("/v1/tenants/acme/findings/{}", enc(&target_id)), None);
-    assert!(!after.to_string().contains("forged"), "nothing changed: {after}");
+    let after = http.api(
+        &admin,
+        "GET",
+        &format!("/v1/tenants/acme/findings/{}", enc(&target_id)),
+        None,
+    );
+    assert!(
+        !after.to_string().contains("forged"),
+        "nothing changed: {after}"
+    );
     // The same without a browser: the right cookie, a wrong or missing token, or a
     // foreign Origin with the right token, are all refused.
     let cookie = b.cookie("ap_session").expect("session");
     let session = format!("ap_session={}", cookie["value"].as_str().expect("value"));
     let form = |csrf: &str| format!("_csrf={csrf}&action=comment&comment=forged").into_bytes();
-    for (csrf, origin) in [("", None), ("wrong", None), ("wrong", Some("http://evil.example"))] {
+    for (csrf, origin) in [
+        ("", None),
+        ("wrong", None),
+        ("wrong", Some("http://evil.example")),
+    ] {
         let mut h = vec![("Cookie", session.as_str())];
         if let Some(o) = origin {
             h.push(("Origin", o));
         }
         let path = format!("/t/acme/findings/{}/act", enc(&target_id));
-        let (status, _, body) = http.send("POST", &path, &h, Some(("application/x-www-form-urlencoded", form(csrf))));
+        let (status, _, body) = http.send(
+            "POST",
+            &path,
+            &h,
+            Some(("application/x-www-form-urlencoded", form(csrf))),
+        );
         assert_eq!(status, 403, "{body}");
     }
-    let after = http.api(&admin, "GET", &format!("/v1/tenants/acme/findings/{}", enc(&target_id)), None);
-    assert!(!after.to_string().contains("forged"), "nothing changed: {after}");
+    let after = http.api(
+        &admin,
+        "GET",
+        &format!("/v1/tenants/acme/findings/{}", enc(&target_id)),
+        None,
+    );
+    assert!(
+        !after.to_string().contains("forged"),
+        "nothing changed: {after}"
+    );
+
+    sign_out(&b);
+
+    // An analyst: a scan outside the scope is refused with the API's reason on the page;
+    // one inside it is launched from the form and watched until it finishes.
+    let analyst = http.api(
+        &admin,
+        "POST",
+        "/v1/tokens",
+        Some(json!({"name": "acme-analyst", "role": "analyst", "tenants": ["acme"]})),
+    )["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    sign_in(&b, base, &analyst, "/t/acme/scans");
+    b.type_into("#scan-targets", "127.0.0.2");
+    b.type_into("#scan-ports", &web.port.to_string());
+    b.click_nav("#launch");
+    assert!(
+        b.text(".problem").contains("nothing was queued"),
+        "refused: {}",
+        b.body()
+    );
+    assert!(
+        b.body().contains("127.0.0.2 is outside the tenant's scope"),
+        "{}",
+        b.body()
+    );
+    b.shot("14-scan-refused");
+    b.type_into("#scan-targets", "127.0.0.1");
+    b.type_into("#scan-ports", &format!("{},{}", web.port, other.port));
+    b.click_nav("#launch");
+    assert!(
+        b.url().contains("/t/acme/scans/"),
+        "the scan's page: {}",
+        b.url()
+    );
+    b.wait_for("the scan to finish", Duration::from_secs(60), |b| {
+        b.text("#scan-state").contains("completed")
+    });
+    assert!(b.find("#shard-map .shard.done").is_some(), "{}", b.body());
+    assert_inert(&b, "scan page");
+    b.shot("15-scan-completed");
+    b.goto(&format!("{base}/t/acme/scans"));
+    assert!(b.text("#scans").contains("completed"), "{}", b.body());
+    b.shot("16-scans");
+    b.goto(&format!("{base}/admin"));
+    assert!(
+        b.text("h1").contains("Not allowed"),
+        "admin only: {}",
+        b.body()
+    );
+    sign_out(&b);
+
+    // An admin creates a tenant and a token; the secret is shown once, and works.
+    sign_in(&b, base, &admin, "/admin");
+    b.type_into("#tenant-id", "gamma");
+    b.type_into("#tenant-name", "Gamma <b>Ltd</b>");
+    b.click_nav("#create-tenant");
+    assert!(
+        b.text("#tenant-list").contains("Gamma <b>Ltd</b>"),
+        "{}",
+        b.body()
+    );
+    b.type_into("#token-name", "gamma-viewer");
+    b.select("#token-role", "viewer");
+    b.type_into("#token-tenants", "gamma");
+    b.click_nav("#create-token");
+    let secret = b.text("#new-secret");
+    assert!(secret.starts_with("apt_"), "{}", b.body());
+    b.shot("17-admin-token-created");
+    let v = http.api(&secret, "GET", "/v1/tenants", None);
+    assert_eq!(v[0]["id"], "gamma", "the new token sees its tenant: {v}");
+    b.goto(&format!("{base}/admin"));
+    assert!(b.find("#new-secret").is_none(), "the secret is shown once");
+    assert!(!b.body().contains(&secret), "the secret is shown once");
+    let audit = b.text("#audit");
+    for action in [
+        "POST /admin/tenants",
+        "POST /admin/tokens",
+        "POST /t/acme/scans",
+    ] {
+        assert!(audit.contains(action), "{action} audited: {audit}");
+    }
+    assert_inert(&b, "admin");
+    b.shot("18-admin");
 
     // Security headers on pages.
     let (_, head, _) = http.send("GET", "/signin", &[], None);
@@ -591,7 +786,10 @@ fn portal_in_a_real_browser() {
     assert_eq!(status, 401, "a session cookie is no API credential");
     let (status, _, doc) = http.send("GET", "/openapi.json", &[], None);
     assert_eq!(status, 200);
-    assert!(!doc.contains("\"/t/{tenant}\""), "the portal is not in the API document");
+    assert!(
+        !doc.contains("\"/t/{tenant}\""),
+        "the portal is not in the API document"
+    );
     drop(b);
     drop(svc);
 }

@@ -102,7 +102,9 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
         }}});
-        let v = b.send("POST", "/session", Some(&caps)).expect("new session");
+        let v = b
+            .send("POST", "/session", Some(&caps))
+            .expect("new session");
         b.session = v["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session: {v}"))
@@ -120,9 +122,7 @@ impl Browser {
                     .body(b.to_string().into_bytes())
                     .map_err(|e| e.to_string())?,
             ),
-            None => self
-                .agent
-                .run(req.body(()).map_err(|e| e.to_string())?),
+            None => self.agent.run(req.body(()).map_err(|e| e.to_string())?),
         };
         let mut resp = result.map_err(|e| format!("{method} {path}: {e}"))?;
         let text = resp
@@ -174,9 +174,23 @@ impl Browser {
             .map(str::to_owned)
     }
 
+    /// The element matching `css`, waiting a little for a page still loading after a
+    /// click.
     pub fn el(&self, css: &str) -> String {
-        self.find(css)
-            .unwrap_or_else(|| panic!("no element {css} on {}", self.url()))
+        let start = Instant::now();
+        loop {
+            if let Some(e) = self.find(css) {
+                return e;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                let body = self
+                    .find("body")
+                    .map(|_| self.script("return document.body.innerText;"))
+                    .unwrap_or_default();
+                panic!("no element {css} on {}: {body}", self.url());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn text(&self, css: &str) -> String {
@@ -190,6 +204,27 @@ impl Browser {
     pub fn click(&self, css: &str) {
         let e = self.el(css);
         self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})));
+    }
+
+    /// Clicks something that loads a new page, and waits until the new page is there.
+    pub fn click_nav(&self, css: &str) {
+        self.script("window.__navmark = 1; return null;");
+        self.click(css);
+        let start = Instant::now();
+        loop {
+            let v = self.script(
+                "return typeof window.__navmark === 'undefined' && document.readyState === 'complete';",
+            );
+            if v == Value::Bool(true) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no new page after clicking {css} on {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn type_into(&self, css: &str, text: &str) {

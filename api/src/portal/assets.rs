@@ -37,15 +37,17 @@ pub async fn dashboard(State(p): State<P>, ctx: Ctx, Path(tenant): Path<String>)
         .ok()
         .and_then(|t| p.state.store.change_count(&t).ok())
         .unwrap_or(0);
-    let before = p
-        .sessions
-        .saw_changes(&ctx.caller.token.id, &tenant, count);
+    let before = p.sessions.saw_changes(&ctx.caller.token.id, &tenant, count);
     let new_since = before.map(|b| count.saturating_sub(b));
     let risk: Vec<(String, u64)> = s.services_by_risk.into_iter().collect();
     let sev_order = ["critical", "high", "medium", "low", "info"];
     let sev: Vec<(String, u64)> = sev_order
         .iter()
-        .filter_map(|k| s.open_findings_by_severity.get(*k).map(|n| (k.to_string(), *n)))
+        .filter_map(|k| {
+            s.open_findings_by_severity
+                .get(*k)
+                .map(|n| (k.to_string(), *n))
+        })
         .collect();
     let age: Vec<(String, u64)> = ["0-7d", "7-30d", "30-90d", "90d+"]
         .iter()
@@ -372,7 +374,12 @@ pub async fn asset_page(
                 .ok()
                 .and_then(|t| p.state.store.asset(&t, k).ok())
         });
-    let cert = cert.or_else(|| a.key.to_string().starts_with("certificate:").then(|| a.clone()));
+    let cert = cert.or_else(|| {
+        a.key
+            .to_string()
+            .starts_with("certificate:")
+            .then(|| a.clone())
+    });
     let body = html! {
         h1.asset-key { (a.key) }
         p {
@@ -422,7 +429,13 @@ pub async fn asset_page(
     };
     respond(
         StatusCode::OK,
-        page(&ctx, Some(&tenant), Tab::Inventory, &a.key.to_string(), body),
+        page(
+            &ctx,
+            Some(&tenant),
+            Tab::Inventory,
+            &a.key.to_string(),
+            body,
+        ),
     )
 }
 

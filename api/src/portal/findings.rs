@@ -8,7 +8,9 @@ use crate::serve::auth::REMEDIATORS;
 use crate::serve::error::ApiError;
 use crate::serve::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::serve::routes_assets::{self as api, Assignment, Comment, FindingQuery};
-use aperture_storage::policy::{self, Actor, FindingState, Role, Rule, Severity, TransitionRequest};
+use aperture_storage::policy::{
+    self, Actor, FindingState, Role, Rule, Severity, TransitionRequest,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -340,7 +342,12 @@ pub async fn act(
         Ok(Form(f)) => f,
         Err(e) => {
             let _ = ctx
-                .audit(&p.state, Some(&tenant), action_path, StatusCode::BAD_REQUEST)
+                .audit(
+                    &p.state,
+                    Some(&tenant),
+                    action_path,
+                    StatusCode::BAD_REQUEST,
+                )
                 .await;
             let err = ApiError::bad_request(format!("the form is not valid: {}", e.body_text()));
             return render_detail(&p, &ctx, &tenant, &id, None, Some(err)).await;
@@ -358,16 +365,15 @@ pub async fn act(
         Ok(()) => StatusCode::SEE_OTHER,
         Err(e) => e.status,
     };
-    if let Err(r) = ctx.audit(&p.state, Some(&tenant), action_path, status).await {
+    if let Err(r) = ctx
+        .audit(&p.state, Some(&tenant), action_path, status)
+        .await
+    {
         return r;
     }
     match result {
-        Ok(()) => Redirect::to(&format!(
-            "/t/{}/findings/{}?done=1",
-            enc(&tenant),
-            enc(&id)
-        ))
-        .into_response(),
+        Ok(()) => Redirect::to(&format!("/t/{}/findings/{}?done=1", enc(&tenant), enc(&id)))
+            .into_response(),
         Err(e) if e.status == StatusCode::NOT_FOUND => api_error(&ctx, Some(&tenant), e),
         Err(e) => render_detail(&p, &ctx, &tenant, &id, None, Some(e)).await,
     }

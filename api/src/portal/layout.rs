@@ -16,6 +16,8 @@ pub enum Tab {
     Inventory,
     Changes,
     Findings,
+    Scans,
+    Admin,
 }
 
 /// A whole page for a signed-in user.
@@ -35,8 +37,12 @@ pub fn page(ctx: &Ctx, tenant: Option<&str>, tab: Tab, title: &str, body: Markup
                 (link(Tab::Inventory, format!("/t/{}/assets", enc(t)), "inventory"))
                 (link(Tab::Changes, format!("/t/{}/changes", enc(t)), "changes"))
                 (link(Tab::Findings, format!("/t/{}/findings", enc(t)), "findings"))
+                (link(Tab::Scans, format!("/t/{}/scans", enc(t)), "scans"))
             }
             (link(Tab::Home, "/".into(), "tenants"))
+            @if ctx.caller.token.role == aperture_storage::policy::Role::Admin {
+                (link(Tab::Admin, "/admin".into(), "admin"))
+            }
             span.spacer {}
             (lang_switch(l, &ctx.path))
             span.who title=(l.t("signed_in_as")) {
@@ -147,7 +153,10 @@ pub fn enc(s: &str) -> String {
 pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
     let parts: Vec<String> = pairs
         .iter()
-        .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| format!("{k}={}", enc(v))))
+        .filter_map(|(k, v)| {
+            v.filter(|v| !v.is_empty())
+                .map(|v| format!("{k}={}", enc(v)))
+        })
         .collect();
     if parts.is_empty() {
         String::new()
@@ -233,6 +242,7 @@ pub fn shrinkage(lang: Lang, days: &[aperture_storage::DayCount]) -> Markup {
                 circle cx=(format!("{:.1}", x(i))) cy=(format!("{:.1}", y(d.services))) r="3" class="services" {
                     title { (d.day) ": " (lang.number(d.services)) " " (lang.t("services")) ", " (lang.number(d.hosts)) " " (lang.t("hosts")) }
                 }
+                circle cx=(format!("{:.1}", x(i))) cy=(format!("{:.1}", y(d.hosts))) r="3" class="hosts" {}
             }
         }
         p.legend {

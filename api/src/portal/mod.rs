@@ -6,10 +6,12 @@
 //! API uses and then calls the API's own handlers, so the role and tenant checks, the
 //! validation and the error messages are the API's, not a copy of them.
 
+pub mod admin;
 pub mod assets;
 pub mod findings;
 pub mod i18n;
 pub mod layout;
+pub mod ops;
 pub mod session;
 
 use crate::serve::auth::{hash_secret, Caller, TOKEN_PREFIX};
@@ -59,8 +61,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/signin", get(signin_page).post(signin))
         .route("/signout", post(signout))
         .route("/lang/{code}", get(switch_lang))
-        .route("/static/app.css", get(|| static_file(CSS, "text/css; charset=utf-8")))
-        .route("/static/favicon.svg", get(|| static_file(FAVICON, "image/svg+xml")))
+        .route(
+            "/static/app.css",
+            get(|| static_file(CSS, "text/css; charset=utf-8")),
+        )
+        .route(
+            "/static/favicon.svg",
+            get(|| static_file(FAVICON, "image/svg+xml")),
+        )
         .route("/t/{tenant}", get(assets::dashboard))
         .route("/t/{tenant}/assets", get(assets::inventory))
         .route("/t/{tenant}/export", get(assets::export))
@@ -69,6 +77,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/t/{tenant}/findings", get(findings::board))
         .route("/t/{tenant}/findings/{id}", get(findings::detail))
         .route("/t/{tenant}/findings/{id}/act", post(findings::act))
+        .route("/t/{tenant}/scans", get(ops::scans).post(ops::launch))
+        .route("/t/{tenant}/scans/{id}", get(ops::scan_page))
+        .route("/t/{tenant}/scans/{id}/cancel", post(ops::cancel))
+        .route("/t/{tenant}/scope", post(ops::save_scope))
+        .route("/admin", get(admin::admin))
+        .route("/admin/tenants", post(admin::create_tenant))
+        .route("/admin/tokens", post(admin::create_token))
+        .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .layer(axum::middleware::from_fn(headers))
         .with_state(portal)
 }
@@ -90,10 +106,19 @@ async fn headers(req: Request, next: Next) -> Response {
     let is_static = req.uri().path().starts_with("/static/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !is_static {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -266,7 +291,12 @@ async fn home(State(p): State<P>, ctx: Ctx) -> Response {
             .filter(|t| ctx.caller.token.may_act_on(&t.id))
             .collect::<Vec<_>>(),
         Err(e) => {
-            return layout::error(&ctx, None, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            return layout::error(
+                &ctx,
+                None,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &e.to_string(),
+            )
         }
     };
     if tenants.len() == 1 && ctx.caller.token.role != Role::Admin {
@@ -352,7 +382,12 @@ async fn signin(
 ) -> Response {
     let lang = lang_of(&headers);
     let Ok(Form(form)) = form else {
-        return signin_form(&headers, None, Some(lang.t("signin.bad")), StatusCode::BAD_REQUEST);
+        return signin_form(
+            &headers,
+            None,
+            Some(lang.t("signin.bad")),
+            StatusCode::BAD_REQUEST,
+        );
     };
     // Login CSRF: the form must come from our own sign-in page (double-submit cookie).
     let pre = cookie(&headers, PRE_COOKIE).unwrap_or_default();
@@ -366,7 +401,11 @@ async fn signin(
     }
     let secret = form.token.trim();
     let token = if secret.starts_with(TOKEN_PREFIX) {
-        p.state.store.token_by_hash(&hash_secret(secret)).ok().flatten()
+        p.state
+            .store
+            .token_by_hash(&hash_secret(secret))
+            .ok()
+            .flatten()
     } else {
         None
     };
@@ -416,7 +455,10 @@ async fn signin(
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, &sid, None, true, tls),
     );
-    h.append(header::SET_COOKIE, set_cookie(PRE_COOKIE, "", Some(0), true, tls));
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(PRE_COOKIE, "", Some(0), true, tls),
+    );
     resp
 }
 
@@ -438,7 +480,12 @@ async fn signout(
     }
     p.sessions.remove(&ctx.sid);
     let _ = ctx
-        .audit(&p.state, None, "POST /signout".into(), StatusCode::SEE_OTHER)
+        .audit(
+            &p.state,
+            None,
+            "POST /signout".into(),
+            StatusCode::SEE_OTHER,
+        )
         .await;
     let mut resp = Redirect::to("/signin").into_response();
     resp.headers_mut().append(

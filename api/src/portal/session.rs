@@ -219,7 +219,10 @@ mod tests {
     fn cross_site_requests_and_foreign_paths_are_refused() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(same_origin(&h), "no Origin: a same-origin form or a non-browser");
+        assert!(
+            same_origin(&h),
+            "no Origin: a same-origin form or a non-browser"
+        );
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8080"),
