@@ -101,6 +101,10 @@ struct Listener {
 
 impl Listener {
     fn start(answer: fn(&str, u16) -> Vec<u8>, read_first: bool) -> Listener {
+        Self::with(move |s, port| serve_one(s, answer, read_first, port))
+    }
+
+    fn with(handle: impl Fn(TcpStream, u16) + Send + Sync + Copy + 'static) -> Listener {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
         l.set_nonblocking(true).expect("nonblocking");
@@ -110,7 +114,7 @@ impl Listener {
             while !flag.load(Ordering::SeqCst) {
                 match l.accept() {
                     Ok((s, _)) => {
-                        std::thread::spawn(move || serve_one(s, answer, read_first, port));
+                        std::thread::spawn(move || handle(s, port));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -153,6 +157,63 @@ fn serve_one(mut s: TcpStream, answer: fn(&str, u16) -> Vec<u8>, read_first: boo
     }
     let _ = s.write_all(&answer(&req, port));
     let _ = s.flush();
+}
+
+/// The subject CN and a DNS SAN of the hostile TLS service's certificate.
+const CERT_CN: &str = "<script>document.documentElement.dataset.pwned='cn'</script>";
+const CERT_SAN: &str = "<b onmouseover=alert(1)>x</b>.example";
+
+static TLS: std::sync::OnceLock<Arc<rustls::ServerConfig>> = std::sync::OnceLock::new();
+
+fn tls_config() -> Arc<rustls::ServerConfig> {
+    TLS.get_or_init(|| {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec![CERT_SAN.to_owned()]).expect("cert params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, CERT_CN);
+        let cert = params.self_signed(&key).expect("certificate");
+        let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], der)
+        .expect("server config");
+        Arc::new(config)
+    })
+    .clone()
+}
+
+/// TLS with the hostile certificate, then a plain HTTP answer.
+fn hostile_tls(s: TcpStream, port: u16) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let Ok(conn) = rustls::ServerConnection::new(tls_config()) else {
+        return;
+    };
+    let mut tls = rustls::StreamOwned::new(conn, s);
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < buf.len() {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body = format!("<html><head><title>tls {port}</title></head></html>");
+    let _ = write!(
+        tls,
+        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tls.flush();
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
 }
 
 fn hostile_http(req: &str, _: u16) -> Vec<u8> {
@@ -368,11 +429,12 @@ fn portal_in_a_real_browser() {
     let web = Listener::start(hostile_http, true);
     let banner = Listener::start(hostile_banner, false);
     let other = Listener::start(other_tenant_http, true);
+    let tls = Listener::with(hostile_tls);
 
     // Two tenants, each scanning its own listeners.
     let mut tokens = std::collections::HashMap::new();
     for (t, ports) in [
-        ("acme", format!("{},{}", web.port, banner.port)),
+        ("acme", format!("{},{},{}", web.port, banner.port, tls.port)),
         ("other", other.port.to_string()),
     ] {
         http.api(
@@ -536,6 +598,17 @@ fn portal_in_a_real_browser() {
     );
     assert_inert(&b, "asset page (banner)");
     b.shot("05-asset-banner");
+
+    // The certificate's subject and SAN, shown as text on the service's page.
+    let tls_key = format!("service:127.0.0.1:{}/tcp", tls.port);
+    b.goto(&format!("{base}/t/acme/asset?key={}", enc(&tls_key)));
+    let card = b.text("#certificate");
+    // The subject as stored: RFC 4514 escapes its angle brackets.
+    let subject = format!("CN={}", CERT_CN.replace('<', "\\<").replace('>', "\\>"));
+    assert!(card.contains(&subject), "the subject as text: {card}");
+    assert!(card.contains(CERT_SAN), "the SAN as text: {card}");
+    assert_inert(&b, "asset page (tls)");
+    b.shot("05b-asset-tls-certificate");
 
     // The change feed and the findings board.
     b.goto(&format!("{base}/t/acme/changes"));
@@ -715,7 +788,7 @@ fn portal_in_a_real_browser() {
     );
     b.shot("14-scan-refused");
     b.type_into("#scan-targets", "127.0.0.1");
-    b.type_into("#scan-ports", &format!("{},{}", web.port, other.port));
+    b.type_into("#scan-ports", &format!("{},{}", web.port, banner.port));
     b.click_nav("#launch");
     assert!(
         b.url().contains("/t/acme/scans/"),

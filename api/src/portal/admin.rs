@@ -154,7 +154,7 @@ async fn finish(
         Ok(_) => StatusCode::OK,
         Err(e) => e.status,
     };
-    if let Err(r) = ctx.audit(&p.state, None, action, status).await {
+    if let Some(r) = ctx.audit(&p.state, None, action, status).await {
         return r;
     }
     match result {
@@ -186,7 +186,7 @@ pub async fn create_tenant(
         let e = Err(ApiError::bad_request("give an id and a name"));
         return finish(&p, &ctx, "POST /admin/tenants".into(), e).await;
     };
-    if let Err(r) = ctx.check_form(&headers, &f.csrf) {
+    if let Some(r) = ctx.check_form(&headers, &f.csrf) {
         return r;
     }
     let result = api::create_tenant(
@@ -221,7 +221,7 @@ pub async fn create_token(
         let e = Err(ApiError::bad_request("give a name and a role"));
         return finish(&p, &ctx, "POST /admin/tokens".into(), e).await;
     };
-    if let Err(r) = ctx.check_form(&headers, &f.csrf) {
+    if let Some(r) = ctx.check_form(&headers, &f.csrf) {
         return r;
     }
     let role =
@@ -270,7 +270,7 @@ pub async fn revoke_token(
     form: Result<Form<CsrfOnly>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(r) = ctx.check_form(&headers, &csrf) {
+    if let Some(r) = ctx.check_form(&headers, &csrf) {
         return r;
     }
     let result = api::revoke_token(

@@ -353,7 +353,7 @@ pub async fn act(
             return render_detail(&p, &ctx, &tenant, &id, None, Some(err)).await;
         }
     };
-    if let Err(r) = ctx.check_form(&headers, &form.csrf) {
+    if let Some(r) = ctx.check_form(&headers, &form.csrf) {
         let _ = ctx
             .audit(&p.state, Some(&tenant), action_path, StatusCode::FORBIDDEN)
             .await;
@@ -365,7 +365,7 @@ pub async fn act(
         Ok(()) => StatusCode::SEE_OTHER,
         Err(e) => e.status,
     };
-    if let Err(r) = ctx
+    if let Some(r) = ctx
         .audit(&p.state, Some(&tenant), action_path, status)
         .await
     {

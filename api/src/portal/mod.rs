@@ -166,11 +166,12 @@ pub struct Ctx {
 impl Ctx {
     /// Refuses a state-changing form that another site could have sent: a foreign
     /// Origin, or a CSRF token that is not this session's.
-    pub fn check_form(&self, headers: &HeaderMap, csrf: &str) -> Result<(), Response> {
+    /// Some(the refusal page) when refused.
+    pub fn check_form(&self, headers: &HeaderMap, csrf: &str) -> Option<Response> {
         if session::same_origin(headers) && session::same(csrf, &self.csrf) {
-            Ok(())
+            None
         } else {
-            Err(layout::error(
+            Some(layout::error(
                 self,
                 None,
                 StatusCode::FORBIDDEN,
@@ -187,7 +188,7 @@ impl Ctx {
         tenant: Option<&str>,
         action: String,
         status: StatusCode,
-    ) -> Result<(), Response> {
+    ) -> Option<Response> {
         let record = AuditRecord {
             seq: 0,
             at: now_ms(),
@@ -207,9 +208,9 @@ impl Ctx {
         };
         let store = state.store.clone();
         match tokio::task::spawn_blocking(move || store.audit(record)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(self.fail(format!("the audit log could not be written: {e}"))),
-            Err(e) => Err(self.fail(format!("the audit log could not be written: {e}"))),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(self.fail(format!("the audit log could not be written: {e}"))),
+            Err(e) => Some(self.fail(format!("the audit log could not be written: {e}"))),
         }
     }
 
@@ -223,11 +224,16 @@ impl FromRequestParts<P> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, portal: &P) -> Result<Self, Self::Rejection> {
         let lang = lang_of(&parts.headers);
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".into());
+        // Where a language switch comes back to: this page, or for a form's answer the
+        // start page (the form's path takes no GET).
+        let path = match parts.method {
+            Method::GET => parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into()),
+            _ => "/".into(),
+        };
         let to_signin = || {
             if parts.method == Method::GET {
                 Redirect::to(&format!("/signin?next={}", enc(&path))).into_response()
@@ -475,7 +481,7 @@ async fn signout(
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(r) = ctx.check_form(&headers, &csrf) {
+    if let Some(r) = ctx.check_form(&headers, &csrf) {
         return r;
     }
     p.sessions.remove(&ctx.sid);

@@ -235,7 +235,7 @@ pub async fn launch(
         let e = ApiError::bad_request("the form is not valid");
         return render_scans(&p, &ctx, &tenant, Some(e), StatusCode::BAD_REQUEST).await;
     };
-    if let Err(r) = ctx.check_form(&headers, &f.csrf) {
+    if let Some(r) = ctx.check_form(&headers, &f.csrf) {
         return r;
     }
     let rate = match f.rate.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
@@ -277,7 +277,7 @@ pub async fn launch(
         Ok(_) => StatusCode::SEE_OTHER,
         Err(e) => e.status,
     };
-    if let Err(r) = ctx
+    if let Some(r) = ctx
         .audit(
             &p.state,
             Some(&tenant),
@@ -321,7 +321,7 @@ pub async fn save_scope(
         let e = ApiError::bad_request("the form is not valid");
         return render_scans(&p, &ctx, &tenant, Some(e), StatusCode::BAD_REQUEST).await;
     };
-    if let Err(r) = ctx.check_form(&headers, &f.csrf) {
+    if let Some(r) = ctx.check_form(&headers, &f.csrf) {
         return r;
     }
     let nets = |field: &str, v: &Option<String>| -> Result<Vec<ipnet::IpNet>, ApiError> {
@@ -360,7 +360,7 @@ pub async fn save_scope(
         .as_ref()
         .map(|_| StatusCode::SEE_OTHER)
         .unwrap_or_else(|e| e.status);
-    if let Err(r) = ctx
+    if let Some(r) = ctx
         .audit(
             &p.state,
             Some(&tenant),
@@ -395,7 +395,7 @@ pub async fn cancel(
     form: Result<Form<CsrfOnly>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(r) = ctx.check_form(&headers, &csrf) {
+    if let Some(r) = ctx.check_form(&headers, &csrf) {
         return r;
     }
     let result = api::cancel_scan(
@@ -408,7 +408,7 @@ pub async fn cancel(
         .as_ref()
         .map(|_| StatusCode::SEE_OTHER)
         .unwrap_or_else(|e| e.status);
-    if let Err(r) = ctx
+    if let Some(r) = ctx
         .audit(
             &p.state,
             Some(&tenant),
