@@ -522,6 +522,41 @@ fn portal_in_a_real_browser() {
     assert_inert(&b, "finding closed");
     b.shot("12-finding-closed-verified");
 
+    // Bulk: the remediator acknowledges every open finding of the HTTP service at once.
+    b.goto(&format!(
+        "{base}/t/acme/findings?active=true&asset={}",
+        enc(&web_key)
+    ));
+    let rows = b.script("return document.querySelectorAll('input.pick').length;");
+    let rows = rows.as_u64().expect("a count");
+    assert!(rows >= 1, "findings of the http service: {}", b.body());
+    b.script("document.querySelectorAll('input.pick').forEach(c => c.click()); return null;");
+    b.select("#bulk-to", "acknowledged");
+    b.type_into("#bulk-comment", "seen, <i>on it</i>");
+    b.click_nav("#bulk-apply");
+    assert!(
+        b.text(".notice")
+            .contains(&format!("Findings moved: {rows}")),
+        "{}",
+        b.body()
+    );
+    b.shot("12b-findings-bulk");
+    let v = http.api(
+        &admin,
+        "GET",
+        &format!(
+            "/v1/tenants/acme/findings?asset={}&state=acknowledged",
+            enc(&web_key)
+        ),
+        None,
+    );
+    assert_eq!(
+        v["items"].as_array().map(Vec::len),
+        Some(rows as usize),
+        "{v}"
+    );
+    assert!(v.to_string().contains("seen, <i>on it</i>"), "{v}");
+
     // CSRF: another origin's page posts a comment form at the portal with the
     // remediator's cookie in the browser; the portal refuses it.
     let open = http.api(&admin, "GET", "/v1/tenants/acme/findings?active=true", None);

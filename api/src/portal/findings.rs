@@ -61,6 +61,8 @@ pub struct BoardQuery {
     active: Option<String>,
     overdue: Option<String>,
     cursor: Option<String>,
+    /// After a bulk action: how many moved.
+    moved: Option<u64>,
 }
 
 impl BoardQuery {
@@ -134,6 +136,8 @@ pub async fn board(
         }
     };
     let rule_opts: Vec<&str> = rules.iter().map(String::as_str).collect();
+    let role = ctx.caller.token.role;
+    let may_act = REMEDIATORS.contains(&role);
     let body = html! {
         h1 { (l.t("findings")) " — " (tenant) }
         form.filters method="get" action=(format!("/t/{t}/findings")) {
@@ -150,8 +154,23 @@ pub async fn board(
             }
         }
         @if let Some(pr) = &problem { p.problem role="alert" { (pr) } }
+        @if let Some(n) = q.moved { p.notice role="status" { (l.t("moved")) ": " (l.number(n)) } }
+        @if may_act {
+            // The row checkboxes belong to this form through their form= attribute.
+            form #bulk.filters method="post" action=(format!("/t/{t}/findings/bulk")) {
+                input type="hidden" name="_csrf" value=(ctx.csrf);
+                label { (l.t("move_selected")) select name="to" id="bulk-to" {
+                    @for m in MOVES {
+                        @if parse::<FindingState>("to", m, &MOVES).map(|s| policy::role_may_move(role, s)).unwrap_or(false) { option value=(m) { (m) } }
+                    }
+                } }
+                label { (l.t("comment")) input type="text" name="comment" id="bulk-comment" maxlength="10000"; }
+                div.actions { button #bulk-apply type="submit" { (l.t("apply")) } }
+            }
+        }
         table #findings.list {
             thead { tr {
+                @if may_act { th {} }
                 th { (l.t("severity")) } th { (l.t("title")) } th { (l.t("asset")) } th { (l.t("state")) }
                 th { (l.t("assignee")) } th { (l.t("opened")) } th { (l.t("due")) }
             } }
@@ -159,6 +178,7 @@ pub async fn board(
                 @for v in &items {
                     @let f = &v.finding;
                     tr.overdue[v.overdue] {
+                        @if may_act { td { input.pick type="checkbox" name="id" value=(f.id) form="bulk" aria-label=(f.title); } }
                         td { (severity_badge(f.severity)) }
                         td { a href=(format!("/t/{t}/findings/{}", enc(&f.id))) { (f.title) } }
                         td { a href=(format!("/t/{t}/asset?key={}", enc(&f.asset.to_string()))) { (f.asset) } }
@@ -434,4 +454,165 @@ async fn run_action(
         }
     }
     Ok(())
+}
+
+/// `application/x-www-form-urlencoded` pairs, repeated keys kept (axum's Form has no
+/// sequences). Bounded by the service's body limit.
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or("zz"), 16) {
+                        Ok(v) => {
+                            out.push(v);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// At most this many findings per bulk action.
+const BULK_MAX: usize = 500;
+
+/// One transition for every selected finding, each through the API's handler; the
+/// board shows how many moved, or every refusal with its finding.
+pub async fn bulk(
+    State(p): State<P>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    if let Some(r) = ctx.check_form(&headers, &get("_csrf").unwrap_or_default()) {
+        let _ = ctx
+            .audit(
+                &p.state,
+                Some(&tenant),
+                format!("POST /t/{tenant}/findings/bulk"),
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+        return r;
+    }
+    let ids: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .map(|(_, v)| v.clone())
+        .take(BULK_MAX)
+        .collect();
+    let comment = get("comment").unwrap_or_default();
+    let to = match parse::<FindingState>("to", get("to").as_deref().unwrap_or(""), &MOVES) {
+        Ok(t) => t,
+        Err(e) => return api_error(&ctx, Some(&tenant), e),
+    };
+    if ids.is_empty() {
+        let e = ApiError::bad_request("select at least one finding");
+        return api_error(&ctx, Some(&tenant), e);
+    }
+    let mut moved = 0u64;
+    let mut failed: Vec<(String, ApiError)> = Vec::new();
+    for id in &ids {
+        let req = TransitionRequest {
+            to,
+            comment: comment.clone(),
+            until: None,
+        };
+        let r = api::transition(
+            State(p.state.clone()),
+            Extension(ctx.caller.clone()),
+            ApiPath((tenant.clone(), id.clone())),
+            ApiJson(req),
+        )
+        .await;
+        let status = match &r {
+            Ok(_) => StatusCode::OK,
+            Err(e) => e.status,
+        };
+        if let Some(resp) = ctx
+            .audit(
+                &p.state,
+                Some(&tenant),
+                format!("POST /t/{tenant}/findings/bulk ({id} to {})", to.name()),
+                status,
+            )
+            .await
+        {
+            return resp;
+        }
+        match r {
+            Ok(_) => moved += 1,
+            Err(e) => failed.push((id.clone(), e)),
+        }
+    }
+    if failed.is_empty() {
+        return Redirect::to(&format!("/t/{}/findings?moved={moved}", enc(&tenant)))
+            .into_response();
+    }
+    let l = ctx.lang;
+    let status = failed
+        .first()
+        .map(|(_, e)| e.status)
+        .unwrap_or(StatusCode::BAD_REQUEST);
+    let body = html! {
+        h1 { (l.t("findings")) " — " (tenant) }
+        p.notice { (l.t("moved")) ": " (l.number(moved)) }
+        ul.problem role="alert" {
+            @for (id, e) in &failed {
+                li { a href=(format!("/t/{}/findings/{}", enc(&tenant), enc(id))) { (id) } ": " (e.detail) }
+            }
+        }
+        p { a href=(format!("/t/{}/findings", enc(&tenant))) { (l.t("back")) } }
+    };
+    respond(
+        status,
+        page(&ctx, Some(&tenant), Tab::Findings, l.t("findings"), body),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_pairs;
+
+    #[test]
+    fn form_bodies_keep_repeated_keys_and_decode() {
+        let p = form_pairs(b"_csrf=a%2Bb&id=f-1&id=f-2&comment=two+words%21&bad=%zz&end=%4");
+        let v = |k: &str| {
+            p.iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(v("_csrf"), ["a+b"]);
+        assert_eq!(v("id"), ["f-1", "f-2"]);
+        assert_eq!(v("comment"), ["two words!"]);
+        assert_eq!(v("bad"), ["%zz"]);
+        assert_eq!(v("end"), ["%4"]);
+    }
 }

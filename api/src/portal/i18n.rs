@@ -281,6 +281,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("workers", "Workers", "工作节点"),
     ("prefix", "Prefix", "前缀"),
     ("created", "Created", "创建时间"),
+    ("moved", "Findings moved", "已变更的问题"),
+    ("move_selected", "Move the selected to", "将所选变更为"),
     ("choose_tenant", "Choose a tenant", "选择租户"),
     (
         "no_tenants",

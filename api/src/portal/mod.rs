@@ -75,6 +75,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/t/{tenant}/asset", get(assets::asset_page))
         .route("/t/{tenant}/changes", get(assets::change_feed))
         .route("/t/{tenant}/findings", get(findings::board))
+        .route("/t/{tenant}/findings/bulk", post(findings::bulk))
         .route("/t/{tenant}/findings/{id}", get(findings::detail))
         .route("/t/{tenant}/findings/{id}/act", post(findings::act))
         .route("/t/{tenant}/scans", get(ops::scans).post(ops::launch))
