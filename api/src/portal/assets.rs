@@ -343,7 +343,7 @@ pub async fn export(
 
 #[derive(Debug, Deserialize)]
 pub struct KeyQuery {
-    key: String,
+    key: Option<String>,
 }
 
 pub async fn asset_page(
@@ -356,7 +356,7 @@ pub async fn asset_page(
     let d = match api::get_asset(
         State(p.state.clone()),
         ext(&ctx),
-        ApiPath((tenant.clone(), q.key.clone())),
+        ApiPath((tenant.clone(), q.key.clone().unwrap_or_default())),
     )
     .await
     {
@@ -493,7 +493,7 @@ pub fn timeline(l: Lang, tenant: &str, changes: &[Change], with_asset: bool) -> 
 
 #[derive(Debug, Deserialize)]
 pub struct FeedQuery {
-    since: Option<u64>,
+    since: Option<String>,
 }
 
 const FEED_PAGE: u64 = 100;
@@ -510,7 +510,16 @@ pub async fn change_feed(
         .and_then(|t| p.state.store.change_count(&t).ok())
         .unwrap_or(0);
     // Without a cursor: the latest page. `since` is the last number already read.
-    let since = q.since.or_else(|| count.checked_sub(FEED_PAGE + 1));
+    let since = match q.since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => count.checked_sub(FEED_PAGE + 1),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let e = ApiError::bad_request(format!("since={s:?}: give a change number"));
+                return api_error(&ctx, Some(&tenant), e);
+            }
+        },
+    };
     let page_ = match api::changes(
         State(p.state.clone()),
         ext(&ctx),

@@ -62,7 +62,7 @@ pub struct BoardQuery {
     overdue: Option<String>,
     cursor: Option<String>,
     /// After a bulk action: how many moved.
-    moved: Option<u64>,
+    moved: Option<String>,
 }
 
 impl BoardQuery {
@@ -154,7 +154,7 @@ pub async fn board(
             }
         }
         @if let Some(pr) = &problem { p.problem role="alert" { (pr) } }
-        @if let Some(n) = q.moved { p.notice role="status" { (l.t("moved")) ": " (l.number(n)) } }
+        @if let Some(n) = q.moved.as_deref().and_then(|m| m.parse::<u64>().ok()) { p.notice role="status" { (l.t("moved")) ": " (l.number(n)) } }
         @if may_act {
             // The row checkboxes belong to this form through their form= attribute.
             form #bulk.filters method="post" action=(format!("/t/{t}/findings/bulk")) {
