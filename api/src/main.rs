@@ -7,6 +7,7 @@ mod cli;
 mod domains;
 mod output;
 mod output_xml;
+mod portal;
 mod scan;
 mod serve;
 mod status;

@@ -119,7 +119,10 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
             auth::middleware,
         ))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
-        .with_state(state);
+        .with_state(state.clone());
+    // The portal's pages authenticate by session, not bearer token: beside the API's
+    // middleware, not under it. The OpenAPI document stays the API's alone.
+    let router = crate::portal::router(state).merge(router);
     (router, api)
 }
 

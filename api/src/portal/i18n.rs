@@ -1,0 +1,323 @@
+//! English and Simplified Chinese: every string of the portal in both, and dates and
+//! numbers written the way each language writes them.
+
+use aperture_storage::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Zh,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+        }
+    }
+
+    pub fn html_lang(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-Hans",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "en" => Some(Lang::En),
+            "zh" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+
+    /// The text of `key`; the key itself when the table lacks it (a test proves none do).
+    pub fn t(self, key: &'static str) -> &'static str {
+        match STRINGS.iter().find(|(k, _, _)| *k == key) {
+            Some((_, en, zh)) => match self {
+                Lang::En => en,
+                Lang::Zh => zh,
+            },
+            None => key,
+        }
+    }
+
+    /// `1,234,567` in both: Chinese groups thousands with commas too in technical text.
+    pub fn number(self, n: u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// A moment in UTC: `2026-12-07 16:11 UTC` / `2026年12月7日 16:11 UTC`.
+    pub fn datetime(self, at: Millis) -> String {
+        if at <= 0 {
+            return "—".into();
+        }
+        let text = aperture_fingerprints::cert::rfc3339(at.div_euclid(1000));
+        // YYYY-MM-DDTHH:MM:SSZ
+        let (y, m, d, hm) = (
+            text.get(0..4).unwrap_or(""),
+            text.get(5..7).unwrap_or(""),
+            text.get(8..10).unwrap_or(""),
+            text.get(11..16).unwrap_or(""),
+        );
+        match self {
+            Lang::En => format!("{y}-{m}-{d} {hm} UTC"),
+            Lang::Zh => format!(
+                "{y}年{}月{}日 {hm} UTC",
+                m.trim_start_matches('0'),
+                d.trim_start_matches('0')
+            ),
+        }
+    }
+
+    /// A day `YYYY-MM-DD` as the language writes it short: `12-07` / `12月7日`.
+    pub fn short_day(self, day: &str) -> String {
+        let (m, d) = (day.get(5..7).unwrap_or(""), day.get(8..10).unwrap_or(""));
+        match self {
+            Lang::En => format!("{m}-{d}"),
+            Lang::Zh => format!(
+                "{}月{}日",
+                m.trim_start_matches('0'),
+                d.trim_start_matches('0')
+            ),
+        }
+    }
+
+    /// Hours as a duration: `3.5 h` / `3.5 小时`; days past two days.
+    pub fn hours(self, h: f64) -> String {
+        if h >= 48.0 {
+            match self {
+                Lang::En => format!("{:.1} days", h / 24.0),
+                Lang::Zh => format!("{:.1} 天", h / 24.0),
+            }
+        } else {
+            match self {
+                Lang::En => format!("{h:.1} h"),
+                Lang::Zh => format!("{h:.1} 小时"),
+            }
+        }
+    }
+}
+
+/// (key, English, Simplified Chinese).
+pub const STRINGS: &[(&str, &str, &str)] = &[
+    ("app", "Aperture", "Aperture 暴露面"),
+    ("signin", "Sign in", "登录"),
+    ("signout", "Sign out", "退出登录"),
+    ("token", "API token", "API 令牌"),
+    (
+        "signin.help",
+        "Paste an API token (apt_…). It is exchanged for a session; the page never stores it.",
+        "粘贴 API 令牌（apt_…）。它会换成一个会话，页面不保存令牌。",
+    ),
+    (
+        "signin.bad",
+        "That token is unknown or revoked.",
+        "该令牌不存在或已被吊销。",
+    ),
+    (
+        "signin.expired",
+        "Your session has ended. Sign in again.",
+        "会话已结束，请重新登录。",
+    ),
+    ("tenants", "Tenants", "租户"),
+    ("tenant", "Tenant", "租户"),
+    ("dashboard", "Dashboard", "总览"),
+    ("inventory", "Inventory", "资产清单"),
+    ("changes", "Changes", "变更"),
+    ("findings", "Findings", "问题"),
+    ("language", "Language", "语言"),
+    ("signed_in_as", "Signed in as", "当前用户"),
+    ("role", "Role", "角色"),
+    ("exposed_hosts", "Exposed hosts", "暴露主机"),
+    ("exposed_services", "Exposed services", "暴露服务"),
+    ("by_risk", "Exposure by risk class", "按风险类别的暴露"),
+    ("by_severity", "Active findings by severity", "按严重程度的活动问题"),
+    ("by_age", "Active findings by age", "按时长的活动问题"),
+    ("overdue", "Overdue", "已逾期"),
+    ("mttr", "Mean time to remediate", "平均修复时间"),
+    ("closed_verified", "Closed, verified", "已关闭（已验证）"),
+    ("new_since", "New changes since your last visit", "自上次访问以来的新变更"),
+    ("shrinkage", "Exposure over time", "暴露随时间变化"),
+    ("hosts", "hosts", "主机"),
+    ("services", "services", "服务"),
+    ("none", "None", "无"),
+    ("no_data", "No data yet.", "暂无数据。"),
+    ("filter", "Filter", "筛选"),
+    ("clear", "Clear", "清除"),
+    ("kind", "Kind", "类型"),
+    ("net", "Address or CIDR", "地址或 CIDR"),
+    ("port", "Port", "端口"),
+    ("service", "Service", "服务"),
+    ("product", "Product", "产品"),
+    ("risk", "Risk class", "风险类别"),
+    ("domain", "Domain", "域名"),
+    ("status", "Status", "状态"),
+    ("first_seen", "First seen", "首次发现"),
+    ("last_seen", "Last seen", "最近发现"),
+    ("last_changed", "Last changed", "最近变更"),
+    ("first_seen_from", "First seen from", "首次发现晚于"),
+    ("last_seen_from", "Last seen from", "最近发现晚于"),
+    ("times_seen", "Times seen", "发现次数"),
+    ("asset", "Asset", "资产"),
+    ("any", "any", "全部"),
+    ("next_page", "Next page", "下一页"),
+    ("first_page", "First page", "第一页"),
+    ("per_page", "Per page", "每页"),
+    ("export_csv", "Export CSV", "导出 CSV"),
+    ("export_jsonl", "Export JSONL", "导出 JSONL"),
+    (
+        "export.help",
+        "Exports hold every asset matching the filters, not just this page.",
+        "导出内容包含所有符合筛选条件的资产，而不仅是本页。",
+    ),
+    ("facts", "Current facts", "当前信息"),
+    ("field", "Field", "字段"),
+    ("value", "Value", "值"),
+    ("banner", "Banner", "横幅"),
+    ("http_title", "HTTP title", "HTTP 标题"),
+    ("favicon", "Favicon hash", "Favicon 哈希"),
+    ("certificate", "Certificate", "证书"),
+    ("links", "Linked assets", "关联资产"),
+    ("history", "History", "历史"),
+    ("appeared", "appeared", "出现"),
+    ("disappeared", "disappeared", "消失"),
+    ("changed", "changed", "变更"),
+    ("scan", "Scan", "扫描"),
+    ("when", "When", "时间"),
+    ("what", "What", "内容"),
+    ("severity", "Severity", "严重程度"),
+    ("state", "State", "状态"),
+    ("rule", "Rule", "规则"),
+    ("title", "Title", "标题"),
+    ("opened", "Opened", "开启时间"),
+    ("due", "Due", "截止"),
+    ("assignee", "Assignee", "负责人"),
+    ("active_only", "Active only", "仅活动"),
+    ("overdue_only", "Overdue only", "仅逾期"),
+    ("evidence", "Evidence", "证据"),
+    ("lifecycle", "Lifecycle", "生命周期"),
+    ("notes", "Comments and assignments", "评论与分配"),
+    ("move_to", "Move to", "变更为"),
+    ("comment", "Comment", "评论"),
+    ("until", "Accepted until (risk acceptance)", "接受至（风险接受）"),
+    ("apply", "Apply", "应用"),
+    ("assign", "Assign", "分配"),
+    ("add_comment", "Add comment", "添加评论"),
+    ("request_verify", "Request verification", "请求验证"),
+    ("saved", "Saved.", "已保存。"),
+    ("verification_started", "Verification scan started", "验证扫描已开始"),
+    ("from", "from", "从"),
+    ("to", "to", "到"),
+    ("by", "by", "由"),
+    ("error", "Error", "错误"),
+    ("not_found", "Not found", "未找到"),
+    ("forbidden", "Not allowed", "无权操作"),
+    (
+        "csrf",
+        "This form did not come from this site's page (or the page is too old). Reload the page and try again.",
+        "此表单不是来自本站页面（或页面已过期）。请刷新页面后重试。",
+    ),
+    ("back", "Back", "返回"),
+    (
+        "read_only",
+        "Your role may read this but not change it.",
+        "您的角色可以查看但不能修改。",
+    ),
+    ("change_feed", "Change feed", "变更记录"),
+    ("older", "Older", "更早"),
+    ("newer", "Newer", "更新"),
+    ("old", "old", "旧值"),
+    ("new", "new", "新值"),
+    ("count", "Count", "数量"),
+    ("scans", "Scans", "扫描"),
+    ("launch", "Launch a scan", "发起扫描"),
+    ("targets", "Targets (addresses, CIDRs)", "目标（地址、CIDR）"),
+    ("ports", "Ports", "端口"),
+    ("domains", "Domains", "域名"),
+    ("rate", "Rate (probes/s)", "速率（探测/秒）"),
+    ("grab", "Grab banners, TLS and HTTP", "抓取横幅、TLS 与 HTTP"),
+    ("scope", "Scope", "授权范围"),
+    ("exclusions", "Exclusions", "排除"),
+    ("allow_special", "Allow special-purpose ranges", "允许特殊用途地址段"),
+    ("save", "Save", "保存"),
+    ("progress", "Progress", "进度"),
+    ("found", "Found", "发现"),
+    ("requested", "Requested", "请求时间"),
+    ("finished", "Finished", "完成时间"),
+    ("probes", "probes", "探测"),
+    ("shards", "Shards", "分片"),
+    ("shard_map", "Shard map", "分片图"),
+    ("coverage", "Coverage", "覆盖范围"),
+    ("cancel", "Cancel scan", "取消扫描"),
+    ("admin", "Admin", "管理"),
+    ("create_tenant", "Create a tenant", "创建租户"),
+    ("tenant_id", "Id (a-z, 0-9, -)", "标识（a-z、0-9、-）"),
+    ("name", "Name", "名称"),
+    ("create", "Create", "创建"),
+    ("tokens", "Tokens", "令牌"),
+    ("create_token", "Create a token", "创建令牌"),
+    ("revoke", "Revoke", "吊销"),
+    ("revoked", "Revoked", "已吊销"),
+    (
+        "secret_once",
+        "The new token's secret. It is shown this once only: copy it now.",
+        "新令牌的密钥仅显示这一次，请立即复制。",
+    ),
+    ("audit", "Audit log", "审计日志"),
+    ("actor", "Actor", "操作者"),
+    ("action", "Action", "操作"),
+    ("outcome", "Outcome", "结果"),
+    ("source", "Source", "来源"),
+    ("workers", "Workers", "工作节点"),
+    ("prefix", "Prefix", "前缀"),
+    ("created", "Created", "创建时间"),
+    ("moved", "Findings moved", "已变更的问题"),
+    ("move_selected", "Move the selected to", "将所选变更为"),
+    ("choose_tenant", "Choose a tenant", "选择租户"),
+    (
+        "no_tenants",
+        "This token may not see any tenant.",
+        "此令牌无权查看任何租户。",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_string_is_in_both_languages_once() {
+        let mut keys = BTreeSet::new();
+        for (k, en, zh) in STRINGS {
+            assert!(keys.insert(*k), "duplicate key {k}");
+            assert!(!en.trim().is_empty(), "{k}: no English");
+            assert!(!zh.trim().is_empty(), "{k}: no Chinese");
+        }
+    }
+
+    #[test]
+    fn numbers_and_dates_follow_the_language() {
+        assert_eq!(Lang::En.number(0), "0");
+        assert_eq!(Lang::En.number(999), "999");
+        assert_eq!(Lang::En.number(1_234_567), "1,234,567");
+        // 2026-12-07T16:11:50Z
+        let at = 1_796_659_910_000;
+        assert_eq!(Lang::En.datetime(at), "2026-12-07 16:11 UTC");
+        assert_eq!(Lang::Zh.datetime(at), "2026年12月7日 16:11 UTC");
+        assert_eq!(Lang::Zh.short_day("2026-01-05"), "1月5日");
+        assert_eq!(Lang::En.short_day("2026-01-05"), "01-05");
+        assert_eq!(Lang::Zh.hours(3.25), "3.2 小时");
+        assert_eq!(Lang::En.hours(72.0), "3.0 days");
+    }
+}
