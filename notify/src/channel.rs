@@ -276,6 +276,33 @@ impl Channel {
     }
 }
 
+/// Whether a receiver's answer means it took the message. Chat robots answer HTTP 200
+/// to most refusals and put the error in the body (DingTalk and WeCom `errcode`, Feishu
+/// `code`): those are failures too, worth retrying or showing.
+pub fn accepted(kind: ChannelKind, status: u16, body: &str) -> Result<(), String> {
+    let answer = clean(body.trim(), 300);
+    if !(200..300).contains(&status) {
+        return Err(format!("the receiver answered HTTP {status}: {answer}"));
+    }
+    let field = match kind {
+        ChannelKind::DingTalk | ChannelKind::WeCom => "errcode",
+        ChannelKind::Feishu => "code",
+        _ => return Ok(()),
+    };
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|_| format!("the receiver's answer is not the robot's JSON: {answer}"))?;
+    match v.get(field).and_then(serde_json::Value::as_i64) {
+        Some(0) => Ok(()),
+        // Feishu's older bots answer {"StatusCode":0}.
+        None if kind == ChannelKind::Feishu
+            && v.get("StatusCode").and_then(serde_json::Value::as_i64) == Some(0) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("the robot refused the message: {answer}")),
+    }
+}
+
 fn headline(events: &[Event]) -> String {
     match events {
         [one] => format!("Aperture alert for {}", clean(&one.tenant, 63)),
@@ -484,6 +511,25 @@ mod tests {
             .as_str()
             .expect("h")
             .contains("500 events"));
+    }
+
+    #[test]
+    fn robot_answers_with_error_codes_are_failures() {
+        assert!(accepted(ChannelKind::DingTalk, 200, r#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
+        let e = accepted(
+            ChannelKind::DingTalk,
+            200,
+            r#"{"errcode":310000,"errmsg":"sign not match"}"#,
+        )
+        .expect_err("refused");
+        assert!(e.contains("sign not match"));
+        assert!(accepted(ChannelKind::WeCom, 200, "<html>").is_err());
+        assert!(accepted(ChannelKind::Feishu, 200, r#"{"code":0,"msg":"success"}"#).is_ok());
+        assert!(accepted(ChannelKind::Feishu, 200, r#"{"StatusCode":0}"#).is_ok());
+        assert!(accepted(ChannelKind::Slack, 200, "ok").is_ok());
+        assert!(accepted(ChannelKind::Webhook, 503, "down")
+            .expect_err("5xx")
+            .contains("503"));
     }
 
     #[test]
