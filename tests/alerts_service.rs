@@ -347,12 +347,16 @@ fn scan_events_reach_a_signed_webhook_and_slack_dingtalk_wecom_robots() {
                 .all(|s| ev.contains_key(&("asset.new".to_owned(), s.clone())))
         },
     );
-    let findings = api.ok(
-        "GET",
-        &format!("/v1/tenants/{TENANT}/findings?limit=1000"),
-        None,
-    );
-    let findings = findings["items"].as_array().cloned().unwrap_or_default();
+    let mut findings = Vec::new();
+    wait_for("findings of the scan", Duration::from_secs(30), || {
+        let v = api.ok(
+            "GET",
+            &format!("/v1/tenants/{TENANT}/findings?limit=1000"),
+            None,
+        );
+        findings = v["items"].as_array().cloned().unwrap_or_default();
+        !findings.is_empty()
+    });
     wait_for(
         "finding.opened of every finding",
         Duration::from_secs(30),
@@ -676,9 +680,11 @@ fn kill_9_mid_delivery_loses_nothing_and_repeats_keep_their_event_id() {
             "{asset}: one event id, however often sent: {ids:?}"
         );
     }
-    // Repeats are at most the requests in flight at the kill.
+    // Repeats are at most what was in flight at the kill (2) and what was answered
+    // since the last commit of outcomes (50 ms: at most 2 more at 100 ms an answer).
+    eprintln!("{} requests for {} events", hook.len(), expected.len());
     assert!(
-        hook.len() <= expected.len() + 2,
+        hook.len() <= expected.len() + 4,
         "{} requests for {} events",
         hook.len(),
         expected.len()
