@@ -21,16 +21,19 @@ pub enum ChannelKind {
     WeCom,
     /// Feishu / Lark custom bot.
     Feishu,
+    /// E-mail over SMTP (STARTTLS, optional authentication).
+    Email,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 6] = [
+    pub const ALL: [ChannelKind; 7] = [
         ChannelKind::Webhook,
         ChannelKind::Slack,
         ChannelKind::Teams,
         ChannelKind::DingTalk,
         ChannelKind::WeCom,
         ChannelKind::Feishu,
+        ChannelKind::Email,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +44,7 @@ impl ChannelKind {
             ChannelKind::DingTalk => "dingtalk",
             ChannelKind::WeCom => "wecom",
             ChannelKind::Feishu => "feishu",
+            ChannelKind::Email => "email",
         }
     }
 
@@ -57,16 +61,141 @@ impl ChannelKind {
     }
 }
 
-/// A channel as stored. `url` and `secret` are secrets (a chat robot's URL is its
-/// credential): the API never returns them after creation.
+/// Where an e-mail channel's mail goes, and through which relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EmailSettings {
+    /// The SMTP relay (submission server).
+    pub host: String,
+    #[serde(default = "submission")]
+    pub port: u16,
+    /// Require STARTTLS before anything else is said (on by default; off only for a
+    /// relay on the same host).
+    #[serde(default = "yes")]
+    pub starttls: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Secret: never returned by the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    /// A CA certificate (PEM) to trust besides the system's, for a private relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+}
+
+fn submission() -> u16 {
+    587
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn plain_address(a: &str) -> bool {
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && a.len() <= 254
+        && a.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"<>()[],;:\\\"".contains(&b))
+}
+
+impl EmailSettings {
+    pub fn validate(&self) -> Result<(), NotifyError> {
+        let host_ok = !self.host.is_empty()
+            && self.host.len() <= 253
+            && self
+                .host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+        if !host_ok {
+            return Err(NotifyError::Invalid(format!(
+                "email.host {:?}: give the SMTP relay's host name or address",
+                clean(&self.host, 80)
+            )));
+        }
+        if self.port == 0 {
+            return Err(NotifyError::Invalid(
+                "email.port: give the relay's port (587 for submission)".into(),
+            ));
+        }
+        if !plain_address(&self.from) {
+            return Err(NotifyError::Invalid(format!(
+                "email.from {:?}: give one plain address like alerts@example.com",
+                clean(&self.from, 80)
+            )));
+        }
+        if self.to.is_empty() || self.to.len() > 50 {
+            return Err(NotifyError::Invalid(
+                "email.to: give 1-50 recipient addresses".into(),
+            ));
+        }
+        if let Some(bad) = self.to.iter().find(|a| !plain_address(a)) {
+            return Err(NotifyError::Invalid(format!(
+                "email.to {:?}: give plain addresses like soc@example.com",
+                clean(bad, 80)
+            )));
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err(NotifyError::Invalid(
+                "email: give both username and password, or neither".into(),
+            ));
+        }
+        if self.password.is_some() && !self.starttls {
+            return Err(NotifyError::Invalid(
+                "email: a password is only sent over STARTTLS; set starttls to true".into(),
+            ));
+        }
+        if let Some(pem) = &self.ca_pem {
+            if !pem.contains("-----BEGIN CERTIFICATE-----") || pem.len() > 64 * 1024 {
+                return Err(NotifyError::Invalid(
+                    "email.ca_pem: give a PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An e-mail's subject and plain-text body for `events`.
+pub fn render_email(delivery_id: &str, events: &[Event]) -> (String, String) {
+    let subject = match events {
+        [one] => format!("[Aperture] {}", clean(&line(one), 150)),
+        _ => clean(&headline(events), 150),
+    };
+    let mut body = format!("{}\n\n", headline(events));
+    for e in events.iter().take(500) {
+        body.push_str(&format!("- {}\n", line(e)));
+        for (k, v) in &e.detail {
+            body.push_str(&format!("    {}: {}\n", clean(k, 40), clean(v, 300)));
+        }
+    }
+    if events.len() > 500 {
+        body.push_str(&format!("- … and {} more\n", events.len() - 500));
+    }
+    body.push_str(&format!("\nevent id: {delivery_id}\n"));
+    (subject, body)
+}
+
+/// A channel as stored. `url`, `secret` and the e-mail password are secrets (a chat
+/// robot's URL is its credential): the API never returns them after creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Channel {
     pub id: String,
     pub name: String,
     pub kind: ChannelKind,
+    /// The receiver's URL (not for e-mail).
+    #[serde(default)]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailSettings>,
     pub created: i64,
     pub created_by: String,
 }
@@ -140,6 +269,22 @@ impl Channel {
                 "channel name: give 1-200 characters".into(),
             ));
         }
+        if self.kind == ChannelKind::Email {
+            return match &self.email {
+                Some(e) if self.url.is_empty() && self.secret.is_none() => e.validate(),
+                Some(_) => Err(NotifyError::Invalid(
+                    "an email channel takes 'email' settings, not 'url' or 'secret'".into(),
+                )),
+                None => Err(NotifyError::Invalid(
+                    "an email channel needs 'email': {host, port, from, to, ...}".into(),
+                )),
+            };
+        }
+        if self.email.is_some() {
+            return Err(NotifyError::Invalid(
+                "'email' settings are for channels of kind email".into(),
+            ));
+        }
         validate_url(&self.url)?;
         if let Some(s) = &self.secret {
             if s.is_empty() || s.len() > 512 {
@@ -167,7 +312,7 @@ impl Channel {
         let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
         let mut url = self.url.clone();
         let body = match self.kind {
-            ChannelKind::Webhook => {
+            ChannelKind::Webhook | ChannelKind::Email => {
                 let body = json!({
                     "id": delivery_id,
                     "sent_at": now_ms,
@@ -411,6 +556,7 @@ mod tests {
             kind,
             url: "https://robot.example/hook?key=abc".into(),
             secret: secret.map(str::to_owned),
+            email: None,
             created: 0,
             created_by: "t".into(),
         }
@@ -511,6 +657,69 @@ mod tests {
             .as_str()
             .expect("h")
             .contains("500 events"));
+    }
+
+    #[test]
+    fn email_settings_are_checked_and_mail_lists_the_events() {
+        let settings = EmailSettings {
+            host: "smtp.example.com".into(),
+            port: 587,
+            starttls: true,
+            username: Some("u".into()),
+            password: Some("p".into()),
+            from: "alerts@example.com".into(),
+            to: vec!["soc@example.com".into()],
+            ca_pem: None,
+        };
+        let mut c = channel(ChannelKind::Email, None);
+        c.url = String::new();
+        c.email = Some(settings.clone());
+        c.validate().expect("valid");
+        for (bad, want) in [
+            (
+                EmailSettings {
+                    to: vec!["soc".into()],
+                    ..settings.clone()
+                },
+                "email.to",
+            ),
+            (
+                EmailSettings {
+                    from: "a b@x.y".into(),
+                    ..settings.clone()
+                },
+                "email.from",
+            ),
+            (
+                EmailSettings {
+                    password: None,
+                    ..settings.clone()
+                },
+                "both",
+            ),
+            (
+                EmailSettings {
+                    starttls: false,
+                    ..settings.clone()
+                },
+                "STARTTLS",
+            ),
+            (
+                EmailSettings {
+                    host: "".into(),
+                    ..settings.clone()
+                },
+                "email.host",
+            ),
+        ] {
+            c.email = Some(bad);
+            let e = c.validate().expect_err(want).to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        let (subject, body) = render_email("d-9", &[event("Redis\r\nBcc: x@evil open")]);
+        assert!(subject.starts_with("[Aperture] [HIGH] finding.opened"));
+        assert!(!subject.contains('\n') && !subject.contains('\r'));
+        assert!(body.contains("event id: d-9") && body.contains("service:198.18.0.7:6379/tcp"));
     }
 
     #[test]

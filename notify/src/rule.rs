@@ -231,7 +231,7 @@ impl AlertRule {
             Some(m) => {
                 let window = i64::from(m) * MINUTE_MS;
                 let end = (now.div_euclid(window) + 1) * window;
-                (end, Some(format!("{}@{end}", self.id)))
+                (end, Some(format!("{}-{end}", self.id)))
             }
             None => (now, None),
         };
@@ -313,7 +313,7 @@ mod tests {
         r.digest_minutes = Some(10);
         let (at, group) = r.schedule(61 * MINUTE_MS);
         assert_eq!(at, 70 * MINUTE_MS);
-        assert_eq!(group.as_deref(), Some("r1@4200000"));
+        assert_eq!(group.as_deref(), Some("r1-4200000"));
         assert_eq!(r.schedule(69 * MINUTE_MS).1, group);
         // 22:00-07:00 at UTC+08:00: 15:00 UTC is 23:00 local → released at 07:00 local,
         // which is 23:00 UTC.

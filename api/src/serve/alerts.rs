@@ -32,6 +32,14 @@ struct Message {
     deliveries: Vec<Delivery>,
 }
 
+fn agent_timeout(agent: &ureq::Agent) -> Duration {
+    agent
+        .config()
+        .timeouts()
+        .global
+        .unwrap_or(Duration::from_secs(10))
+}
+
 pub fn agent(timeout_ms: u64) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_millis(timeout_ms)))
@@ -69,6 +77,9 @@ pub fn deliver(
     id: &str,
     events: &[Event],
 ) -> Result<(u16, String), String> {
+    if let Some(settings) = &channel.email {
+        return super::mail::send(settings, id, events, agent_timeout(agent));
+    }
     let out = channel.render(id, events, now_ms());
     let (status, answer) = send(agent, &out)?;
     accepted(channel.kind, status, &answer).map(|()| (status, answer))

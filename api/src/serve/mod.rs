@@ -8,6 +8,7 @@ pub mod coordinator;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod mail;
 pub mod routes_admin;
 pub mod routes_alerts;
 pub mod routes_assets;

@@ -9,7 +9,9 @@ use super::extract::{ApiJson, ApiPath};
 use super::state::{now_ms, SharedState};
 use aperture_notify::channel::redact_url;
 use aperture_notify::rule::parse_events;
-use aperture_notify::{AlertRule, Channel, ChannelKind, Event, EventKind, QuietHours, Severity};
+use aperture_notify::{
+    AlertRule, Channel, ChannelKind, EmailSettings, Event, EventKind, QuietHours, Severity,
+};
 use aperture_storage::outbox::{validate_id, Delivery};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,14 +26,18 @@ pub struct NewChannel {
     /// 1-64 of letters, digits, '-', '_'.
     pub id: String,
     pub name: String,
-    /// webhook, slack, teams, dingtalk, wecom or feishu.
+    /// webhook, slack, teams, dingtalk, wecom, feishu or email.
     pub kind: String,
-    /// The receiver's URL (a chat robot's webhook URL).
+    /// The receiver's URL (a chat robot's webhook URL); not for email.
+    #[serde(default)]
     pub url: String,
     /// webhook: the HMAC-SHA256 key (16+ characters); dingtalk, feishu: the robot's
     /// signing secret, if it has one.
     #[serde(default)]
     pub secret: Option<String>,
+    /// For kind email: the SMTP relay and the addresses.
+    #[serde(default)]
+    pub email: Option<EmailSettings>,
 }
 
 /// A channel as shown: the URL cut to its host, the secret only as a flag.
@@ -42,6 +48,9 @@ pub struct ChannelView {
     pub kind: ChannelKind,
     pub url: String,
     pub has_secret: bool,
+    /// An email channel's recipients.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
     pub created: i64,
     pub created_by: String,
 }
@@ -52,8 +61,13 @@ impl From<Channel> for ChannelView {
             id: c.id,
             name: c.name,
             kind: c.kind,
-            url: redact_url(&c.url),
-            has_secret: c.secret.is_some(),
+            url: match &c.email {
+                Some(e) => format!("smtp://{}:{}", e.host, e.port),
+                None => redact_url(&c.url),
+            },
+            has_secret: c.secret.is_some()
+                || c.email.as_ref().is_some_and(|e| e.password.is_some()),
+            recipients: c.email.map(|e| e.to).unwrap_or_default(),
             created: c.created,
             created_by: c.created_by,
         }
@@ -176,6 +190,7 @@ pub async fn create_channel(
         kind,
         url: body.url,
         secret: body.secret,
+        email: body.email,
         created: now_ms(),
         created_by: caller.name(),
     };
