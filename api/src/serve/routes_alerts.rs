@@ -201,8 +201,8 @@ pub async fn create_channel(
 }
 
 /// One channel.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/alerts/channels/{id}", tag = "alerts", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/alerts/channels/{channel}", tag = "alerts", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("channel" = String, Path)),
     responses((status = 200, body = ChannelView), (status = 404, body = Problem)))]
 pub async fn get_channel(
     State(state): State<SharedState>,
@@ -214,8 +214,8 @@ pub async fn get_channel(
 }
 
 /// Deletes a channel no rule uses.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/alerts/channels/{id}", tag = "alerts", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/alerts/channels/{channel}", tag = "alerts", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("channel" = String, Path)),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn delete_channel(
     State(state): State<SharedState>,
@@ -230,8 +230,8 @@ pub async fn delete_channel(
 
 /// Sends a test event to the channel now and reports the receiver's answer (422 with
 /// the answer when it did not take it).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/alerts/channels/{id}/test", tag = "alerts", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/alerts/channels/{channel}/test", tag = "alerts", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("channel" = String, Path)),
     responses((status = 200, body = TestReport), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn test_channel(
     State(state): State<SharedState>,
@@ -307,8 +307,8 @@ pub async fn create_rule(
 }
 
 /// One rule.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/alerts/rules/{id}", tag = "alerts", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/alerts/rules/{rule}", tag = "alerts", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("rule" = String, Path)),
     responses((status = 200, body = AlertRule), (status = 404, body = Problem)))]
 pub async fn get_rule(
     State(state): State<SharedState>,
@@ -320,8 +320,8 @@ pub async fn get_rule(
 }
 
 /// Replaces a rule.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/alerts/rules/{id}", tag = "alerts", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)), request_body = RuleBody,
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/alerts/rules/{rule}", tag = "alerts", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("rule" = String, Path)), request_body = RuleBody,
     responses((status = 200, body = AlertRule), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn put_rule(
     State(state): State<SharedState>,
@@ -330,6 +330,8 @@ pub async fn put_rule(
     ApiJson(body): ApiJson<RuleBody>,
 ) -> ApiResult<Json<AlertRule>> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    // A rule that is not there is that, whatever the body says.
+    state.store.alert_rule(&t, &id)?;
     if body.id.as_deref().is_some_and(|b| b != id) {
         return Err(ApiError::bad_request(
             "id: the body's id differs from the path's; a rule's id cannot change (create a new rule instead)",
@@ -343,8 +345,8 @@ pub async fn put_rule(
 }
 
 /// Deletes a rule. Deliveries it already queued are still sent.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/alerts/rules/{id}", tag = "alerts", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/alerts/rules/{rule}", tag = "alerts", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("rule" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_rule(
     State(state): State<SharedState>,
@@ -390,8 +392,8 @@ pub async fn dead_letters(
 }
 
 /// Puts a dead letter back in the outbox, due now, with fresh attempts.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/alerts/dead-letters/{id}/replay", tag = "alerts", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/alerts/dead-letters/{letter}/replay", tag = "alerts", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("letter" = String, Path)),
     responses((status = 200, body = Delivery), (status = 404, body = Problem)))]
 pub async fn replay(
     State(state): State<SharedState>,
