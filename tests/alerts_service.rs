@@ -691,3 +691,48 @@ fn kill_9_mid_delivery_loses_nothing_and_repeats_keep_their_event_id() {
     );
     drop(service);
 }
+
+#[test]
+fn quiet_hours_hold_deliveries_until_they_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_service, api) = setup(dir.path());
+    let rx = Receiver::start();
+    webhook_channel(&api, "hook", &rx.url("/hook"));
+    // Quiet from an hour ago to an hour from now, on the clock of UTC+05:30.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let offset_min = 5 * 60 + 30;
+    let local_min = (now_ms / 60_000 + offset_min).rem_euclid(24 * 60);
+    let hhmm = |m: i64| format!("{:02}:{:02}", m.rem_euclid(1440) / 60, m.rem_euclid(60));
+    let end_min = local_min + 60;
+    api.ok(
+        "POST",
+        &api.alerts("/rules"),
+        Some(&json!({"id": "night", "name": "night", "events": ["asset.new"], "channels": ["hook"],
+            "quiet_hours": {"start": hhmm(local_min - 60), "end": hhmm(end_min), "utc_offset": "+05:30"}})),
+    );
+    let ports = listeners(1);
+    scan(&api, &ports);
+    let mut deliveries = Vec::new();
+    wait_for("held deliveries", Duration::from_secs(60), || {
+        deliveries = api.ok("GET", &api.alerts("/outbox"), None)["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        deliveries.len() >= 2 // the host and its service
+    });
+    // Held to the end of the window: the minute it ends, in about an hour.
+    let end = (now_ms / 60_000 + 60) * 60_000;
+    for d in &deliveries {
+        let due = d["due"].as_i64().expect("due");
+        assert!(
+            (due - end).abs() <= 60_000,
+            "due {due}, window ends {end}: {d}"
+        );
+        assert_eq!(d["attempts"], 0, "{d}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(rx.to("/hook").is_empty(), "nothing is sent in quiet hours");
+}
