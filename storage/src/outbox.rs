@@ -21,6 +21,8 @@ const CHANNEL: u8 = b'c';
 const RULE: u8 = b'r';
 const QUEUE: u8 = b'q';
 const DEAD: u8 = b'd';
+/// Markers of overdue findings already alerted: `<finding id>@<due>`.
+const OVERDUE: u8 = b'o';
 
 /// One event on its way to one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -402,6 +404,56 @@ impl Store {
         if n > 0 {
             tx.commit()?;
         }
+        Ok(n)
+    }
+
+    /// Alerts findings that passed their deadline by `now` (once per finding and
+    /// deadline), for tenants with a rule that asks for `finding.overdue`. Deadlines pass
+    /// with time alone, so this runs periodically rather than on a change; the marker of
+    /// each alerted finding is written in the same commit as its deliveries.
+    pub fn enqueue_overdue(&self, tenant: &TenantId, now: Millis) -> Result<usize> {
+        let rules = self.alert_rules(tenant)?;
+        if !rules
+            .iter()
+            .any(|r| r.enabled && r.events.contains(&EventKind::FindingOverdue))
+        {
+            return Ok(0);
+        }
+        // Candidates without the writer's lock: a large tenant's walk holds up nobody.
+        let mut candidates = Vec::new();
+        for item in self.data.scan_prefix(keys::prefix(Rec::Finding, tenant)) {
+            let (_, v) = item?;
+            let f: Finding = serde_json::from_slice(&v)?;
+            if let (true, Some(due)) = (f.overdue(now), f.due) {
+                let marker = sub_key(
+                    tenant,
+                    Rec::Alerting,
+                    OVERDUE,
+                    format!("{}@{due}", f.id).as_bytes(),
+                );
+                if !self.data.contains_key(&marker)? {
+                    candidates.push((f, due, marker));
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let _w = self.write_lock();
+        let mut tx = self.tx();
+        let mut n = 0;
+        for (f, due, marker) in candidates {
+            if tx.get(&marker)?.is_some() {
+                continue;
+            }
+            let mut e = finding_event(EventKind::FindingOverdue, "od", tenant, &f, now);
+            e.id = format!("{tenant}.od-{}-{due}", f.id);
+            e.detail.insert("due".into(), due.to_string());
+            enqueue(&mut tx, tenant, &e, Some(&rules), now)?;
+            tx.put(marker, Vec::new());
+            n += 1;
+        }
+        tx.commit()?;
         Ok(n)
     }
 

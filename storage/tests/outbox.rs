@@ -189,3 +189,53 @@ fn rules_need_their_channels_and_channels_in_use_stay() {
     store.delete_channel(&t, "a").expect("channel deleted");
     assert!(store.channels(&t).expect("channels").is_empty());
 }
+
+#[test]
+fn overdue_findings_are_alerted_once_per_deadline() {
+    let (_dir, store, t) = fresh();
+    store.create_channel(&t, &channel("a")).expect("channel");
+    // Without a rule asking for it, nothing.
+    begin(&store, &t, "scan1", &["198.18.0.0/24"], &[6379], 1);
+    store
+        .apply(
+            &t,
+            &batch("scan1", 0, T0, vec![port("198.18.0.9", 6379, None)]),
+        )
+        .expect("applies");
+    store.run_policy(&t, T0).expect("policy");
+    let findings = store
+        .findings_of(
+            &t,
+            &AssetKey::Service("198.18.0.9".parse().expect("ip"), 6379),
+        )
+        .expect("findings");
+    let due = findings
+        .iter()
+        .filter_map(|f| f.due)
+        .min()
+        .expect("a finding with a deadline");
+    assert_eq!(store.enqueue_overdue(&t, due + DAY).expect("pass"), 0);
+    store
+        .put_alert_rule(
+            &t,
+            &rule("late", vec![EventKind::FindingOverdue], &["a"]),
+            true,
+        )
+        .expect("rule");
+    // Not yet overdue.
+    assert_eq!(store.enqueue_overdue(&t, due - 1).expect("pass"), 0);
+    let n = store.enqueue_overdue(&t, due + DAY).expect("pass");
+    assert!(n >= 1);
+    let overdue: Vec<_> = store
+        .pending_deliveries(&t)
+        .expect("pending")
+        .into_iter()
+        .filter(|d| d.event.kind == EventKind::FindingOverdue)
+        .collect();
+    assert_eq!(overdue.len(), n);
+    assert!(overdue
+        .iter()
+        .all(|d| d.event.id.contains(".od-") && d.event.severity.is_some()));
+    // The next pass finds them alerted already.
+    assert_eq!(store.enqueue_overdue(&t, due + 2 * DAY).expect("pass"), 0);
+}

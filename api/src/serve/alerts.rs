@@ -21,6 +21,8 @@ use std::time::Duration;
 const BATCH: usize = 512;
 /// How often an idle sender looks for due deliveries.
 const IDLE: Duration = Duration::from_millis(200);
+/// How often findings past their deadline are looked for.
+const OVERDUE_EVERY: Duration = Duration::from_secs(60);
 /// Longest time a sent message waits for its outcome to be committed.
 const FLUSH: Duration = Duration::from_millis(50);
 
@@ -93,7 +95,16 @@ pub fn spawn(state: SharedState) -> std::io::Result<std::thread::JoinHandle<()>>
 
 fn run(state: &SharedState) {
     let agent = agent(state.config.alert_timeout_ms);
+    let mut overdue_pass = std::time::Instant::now();
     while !state.stopping.load(Ordering::SeqCst) {
+        if overdue_pass.elapsed() >= OVERDUE_EVERY {
+            overdue_pass = std::time::Instant::now();
+            for t in state.store.tenants().unwrap_or_default() {
+                if let Err(e) = state.store.enqueue_overdue(&t.id, now_ms()) {
+                    eprintln!("alerts: overdue findings of {}: {e}", t.id);
+                }
+            }
+        }
         match pass(state, &agent) {
             Ok(n) if n >= BATCH => {}
             Ok(_) => std::thread::sleep(IDLE),

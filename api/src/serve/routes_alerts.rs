@@ -106,12 +106,6 @@ impl RuleBody {
     fn into_rule(self, id: String) -> ApiResult<AlertRule> {
         let events =
             parse_events(&self.events).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if events.contains(&EventKind::FindingOverdue) {
-            // Not produced yet: a rule waiting for it would never fire.
-            return Err(ApiError::bad_request(
-                "finding.overdue alerts are not available yet: leave it out of events",
-            ));
-        }
         Ok(AlertRule {
             id,
             name: self.name,
