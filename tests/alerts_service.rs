@@ -736,3 +736,49 @@ fn quiet_hours_hold_deliveries_until_they_end() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(rx.to("/hook").is_empty(), "nothing is sent in quiet hours");
 }
+
+#[test]
+fn a_digest_gathers_a_windows_events_into_one_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_service, api) = setup(dir.path());
+    let rx = Receiver::start();
+    webhook_channel(&api, "hook", &rx.url("/hook"));
+    api.ok(
+        "POST",
+        &api.alerts("/rules"),
+        Some(
+            &json!({"id": "daily", "name": "digest", "events": ["asset.new"],
+            "channels": ["hook"], "digest_minutes": 1}),
+        ),
+    );
+    let ports = listeners(3);
+    scan(&api, &ports);
+    let expected: BTreeSet<String> = ports
+        .iter()
+        .map(|p| format!("service:127.0.0.1:{p}/tcp"))
+        .chain(["host:127.0.0.1".to_owned()])
+        .collect();
+    // The window is a minute: everything within about that.
+    wait_for("the digest", Duration::from_secs(90), || {
+        let ev = events(&rx.to("/hook"));
+        expected
+            .iter()
+            .all(|a| ev.contains_key(&("asset.new".to_owned(), a.clone())))
+    });
+    let hook = rx.to("/hook");
+    // One message per window the scan's events fell in (two if it straddled a minute).
+    assert!(hook.len() <= 2, "{} messages for one scan", hook.len());
+    let biggest = hook
+        .iter()
+        .map(|r| r.json()["events"].as_array().map_or(0, Vec::len))
+        .max()
+        .unwrap_or(0);
+    assert!(biggest >= 2, "a digest carries several events");
+    for r in &hook {
+        let id = r.header("x-aperture-event-id").unwrap_or_default();
+        assert!(id.starts_with("acme.digest-daily-"), "{id}");
+    }
+    wait_for("an empty outbox", Duration::from_secs(10), || {
+        api.waiting() == 0
+    });
+}
