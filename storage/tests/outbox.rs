@@ -239,3 +239,92 @@ fn overdue_findings_are_alerted_once_per_deadline() {
     // The next pass finds them alerted already.
     assert_eq!(store.enqueue_overdue(&t, due + 2 * DAY).expect("pass"), 0);
 }
+
+#[test]
+fn verification_results_and_reopenings_are_alerted() {
+    use aperture_storage::policy::{Actor, FindingState, Role, Rule, TransitionRequest};
+    let (_dir, store, t) = fresh();
+    store.create_channel(&t, &channel("a")).expect("channel");
+    store
+        .put_alert_rule(
+            &t,
+            &rule(
+                "r",
+                vec![EventKind::VerificationResult, EventKind::FindingOpened],
+                &["a"],
+            ),
+            true,
+        )
+        .expect("rule");
+    let key = service("198.18.0.7", 6379);
+    let seen = || {
+        vec![
+            port("198.18.0.7", 6379, Some(redis())),
+            port("198.18.0.7", 22, None),
+        ]
+    };
+    scan_once(&store, &t, "s1", T0, seen());
+    store.run_policy(&t, T0).expect("policy");
+    let risky = store
+        .findings_of(&t, &key)
+        .expect("findings")
+        .into_iter()
+        .find(|f| f.rule == Rule::RiskyExposure)
+        .expect("risky finding");
+    let kinds = |store: &Store| -> Vec<(EventKind, String)> {
+        let mut v: Vec<_> = store
+            .pending_deliveries(&t)
+            .expect("pending")
+            .into_iter()
+            .filter(|d| d.event.finding.as_deref() == Some(risky.id.as_str()))
+            .map(|d| {
+                (
+                    d.event.kind,
+                    d.event.detail.get("result").cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(kinds(&store), [(EventKind::FindingOpened, String::new())]);
+    let fixed = TransitionRequest {
+        to: FindingState::Fixed,
+        comment: "firewalled".into(),
+        until: None,
+    };
+    let rem = Actor::User {
+        name: "rem".into(),
+        role: Role::Remediator,
+    };
+    store
+        .transition_finding(&t, &risky.id, &rem, &fixed, T0 + 1)
+        .expect("claims fixed");
+    // The verification still sees it: disproved.
+    scan_once(&store, &t, "verify-1", T0 + HOUR, seen());
+    store.run_policy(&t, T0 + HOUR).expect("policy");
+    // Fixed for real this time: confirmed.
+    store
+        .transition_finding(&t, &risky.id, &rem, &fixed, T0 + 2 * HOUR)
+        .expect("claims fixed");
+    scan_once(
+        &store,
+        &t,
+        "verify-2",
+        T0 + 3 * HOUR,
+        vec![port("198.18.0.7", 22, None)],
+    );
+    store.run_policy(&t, T0 + 3 * HOUR).expect("policy");
+    // It comes back: opened again.
+    scan_once(&store, &t, "s4", T0 + 4 * HOUR, seen());
+    store.run_policy(&t, T0 + 4 * HOUR).expect("policy");
+    assert_eq!(
+        kinds(&store),
+        [
+            (EventKind::FindingOpened, String::new()),
+            (EventKind::FindingOpened, String::new()),
+            (EventKind::VerificationResult, "fixed".to_owned()),
+            (EventKind::VerificationResult, "still-exposed".to_owned()),
+        ]
+    );
+}
