@@ -277,6 +277,87 @@ const ROUTES: &[Route] = &[
     // The vulnerability data is the provider's, shared by every tenant.
     route("GET", "/v1/vulndb", Access::AdminOnly, 200),
     route("POST", "/v1/vulndb/imports", Access::AdminOnly, 200),
+    // Alerts: channels and rules are the analysts'. The channels' receiver is a closed
+    // port, so an allowed test is told it was not delivered (422); no dead letter exists,
+    // so an allowed replay finds none (404).
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/alerts/channels",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/alerts/channels",
+        Access::Tenant(WRITE),
+        201,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/alerts/channels/{channel}",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "DELETE",
+        "/v1/tenants/{tenant}/alerts/channels/{channel}",
+        Access::Tenant(WRITE),
+        204,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/alerts/channels/{channel}/test",
+        Access::Tenant(WRITE),
+        422,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/alerts/rules",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/alerts/rules",
+        Access::Tenant(WRITE),
+        201,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/alerts/rules/{rule}",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "PUT",
+        "/v1/tenants/{tenant}/alerts/rules/{rule}",
+        Access::Tenant(WRITE),
+        200,
+    ),
+    route(
+        "DELETE",
+        "/v1/tenants/{tenant}/alerts/rules/{rule}",
+        Access::Tenant(WRITE),
+        204,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/alerts/outbox",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/alerts/dead-letters",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/alerts/dead-letters/{letter}/replay",
+        Access::Tenant(WRITE),
+        404,
+    ),
 ];
 
 const TENANTS: [&str; 2] = ["alpha", "beta"];
@@ -666,6 +747,19 @@ struct Objects {
     port: u16,
     /// The sanction as created (PUT sends it back unchanged).
     sanction_body: Value,
+    /// An alert channel and a rule using it.
+    channel: String,
+    rule: String,
+}
+
+fn channel_body(id: &str) -> Value {
+    // Port 9 (discard) of this machine: nothing listens, a test is refused at once.
+    json!({"id": id, "name": id, "kind": "webhook", "url": "http://127.0.0.1:9/hook",
+        "secret": "authz-test-secret-0123"})
+}
+
+fn rule_body(id: &str, channel: &str) -> Value {
+    json!({"id": id, "name": id, "events": ["asset.new"], "channels": [channel]})
 }
 
 /// Strings of a tenant nobody else may see.
@@ -904,7 +998,9 @@ fn other(t: &str) -> &'static str {
 /// that kind, so the cell does not exist).
 fn fill(path: &str, tenant: &str, ids: &BTreeMap<&'static str, String>) -> Option<String> {
     let mut out = path.replace("{tenant}", tenant);
-    for param in ["id", "scan", "schedule", "asset", "sanction", "finding"] {
+    for param in [
+        "id", "scan", "schedule", "asset", "sanction", "finding", "channel", "rule", "letter",
+    ] {
         let hole = format!("{{{param}}}");
         if out.contains(&hole) {
             out = out.replace(&hole, &enc(ids.get(param)?));
@@ -914,9 +1010,18 @@ fn fill(path: &str, tenant: &str, ids: &BTreeMap<&'static str, String>) -> Optio
 }
 
 fn has_object_id(path: &str) -> bool {
-    ["{scan}", "{schedule}", "{asset}", "{sanction}", "{finding}"]
-        .iter()
-        .any(|p| path.contains(p))
+    [
+        "{scan}",
+        "{schedule}",
+        "{asset}",
+        "{sanction}",
+        "{finding}",
+        "{channel}",
+        "{rule}",
+        "{letter}",
+    ]
+    .iter()
+    .any(|p| path.contains(p))
 }
 
 fn own_ids(fx: &Fixture, tenant: &str) -> BTreeMap<&'static str, String> {
@@ -928,6 +1033,9 @@ fn own_ids(fx: &Fixture, tenant: &str) -> BTreeMap<&'static str, String> {
         ("asset", o.asset.clone()),
         ("sanction", o.sanction.clone()),
         ("finding", o.finding.clone()),
+        ("channel", o.channel.clone()),
+        ("rule", o.rule.clone()),
+        ("letter", format!("{}.none.{}", o.finding, o.channel)),
     ])
 }
 
@@ -1043,6 +1151,9 @@ fn body_for(
             };
             json!({"to": to, "comment": "step by the authz test"})
         }
+        ("POST", x) if x.ends_with("/alerts/channels") => channel_body(&format!("ch-{n}")),
+        ("POST", x) if x.ends_with("/alerts/rules") => rule_body(&format!("r-{n}"), &own.channel),
+        ("PUT", x) if x.ends_with("/{rule}") => rule_body(&own.rule, &own.channel),
         ("POST", x) if x.ends_with("/assign") => json!({"assignee": "remediation-team"}),
         ("POST", x) if x.ends_with("/comments") => json!({"text": "checked by the authz test"}),
         // A KEV catalogue: importing it again is a no-op, so every allowed cell gets 200.
@@ -1118,6 +1229,29 @@ fn fresh_object(
                 201,
             );
             Some(("schedule", id(v)))
+        }
+        ("DELETE", x) if x.ends_with("/{channel}") => {
+            let ch = format!("del-ch-{n}");
+            c.expect(
+                admin,
+                "POST",
+                &format!("{base}/alerts/channels"),
+                Some(&channel_body(&ch)),
+                201,
+            );
+            Some(("channel", ch))
+        }
+        ("DELETE", x) if x.ends_with("/{rule}") => {
+            let r = format!("del-r-{n}");
+            let body = rule_body(&r, &own.channel);
+            c.expect(
+                admin,
+                "POST",
+                &format!("{base}/alerts/rules"),
+                Some(&body),
+                201,
+            );
+            Some(("rule", r))
         }
         ("POST", x) if x.ends_with("/cancel") => {
             // One probe a second over a few ports of this machine: still running when
@@ -1205,6 +1339,32 @@ fn setup(c: &Client, fx: &mut Fixture, beta_port: u16, service_port: u16) {
                 o.schedule = id;
             } else {
                 fx.foreign.entry(t).or_default().insert("schedule", id);
+            }
+        }
+        // Alert channel and rule ids are the tenant's own names: beta's extra ones are
+        // named so that alpha has none of them.
+        for n in 1..=1 + extra {
+            let (ch, r) = (format!("{t}-ch{n}"), format!("{t}-r{n}"));
+            c.expect(
+                &admin,
+                "POST",
+                &format!("{base}/alerts/channels"),
+                Some(&channel_body(&ch)),
+                201,
+            );
+            c.expect(
+                &admin,
+                "POST",
+                &format!("{base}/alerts/rules"),
+                Some(&rule_body(&r, &ch)),
+                201,
+            );
+            if n == 1 {
+                (o.channel, o.rule) = (ch, r);
+            } else {
+                let foreign = fx.foreign.entry(t).or_default();
+                foreign.insert("channel", ch);
+                foreign.insert("rule", r);
             }
         }
         fx.own.insert(t, o);

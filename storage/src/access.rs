@@ -250,7 +250,15 @@ impl Store {
         let _w = self.write_lock();
         self.require_tenant(&job.tenant)?;
         let mut tx = self.tx();
-        tx.put_json(keys::key(Rec::Job, &job.tenant, job.id.as_bytes()), job)?;
+        let key = keys::key(Rec::Job, &job.tenant, job.id.as_bytes());
+        if job.state == JobState::Failed
+            && tx.get_json::<ScanJob>(&key)?.map(|j| j.state) != Some(JobState::Failed)
+        {
+            let at = job.finished.unwrap_or(job.requested);
+            let error = job.error.as_deref().unwrap_or("no reason given");
+            crate::outbox::scan_failed(&mut tx, &job.tenant, &job.id, error, at)?;
+        }
+        tx.put_json(key, job)?;
         tx.commit()
     }
 

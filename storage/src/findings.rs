@@ -1017,6 +1017,7 @@ impl Store {
                     let was = f.state;
                     if policy::reconcile(f, Some(e), asset, sanctioned, settings, now) {
                         count(run, was, f.state);
+                        crate::outbox::finding_moved(tx, tenant, was, f, now)?;
                         self.put_finding(tx, tenant, f)?;
                     } else if repair {
                         index_finding(tx, tenant, f);
@@ -1025,6 +1026,7 @@ impl Store {
                 None => {
                     let f = policy::open(&asset.key, e, settings, now);
                     run.opened += 1;
+                    crate::outbox::finding_opened(tx, tenant, &f, now)?;
                     tx.put(by_asset_key(tenant, &asset.key, &f.id), Vec::new());
                     self.put_finding(tx, tenant, &f)?;
                 }
@@ -1037,6 +1039,7 @@ impl Store {
             let was = f.state;
             if policy::reconcile(f, None, asset, sanctioned, settings, now) {
                 count(run, was, f.state);
+                crate::outbox::finding_moved(tx, tenant, was, f, now)?;
                 self.put_finding(tx, tenant, f)?;
             } else if repair {
                 index_finding(tx, tenant, f);

@@ -383,6 +383,8 @@ pub(crate) struct Ingest<'a> {
     heard: BTreeSet<IpAddr>,
     /// Hosts whose silent services a sweep left unknown rather than gone.
     silent_hosts: u64,
+    /// The tenant's alert rules, read once per batch (`asset.new` events).
+    alert_rules: Vec<aperture_notify::AlertRule>,
 }
 
 struct Touched {
@@ -393,7 +395,9 @@ struct Touched {
 impl<'a> Ingest<'a> {
     pub fn new(tx: Tx<'a>, tenant: TenantId, scan: &Scan, at: Millis) -> Result<Self> {
         let next_seq = read_counter(&tx, &counter_key(&tenant, "changes"))?;
+        let alert_rules = crate::outbox::rules_in(&tx, &tenant)?;
         Ok(Ingest {
+            alert_rules,
             tx,
             tenant,
             scan: scan.id.clone(),
@@ -504,6 +508,15 @@ impl<'a> Ingest<'a> {
                     changes: Vec::new(),
                 };
                 self.record(&mut asset, ChangeKind::Appeared);
+                crate::outbox::asset_new(
+                    &mut self.tx,
+                    &self.tenant,
+                    key,
+                    &self.scan,
+                    self.next_seq - 1,
+                    &self.alert_rules,
+                    at,
+                )?;
                 self.assets.insert(
                     key.clone(),
                     Touched {

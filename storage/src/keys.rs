@@ -351,6 +351,10 @@ pub(crate) enum Rec {
     PolicyWork,
     /// Hosts a running scan heard, per vantage (see `evidence`).
     Heard,
+    /// Alert deliveries waiting (by due time) and dead letters (see `outbox`).
+    Outbox,
+    /// Alert channels and rules of a tenant.
+    Alerting,
 }
 
 impl Rec {
@@ -378,6 +382,8 @@ impl Rec {
             Rec::PolicyDue => b'E',
             Rec::PolicyWork => b'Q',
             Rec::Heard => b'H',
+            Rec::Outbox => b'B',
+            Rec::Alerting => b'K',
         }
     }
 }

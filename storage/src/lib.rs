@@ -15,6 +15,7 @@ mod ingest;
 pub mod keys;
 mod migrate;
 pub mod model;
+pub mod outbox;
 pub mod policy;
 mod postings;
 mod query;

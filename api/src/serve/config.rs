@@ -85,6 +85,15 @@ pub struct Config {
     pub per_net_rate: u32,
     /// The Chromium that prints reports to PDF (Debian's `chromium`).
     pub report_chromium: PathBuf,
+    /// Alerts: the first retry's delay, milliseconds; each next one doubles (jittered).
+    pub alert_retry_base_ms: u64,
+    /// Alerts: the longest delay between two attempts, milliseconds.
+    pub alert_retry_cap_ms: u64,
+    /// Alerts: attempts before a delivery becomes a dead letter.
+    pub alert_max_attempts: u32,
+    /// Alerts: requests in flight at once, and each one's time-out in milliseconds.
+    pub alert_concurrency: usize,
+    pub alert_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -122,6 +131,11 @@ impl Default for Config {
             shards_per_worker: 20,
             per_net_rate: 2000,
             report_chromium: PathBuf::from("/usr/bin/chromium"),
+            alert_retry_base_ms: 2000,
+            alert_retry_cap_ms: 600_000,
+            alert_max_attempts: 10,
+            alert_concurrency: 16,
+            alert_timeout_ms: 10_000,
         }
     }
 }
@@ -180,6 +194,11 @@ impl Config {
         env!("APERTURE_BUS_MAX_DELIVER", self.bus_max_deliver);
         env!("APERTURE_SHARDS_PER_WORKER", self.shards_per_worker);
         env!("APERTURE_PER_NET_RATE", self.per_net_rate);
+        env!("APERTURE_ALERT_RETRY_BASE_MS", self.alert_retry_base_ms);
+        env!("APERTURE_ALERT_RETRY_CAP_MS", self.alert_retry_cap_ms);
+        env!("APERTURE_ALERT_MAX_ATTEMPTS", self.alert_max_attempts);
+        env!("APERTURE_ALERT_CONCURRENCY", self.alert_concurrency);
+        env!("APERTURE_ALERT_TIMEOUT_MS", self.alert_timeout_ms);
         for (key, field) in [
             ("APERTURE_BUS_URL", &mut self.bus_url),
             ("APERTURE_BUS_USER", &mut self.bus_user),
@@ -233,6 +252,11 @@ impl Config {
             ("bus_max_deliver", u64::from(self.bus_max_deliver)),
             ("shards_per_worker", self.shards_per_worker),
             ("per_net_rate", u64::from(self.per_net_rate)),
+            ("alert_retry_base_ms", self.alert_retry_base_ms),
+            ("alert_retry_cap_ms", self.alert_retry_cap_ms),
+            ("alert_max_attempts", u64::from(self.alert_max_attempts)),
+            ("alert_concurrency", self.alert_concurrency as u64),
+            ("alert_timeout_ms", self.alert_timeout_ms),
         ];
         for (name, v) in positive {
             if v == 0 {

@@ -1,6 +1,7 @@
 //! `aperture serve`: the HTTP API, the in-process scan workers, the scheduler and the
 //! policy's background runs, over one sled directory.
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod coordinator;
@@ -8,7 +9,9 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod reports;
+pub mod mail;
 pub mod routes_admin;
+pub mod routes_alerts;
 pub mod routes_assets;
 pub mod routes_reports;
 pub mod routes_scans;
@@ -103,6 +106,27 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(r::report_pdf))
         .routes(routes!(v::vulndb_status))
         .routes(routes!(v::import_vulndb))
+        .routes(routes!(
+            routes_alerts::list_channels,
+            routes_alerts::create_channel
+        ))
+        .routes(routes!(
+            routes_alerts::get_channel,
+            routes_alerts::delete_channel
+        ))
+        .routes(routes!(routes_alerts::test_channel))
+        .routes(routes!(
+            routes_alerts::list_rules,
+            routes_alerts::create_rule
+        ))
+        .routes(routes!(
+            routes_alerts::get_rule,
+            routes_alerts::put_rule,
+            routes_alerts::delete_rule
+        ))
+        .routes(routes!(routes_alerts::outbox))
+        .routes(routes!(routes_alerts::dead_letters))
+        .routes(routes!(routes_alerts::replay))
         .split_for_parts();
     let doc = api.clone();
     let router = router
@@ -187,6 +211,7 @@ async fn serve(config: Config) -> Result<(), String> {
         jobs::spawn_workers(&state)
     };
     let background = tokio::spawn(background(state.clone(), edits_rx));
+    alerts::spawn(state.clone()).map_err(|e| format!("cannot start the alert sender: {e}"))?;
     let (app, _) = router(state.clone());
     // One line for scripts to wait on.
     match &state.config.bus_url {

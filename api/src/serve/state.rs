@@ -135,6 +135,9 @@ pub struct Metrics {
     pub worker_heartbeat: Family<WorkerLabels, Gauge>,
     pub worker_flagged: Family<WorkerLabels, Gauge>,
     pub worker_refusals: Family<WorkerLabels, Counter>,
+    pub alerts_delivered: Counter,
+    pub alerts_failed: Counter,
+    pub alerts_dead: Counter,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -165,7 +168,25 @@ impl Metrics {
             worker_heartbeat: Family::default(),
             worker_flagged: Family::default(),
             worker_refusals: Family::default(),
+            alerts_delivered: Counter::default(),
+            alerts_failed: Counter::default(),
+            alerts_dead: Counter::default(),
         };
+        registry.register(
+            "alerts_delivered",
+            "Alert deliveries a receiver accepted",
+            m.alerts_delivered.clone(),
+        );
+        registry.register(
+            "alerts_failed",
+            "Alert delivery attempts that failed (retried later)",
+            m.alerts_failed.clone(),
+        );
+        registry.register(
+            "alerts_dead",
+            "Alert deliveries that became dead letters",
+            m.alerts_dead.clone(),
+        );
         registry.register(
             "worker_probes_sent",
             "Probes a remote worker says it sent since it started",
