@@ -121,7 +121,11 @@ fuzz_target!(|data: &[u8]| {
             Step::Done(None) => return,
             Step::Connect(b) | Step::Send(b) => b,
         };
-        assert!(bytes.len() <= MAX_REQUEST, "request of {} bytes", bytes.len());
+        assert!(
+            bytes.len() <= MAX_REQUEST,
+            "request of {} bytes",
+            bytes.len()
+        );
         let mut reply = Vec::new();
         while !check.complete(&reply) {
             if !peer.read(&mut reply, cap) {
