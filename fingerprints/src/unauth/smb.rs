@@ -3,9 +3,10 @@
 //! anonymous NTLMSSP exchange ([`super::ntlm`]), TREE_CONNECT to `\\host\IPC$`, and, once
 //! IPC$ is granted, CREATE on the `srvsvc` pipe and two FSCTL_PIPE_TRANSCEIVE IOCTLs —
 //! the RPC bind and NetShareEnumAll ([`super::srvsvc`]) — for the share list. Seven
-//! steps, within [`super::MAX_STEPS`]. A session accepted with IPC$ reachable is the
-//! finding (a null session); the share list, when the server gives it, is its evidence.
-//! Nothing is opened but the pipe, and nothing is written to any share.
+//! steps, within [`super::MAX_STEPS`]. The share list read without credentials is the
+//! finding (what a null session gives away). A null session whose IPC$ is reachable but
+//! whose pipe or enumeration is refused, as hardened servers do (Windows by default), is
+//! recorded, not flagged. Nothing is opened but the pipe, nothing written to any share.
 
 use super::ntlm::{self, Challenge};
 use super::srvsvc::{self, Shares};
@@ -317,20 +318,23 @@ impl SmbNull {
         )
     }
 
-    /// IPC$ was granted: the verdict with whatever the pipe told (`more`).
-    fn open(&self, more: &str) -> Step {
+    /// IPC$ was granted: the verdict, open when the share list was read, with what the
+    /// pipe told (`more`).
+    fn after_ipc(&self, open: bool, more: &str) -> Step {
         verdict(
             CHECK,
-            true,
-            format!("{}, IPC$ reachable{more}", self.accepted()),
+            open,
+            format!("{}, IPC$ reachable, {more}", self.accepted()),
             true,
         )
     }
 
-    /// The reply was cut short or not SMB2: after IPC$ the finding stands.
+    /// The reply was cut short or not SMB2: after IPC$ that is recorded, not flagged.
     fn no_answer(&self) -> Step {
         match self.stage {
-            Stage::Create | Stage::Bind | Stage::Enumerate => self.open(""),
+            Stage::Create | Stage::Bind | Stage::Enumerate => {
+                self.after_ipc(false, "no share list (no answer)")
+            }
             _ => Step::Done(None),
         }
     }
@@ -416,10 +420,10 @@ impl Check for SmbNull {
                         self.stage = Stage::Bind;
                         Step::Send(self.transceive(&srvsvc::bind()))
                     }
-                    _ => self.open(&format!(
-                        ", srvsvc pipe not opened ({})",
-                        status_text(r.status)
-                    )),
+                    _ => self.after_ipc(
+                        false,
+                        &format!("srvsvc pipe not opened ({})", status_text(r.status)),
+                    ),
                 }
             }
             Stage::Bind => match ioctl_output(&r).map(srvsvc::bind_result) {
@@ -427,8 +431,11 @@ impl Check for SmbNull {
                     self.stage = Stage::Enumerate;
                     Step::Send(self.transceive(&srvsvc::share_enum()))
                 }
-                Some(Err(why)) => self.open(&format!(", {why}")),
-                None => self.open(&format!(", srvsvc bind failed ({})", status_text(r.status))),
+                Some(Err(why)) => self.after_ipc(false, &why),
+                None => self.after_ipc(
+                    false,
+                    &format!("srvsvc bind failed ({})", status_text(r.status)),
+                ),
             },
             Stage::Enumerate => match ioctl_output(&r).and_then(srvsvc::shares) {
                 Some(Shares::Listed { names, count }) => {
@@ -436,16 +443,16 @@ impl Check for SmbNull {
                     if (count as usize) > list.len() {
                         list.push("...".into());
                     }
-                    self.open(&format!(
-                        ", NetShareEnumAll lists {count} shares ({})",
-                        list.join(", ")
-                    ))
+                    self.after_ipc(
+                        true,
+                        &format!("NetShareEnumAll lists {count} shares ({})", list.join(", ")),
+                    )
                 }
-                Some(Shares::Refused(why)) => self.open(&format!(", {why}")),
-                None => self.open(&format!(
-                    ", NetShareEnumAll unanswered ({})",
-                    status_text(r.status)
-                )),
+                Some(Shares::Refused(why)) => self.after_ipc(false, &why),
+                None => self.after_ipc(
+                    false,
+                    &format!("NetShareEnumAll unanswered ({})", status_text(r.status)),
+                ),
             },
         }
     }

@@ -172,7 +172,7 @@ fn a_refused_session_is_recorded_closed() {
 }
 
 #[test]
-fn after_ipc_a_silent_pipe_still_leaves_the_finding() {
+fn after_ipc_a_silent_pipe_is_recorded_not_flagged() {
     // Up to the CREATE answered; the bind gets nothing back (deadline, close).
     let r = open_replies();
     let b = smb_banner("3.1.1");
@@ -185,8 +185,46 @@ fn after_ipc_a_silent_pipe_still_leaves_the_finding() {
     let Step::Done(Some(v)) = check.on_reply(b"") else {
         panic!("a verdict after IPC$");
     };
-    assert!(v.open);
-    assert!(v.evidence.ends_with("IPC$ reachable"), "{}", v.evidence);
+    assert!(!v.open);
+    assert!(
+        v.evidence
+            .ends_with("IPC$ reachable, no share list (no answer)"),
+        "{}",
+        v.evidence
+    );
+}
+
+/// A hardened server (Windows by default, Samba with `restrict anonymous = 1`): IPC$
+/// for the null session, but the share list refused. Recorded, no finding.
+#[test]
+fn ipc_without_a_share_list_is_not_a_finding() {
+    let mut r = open_replies();
+    // NetShareEnumAll's IOCTL answered STATUS_ACCESS_DENIED.
+    let last = r.len() - 1;
+    r[last][12..16].copy_from_slice(&0xc000_0022u32.to_le_bytes());
+    let (_, v) = run(&r);
+    let v = v.expect("a verdict");
+    assert!(!v.open);
+    assert!(
+        v.evidence.ends_with(
+            "IPC$ reachable, NetShareEnumAll unanswered (STATUS_ACCESS_DENIED 0xc0000022)"
+        ),
+        "{}",
+        v.evidence
+    );
+    // The pipe refused at CREATE.
+    let mut r = open_replies();
+    r[4][12..16].copy_from_slice(&0xc000_0022u32.to_le_bytes());
+    let (sent, v) = run(&r[..5]);
+    let v = v.expect("a verdict");
+    assert!(!v.open);
+    assert!(
+        v.evidence
+            .ends_with("srvsvc pipe not opened (STATUS_ACCESS_DENIED 0xc0000022)"),
+        "{}",
+        v.evidence
+    );
+    assert_eq!(sent.len(), 5);
 }
 
 #[test]
