@@ -640,11 +640,11 @@ fn many_shards_one_wait(api: &Api, admin: &str) {
     assert_eq!(found, want, "the block's services, nothing else");
 
     // With grabs: the lab's real services (198.19.1.0/24, scripts/lab.d/20-services.sh,
-    // and, when those hooks ran, 22-products.sh's, 24-more.sh's and 23-open.sh's: the same
-    // ip/port/proto keys, open ports of this scan too).
+    // and, when those hooks ran, 22-products.sh's, 24-more.sh's, 23-open.sh's and
+    // 29-smb.sh's: the same ip/port/proto keys, open ports of this scan too).
     let mut text =
         std::fs::read_to_string(lab_dir().join("services.jsonl")).expect("services.jsonl");
-    for more in ["products.jsonl", "more.jsonl", "open.jsonl"] {
+    for more in ["products.jsonl", "more.jsonl", "open.jsonl", "smb.jsonl"] {
         text.push('\n');
         text.push_str(&std::fs::read_to_string(lab_dir().join(more)).unwrap_or_default());
     }

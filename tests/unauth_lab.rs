@@ -1,8 +1,9 @@
 //! Unauthenticated-access findings end to end: `aperture serve` in the lab's scanner
-//! namespace scans the open services of `scripts/lab.d/23-open.sh` (198.19.1.180-250:
-//! each open service beside a twin that asks for credentials) for two tenants, one that
-//! opted in to the checks that log in and one that did not, and the findings are
-//! compared with the hook's ground truth (`open.jsonl`), service by service.
+//! namespace scans the open services of `scripts/lab.d/23-open.sh` and
+//! `scripts/lab.d/29-smb.sh` (198.19.1.180-250: each open service beside a twin that
+//! asks for credentials) for two tenants, one that opted in to the checks that log in
+//! and one that did not, and the findings are compared with the hooks' ground truth
+//! (`open.jsonl`, `smb.jsonl`), service by service.
 
 mod common;
 
@@ -49,33 +50,37 @@ impl Api {
     }
 }
 
-/// The hook's ground truth, or why the test cannot run.
+/// The hooks' ground truth (23-open.sh's, then 29-smb.sh's), or why the test cannot run.
 fn truth() -> Result<Vec<Value>, String> {
     if let Some(why) = lab_unavailable() {
         return Err(why);
     }
-    let path = lab_dir().join("open.jsonl");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).expect("an open.jsonl line"))
-            .collect()),
-        Err(e) => {
-            let why = format!("lab open services are not up ({}: {e})", path.display());
-            assert!(
-                std::env::var("APERTURE_LAB_REQUIRED").as_deref() != Ok("1"),
-                "APERTURE_LAB_REQUIRED=1 but {why}"
-            );
-            Err(why)
+    let mut rows = Vec::new();
+    for file in ["open.jsonl", "smb.jsonl"] {
+        let path = lab_dir().join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => rows.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str::<Value>(l).expect("a ground-truth line")),
+            ),
+            Err(e) => {
+                let why = format!("lab open services are not up ({}: {e})", path.display());
+                assert!(
+                    std::env::var("APERTURE_LAB_REQUIRED").as_deref() != Ok("1"),
+                    "APERTURE_LAB_REQUIRED=1 but {why}"
+                );
+                return Err(why);
+            }
         }
     }
+    Ok(rows)
 }
 
 /// The severity the default policy gives each check.
 fn severity(check: &str) -> &'static str {
     match check {
-        "directory-listing" | "ftp-anonymous" | "ldap-anonymous" => "medium",
+        "directory-listing" | "ftp-anonymous" | "ldap-anonymous" | "smb-null-session" => "medium",
         "prometheus" | "grafana" => "high",
         _ => "critical",
     }

@@ -272,7 +272,8 @@ pub struct ScanArgs {
     pub no_favicon: bool,
 
     /// Grab: also run the unauthenticated-access checks that log in, anonymously
-    /// (FTP `anonymous`). Only against hosts you are authorised to log in to.
+    /// (FTP `anonymous`, LDAP anonymous bind, SMB null session). Only against hosts you
+    /// are authorised to log in to.
     #[arg(long = "login-checks")]
     pub login_checks: bool,
 

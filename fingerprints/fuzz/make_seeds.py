@@ -7,6 +7,7 @@ from Debian daemons on loopback, and the byte strings of each protocol's tests).
 Run from anywhere: python3 fingerprints/fuzz/make_seeds.py (it replaces seeds/).
 """
 import hashlib
+import json
 import pathlib
 import re
 import shutil
@@ -126,6 +127,63 @@ def version_bind_answer():
     return struct.pack(">HHHHHH", 0x4150, 0x8400, 1, 1, 1, 0) + question + answer + authority
 
 
+# fuzz_targets/unauth.rs CHECKS: which index plans which check.
+UNAUTH = {"redis": 0, "redis-error": 1, "memcached": 2, "mongodb": 3, "mongodb-old": 4, "ftp": 5,
+          "ldap": 6, "http": 7, "smb": 8}
+# The lab's captures (captures/unauth/<name>.json) and the check each one fed.
+CAPTURES = {"redis-open": "redis", "redis-auth": "redis-error", "memcached": "memcached",
+            "ftp-anon": "ftp", "ftp-noanon": "ftp", "ldap-anon": "ldap", "ldap-noanon": "ldap",
+            "etcd-open": "http", "etcd-auth": "http", "prometheus": "http",
+            "nginx-listing": "http", "smb-open": "smb", "smb-locked": "smb"}
+
+
+def unauth_seed(check, conns):
+    """The check's conversation from a capture: for HTTP the grab's GET / answer first
+    (the check is planned from it), then the server's reads on the connections the check
+    opened (those after the grab's: after its GET / and favicon, or the last one)."""
+    client = [bytes.fromhex("".join(c["client"])) for c in conns]
+    server = [[bytes.fromhex(r) for r in c["server"]] for c in conns]
+    if check == "http":
+        at = next(i for i, c in enumerate(client) if c.startswith(b"GET / "))
+        first = [b"".join(server[at])]
+        mine = [i for i in range(at + 1, len(conns)) if not client[i].startswith(b"GET /favicon")]
+    else:
+        first, mine = [], [len(conns) - 1]
+    return bytes([UNAUTH[check], 0]) + reads(*first, *[r for i in mine for r in server[i]])
+
+
+def bson(doc):
+    """A BSON document of str, float, int and list-of-dict values."""
+    body = b""
+    for k, v in doc.items():
+        key = k.encode() + b"\0"
+        if isinstance(v, str):
+            body += b"\x02" + key + struct.pack("<i", len(v) + 1) + v.encode() + b"\0"
+        elif isinstance(v, float):
+            body += b"\x01" + key + struct.pack("<d", v)
+        elif isinstance(v, int):
+            body += b"\x10" + key + struct.pack("<i", v)
+        else:
+            body += b"\x04" + key + bson({str(i): x for i, x in enumerate(v)})
+    return struct.pack("<i", len(body) + 5) + body + b"\0"
+
+
+def mongo_replies(op_msg):
+    """buildInfo and listDatabases answers as [MongoDB Wire Protocol] documents them:
+    OP_MSG (2013) section kind 0, or OP_REPLY (1) for servers before 3.6."""
+    docs = [bson({"version": "7.0.5", "ok": 1.0}),
+            bson({"databases": [{"name": "admin"}, {"name": "shop"}], "ok": 1.0})]
+    out = []
+    for i, d in enumerate(docs, start=1):
+        if op_msg:
+            body = struct.pack("<I", 0) + b"\0" + d
+            out.append(struct.pack("<iiii", 16 + len(body), 100 + i, i, 2013) + body)
+        else:
+            body = struct.pack("<iqii", 8, 0, 0, 1) + d
+            out.append(struct.pack("<iiii", 16 + len(body), 100 + i, i, 1) + body)
+    return out
+
+
 def write(target, data):
     d = SEEDS / target
     d.mkdir(parents=True, exist_ok=True)
@@ -198,6 +256,17 @@ def main():
 
     for p in sorted((fixtures / "recog").glob("*.xml")):
         write("recog", p.read_bytes())
+
+    for name, check in sorted(CAPTURES.items()):
+        conns = json.loads((FUZZ / "captures" / "unauth" / f"{name}.json").read_text())
+        write("unauth", unauth_seed(check, conns))
+    write("unauth", bytes([UNAUTH["mongodb"], 0]) + reads(*mongo_replies(True)))
+    write("unauth", bytes([UNAUTH["mongodb-old"], 0]) + reads(*mongo_replies(False)))
+    # The SMB check's unit-test transcripts (Samba 4.17 as the lab runs it), whole.
+    for name in ("smb-open", "smb-locked"):
+        frames = [bytes.fromhex(l) for l in (SRC / "unauth" / "testdata" / f"{name}.hex").read_text().split()
+                  if not l.startswith("#") and all(c in "0123456789abcdef" for c in l)]
+        write("unauth", bytes([UNAUTH["smb"], 0]) + reads(*frames))
 
 
 if __name__ == "__main__":

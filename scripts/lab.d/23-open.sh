@@ -29,7 +29,7 @@
 # and deletes $LAB_DIR/open and open.jsonl.
 #
 # Not here: MongoDB, Elasticsearch/OpenSearch, CouchDB, Grafana and Kubernetes are
-# not in Debian 12 (unit tests cover those checks). Samba is not run (no SMB check yet).
+# not in Debian 12 (unit tests cover those checks). Samba: 29-smb.sh.
 # Docker (docker.io 20.10.24) cannot run here: dockerd in the target namespace with
 # --iptables=false --bridge=none --storage-driver=vfs exits with "failed to start daemon:
 # Devices cgroup isn't mounted" (this host's cgroup v1 hierarchy, as seen from inside its

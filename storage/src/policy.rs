@@ -103,7 +103,8 @@ pub struct PolicySettings {
     /// `directory-listing`, ...); a check not listed takes the rule's severity.
     #[serde(default = "default_unauth_severities")]
     pub unauth_severities: BTreeMap<String, Severity>,
-    /// Opt-in: scans also run the checks that log in, anonymously (FTP `anonymous`).
+    /// Opt-in: scans also run the checks that log in, anonymously (FTP `anonymous`, an
+    /// LDAP anonymous bind, an SMB null session).
     /// Off by default; every change is audited.
     #[serde(default)]
     pub login_checks: bool,
@@ -116,6 +117,7 @@ fn default_unauth_severities() -> BTreeMap<String, Severity> {
         ("directory-listing", Severity::Medium),
         ("ftp-anonymous", Severity::Medium),
         ("ldap-anonymous", Severity::Medium),
+        ("smb-null-session", Severity::Medium),
         ("prometheus", Severity::High),
         ("grafana", Severity::High),
     ]

@@ -714,3 +714,64 @@ fn unknown_bytes_are_kept_and_never_classified() {
     assert_eq!(text.text, "hello there\\r\\n");
     assert_eq!(ids.identify(&text), None);
 }
+
+/// Greetings that turn us away, as servers send them: the reply's shape proves the
+/// protocol, the words name no product, so none is claimed; the refusal is kept.
+#[test]
+fn refusal_greetings_name_the_protocol_and_no_product() {
+    use crate::proto::{ftp::FtpSession, smtp::SmtpSession};
+    use crate::session::Session;
+    let ids = builtin();
+    let ftp: &[(&[u8], &str)] = &[
+        (
+            b"421 There are too many connected users, please try later.\r\n",
+            "421 There are too many connected users, please try later.",
+        ),
+        (b"421 Too many connections\r\n", "421 Too many connections"),
+        (b"530 Access denied\r\n", "530 Access denied"),
+        (
+            b"530-Access denied\r\n530 Go away.\r\n",
+            "530 Access denied",
+        ),
+        (b"421\r\n", "421"),
+    ];
+    let smtp: &[(&[u8], &str)] = &[
+        (b"554 No SMTP service here\r\n", "554 No SMTP service here"),
+        (
+            b"421 4.3.2 Service not available, closing transmission channel\r\n",
+            "421 4.3.2 Service not available, closing transmission channel",
+        ),
+        (
+            b"554 5.7.1 Service unavailable; Client host [198.51.100.7] blocked\r\n",
+            "554 5.7.1 Service unavailable; Client host [198.51.100.7] blocked",
+        ),
+    ];
+    let cases = ftp
+        .iter()
+        .map(|c| ("ftp", c))
+        .chain(smtp.iter().map(|c| ("smtp", c)));
+    for (protocol, (greeting, refused)) in cases {
+        let mut s: Box<dyn Session> = if protocol == "ftp" {
+            Box::new(FtpSession::new(None))
+        } else {
+            Box::new(SmtpSession::new(None))
+        };
+        s.start();
+        assert_eq!(s.on_data(greeting), crate::session::Action::Done);
+        let b = s.banner();
+        assert_eq!(b.protocol, protocol);
+        assert_eq!(b.fields.get("refused").map(String::as_str), Some(*refused));
+        let all = ids.identify_all(&b);
+        assert_eq!(all.len(), 1, "{all:?}");
+        let id = &all[0];
+        assert_eq!(id.service, protocol, "{greeting:?}");
+        assert_eq!(id.product, None, "{greeting:?}: {id:?}");
+        assert_eq!((id.version.as_ref(), id.cpe.as_ref()), (None, None));
+        assert_eq!(id.origin, Origin::Protocol);
+    }
+    // A welcome is no refusal.
+    let mut s = FtpSession::new(None);
+    s.start();
+    s.on_data(b"220 (vsFTPd 3.0.3)\r\n");
+    assert!(!s.banner().fields.contains_key("refused"));
+}

@@ -3,7 +3,8 @@
 //! attempted: learning that it is offered is enough.
 //!
 //! Fields: `greeting` (text of the greeting, lines newline-separated), `greeting_code`,
-//! `feat_code` (when FEAT was answered), `features` (one per line). `starttls` is
+//! `refused` (a 4xx/5xx greeting: its code and first line), `feat_code` (when FEAT was
+//! answered), `features` (one per line). `starttls` is
 //! `Some(true)` when FEAT lists `AUTH TLS`, `Some(false)` when FEAT was answered without it.
 
 use super::lines::{
@@ -78,7 +79,18 @@ impl FtpSession {
             self.state = State::Feat;
             Action::Send(b"FEAT\r\n".to_vec())
         } else {
-            // `421 Too many connections` and friends: FTP, but nothing more to learn.
+            // `421 Too many connections`, `530 Access denied`: the reply's shape proves
+            // FTP, but nothing more is learned, and the words name no product.
+            if code >= 400 {
+                let first = lines
+                    .first()
+                    .map(|l| clean(l, ITEM_CAP))
+                    .unwrap_or_default();
+                f.insert(
+                    "refused".into(),
+                    format!("{code} {first}").trim_end().into(),
+                );
+            }
             self.end(Action::Done)
         }
     }

@@ -181,7 +181,8 @@ fn parse_document(b: &[u8], depth: usize) -> Option<(Bson, usize)> {
         let (key, used) = cstring(&b[at + 1..len])?;
         let key = String::from_utf8_lossy(key).into_owned();
         at += 1 + used;
-        let rest = &b[at..len - 1];
+        // A key whose NUL is the document's last byte leaves no room for its value.
+        let rest = b.get(at..len - 1)?;
         let fixed = |n: usize| (rest.len() >= n).then_some(n);
         let (value, used) = match tag {
             0x01 => (
@@ -295,6 +296,17 @@ impl Session for MongoSession {
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by the `unauth` fuzz target (the MongoDB check reads replies with this
+    /// parser): an element whose key ends on the document's closing byte sliced past
+    /// the end.
+    #[test]
+    fn a_key_that_ends_the_document_is_malformed_not_a_panic() {
+        assert!(parse_document(&[6, 0, 0, 0, 0x10, 0], 0).is_none());
+        assert!(parse_document(&[7, 0, 0, 0, 0x02, b'a', 0], 0).is_none());
+        let doc = reply(OP_MSG, 1, &[6, 0, 0, 0, 0x10, 0]);
+        assert_eq!(read_reply(&doc, 1), Err(()));
+    }
 
     /// A server's reply to `request`: an `OP_REPLY` (legacy) or `OP_MSG` around `doc`.
     pub(crate) fn reply(opcode: i32, response_to: i32, doc: &[u8]) -> Vec<u8> {

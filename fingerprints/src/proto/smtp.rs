@@ -2,10 +2,11 @@
 //! is offered, the upgrade and a second `EHLO` over TLS (servers often advertise more,
 //! e.g. `AUTH`, only once encrypted).
 //!
-//! Fields: `greeting`, `greeting_code`, `ehlo_code`, `ehlo_greeting` (the first EHLO
-//! line, normally the server's name), `extensions` (one per line), `starttls_code` (the
-//! answer to STARTTLS), `extensions_tls` (after the upgrade). `starttls` is `Some(offered)`
-//! once EHLO was answered. A `421`/`554` greeting still identifies SMTP.
+//! Fields: `greeting`, `greeting_code`, `refused` (a 4xx/5xx greeting: its code and
+//! first line), `ehlo_code`, `ehlo_greeting` (the first EHLO line, normally the server's
+//! name), `extensions` (one per line), `starttls_code` (the answer to STARTTLS),
+//! `extensions_tls` (after the upgrade). `starttls` is `Some(offered)` once EHLO was
+//! answered. A `421`/`554` greeting still identifies SMTP.
 
 use super::lines::{
     clean, contains_ci, join_list, numeric_reply, safe_host, Numeric, ITEM_CAP, TEXT_CAP,
@@ -81,7 +82,18 @@ impl SmtpSession {
             self.state = State::Ehlo { tls: false };
             Action::Send(self.ehlo.clone())
         } else {
-            // `421 busy` / `554 no service for you`: a mail server that will not talk.
+            // `421 busy` / `554 No SMTP service here`: a mail server that will not talk
+            // (RFC 5321 3.1), and whose words name no product.
+            if code >= 400 {
+                let first = lines
+                    .first()
+                    .map(|l| clean(l, ITEM_CAP))
+                    .unwrap_or_default();
+                f.insert(
+                    "refused".into(),
+                    format!("{code} {first}").trim_end().into(),
+                );
+            }
             self.end(Action::Done)
         }
     }

@@ -49,8 +49,9 @@ fn bulk(data: &[u8]) -> Option<Result<&[u8], ()>> {
     else {
         return Some(Err(()));
     };
-    let body = &data[nl + 1..];
-    (body.len() >= len).then_some(Ok(&body[..len]))
+    // `get`, not `then_some(&body[..len])`: that slices before it checks (found by the
+    // `unauth` fuzz target on a reply cut short).
+    data[nl + 1..].get(..len).map(Ok)
 }
 
 impl Check for Redis {

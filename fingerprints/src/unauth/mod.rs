@@ -8,14 +8,20 @@
 //!
 //! Every check only reads what the protocol offers any client (an `INFO`, a version, a
 //! listing or a count) and never writes. Checks that log in, even anonymously (FTP
-//! `anonymous`, an LDAP anonymous bind), run only when the tenant opted in (`login_checks`).
+//! `anonymous`, an LDAP anonymous bind, an SMB null session), run only when the tenant
+//! opted in (`login_checks`).
 
 mod ftp;
 mod http;
 mod kv;
 mod ldap;
 mod mongo;
+mod ntlm;
+mod smb;
+mod srvsvc;
 
+#[cfg(test)]
+mod smb_tests;
 #[cfg(test)]
 mod tests;
 
@@ -34,7 +40,7 @@ pub const MAX_STEPS: usize = 8;
 pub struct Unauth {
     /// The check's name: `redis`, `memcached`, `elasticsearch`, `couchdb`, `etcd`,
     /// `docker`, `kubernetes`, `prometheus`, `grafana`, `directory-listing`, `mongodb`,
-    /// `ftp-anonymous`, `ldap-anonymous`.
+    /// `ftp-anonymous`, `ldap-anonymous`, `smb-null-session`.
     pub check: String,
     /// Data was readable without credentials (false: the service asked for them).
     pub open: bool,
@@ -74,7 +80,8 @@ pub struct Seen<'a> {
     pub banner: &'a Banner,
     /// The raw HTTP response to `GET /`, when the port spoke HTTP.
     pub http_response: Option<&'a [u8]>,
-    /// The Host header value for HTTP follow-ups (`ip:port` or a name).
+    /// The Host header value for HTTP follow-ups (`ip:port` or a name); SMB takes its
+    /// host part for `\\host\IPC$`.
     pub host: &'a str,
     /// The tenant opted in to checks that log in.
     pub login_checks: bool,
@@ -88,6 +95,7 @@ pub fn plan(seen: &Seen<'_>) -> Option<Box<dyn Check>> {
         "mongodb" => mongo::plan(seen.banner),
         "ftp" if seen.login_checks => Some(Box::new(ftp::FtpAnonymous::new())),
         "ldap" if seen.login_checks => ldap::plan(seen.banner),
+        "smb" if seen.login_checks => smb::plan(seen.banner, seen.host),
         "http" => http::plan(seen.http_response?, seen.host),
         _ => None,
     }

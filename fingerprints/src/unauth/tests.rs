@@ -103,6 +103,31 @@ fn redis_open_counts_keys() {
     );
 }
 
+/// Found by the `unauth` fuzz target: a keyspace answer whose bulk length is more than
+/// what has arrived (a reply split over reads) panicked `complete` instead of waiting.
+#[test]
+fn redis_reply_cut_short_waits_for_the_rest() {
+    let b = banner("redis", &[("redis_version", "7.0.15")]);
+    let seen = Seen {
+        banner: &b,
+        http_response: None,
+        host: "",
+        login_checks: false,
+    };
+    let mut check = plan(&seen).expect("redis check");
+    check.first();
+    let whole = b"$44\r\n# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n\r\n";
+    for cut in 0..whole.len() - 2 {
+        assert!(!check.complete(&whole[..cut]), "{cut} bytes");
+    }
+    assert!(check.complete(whole));
+    // Cut short for good (the deadline): still open, keys unknown.
+    let Step::Done(Some(v)) = check.on_reply(b"$44\r\n# Keyspace\r\n\x0f") else {
+        panic!("a verdict");
+    };
+    assert_eq!(v.evidence, "redis INFO: redis_version 7.0.15");
+}
+
 #[test]
 fn redis_noauth_is_closed_without_a_request() {
     let b = banner(

@@ -53,8 +53,9 @@ pub struct GrabOptions {
     pub max_silent: usize,
     pub jarm: bool,
     pub favicon: bool,
-    /// Run the unauthenticated-access checks that log in (FTP anonymous): only with
-    /// the tenant's opt-in. The read-only checks always run.
+    /// Run the unauthenticated-access checks that log in (FTP anonymous, LDAP anonymous
+    /// bind, SMB null session): only with the tenant's opt-in. The read-only checks
+    /// always run.
     pub login_checks: bool,
 }
 

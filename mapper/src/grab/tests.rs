@@ -211,3 +211,40 @@ async fn memcached_on_an_unusual_port_is_reached() {
         g.attempts
     );
 }
+
+#[tokio::test]
+async fn refusing_greetings_are_ftp_or_smtp_with_no_product() {
+    for (greeting, port, service, refused) in [
+        (
+            &b"421 Too many connections\r\n"[..],
+            21,
+            "ftp",
+            "421 Too many connections",
+        ),
+        (b"530 Access denied\r\n", 21, "ftp", "530 Access denied"),
+        (
+            b"554 No SMTP service here\r\n",
+            25,
+            "smtp",
+            "554 No SMTP service here",
+        ),
+        // No port to suggest either: the words decide (SMTP named), else FTP's shape.
+        (
+            b"554 No SMTP service here\r\n",
+            2121,
+            "smtp",
+            "554 No SMTP service here",
+        ),
+        (b"530 Access denied\r\n", 2121, "ftp", "530 Access denied"),
+    ] {
+        let peer = Peer::SendClose(greeting);
+        let (g, r) = grab_as(peer, port).await;
+        let what = format!("{greeting:?} on {port}: {r:?}");
+        assert_eq!(r.service.as_deref(), Some(service), "{what}");
+        assert_eq!(r.product, None, "{what}");
+        assert_eq!(r.version, None, "{what}");
+        let b = g.banner.expect("banner");
+        assert_eq!(b.fields.get("refused").map(String::as_str), Some(refused));
+        assert_eq!(g.attempts, 1, "the greeting was enough: {what}");
+    }
+}
