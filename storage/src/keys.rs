@@ -351,6 +351,10 @@ pub(crate) enum Rec {
     PolicyWork,
     /// Hosts a running scan heard, per vantage (see `evidence`).
     Heard,
+    /// Discovery: candidates outside scope and how assets were first found.
+    Candidate,
+    /// Discovery: the loop's settings and state.
+    Loop,
 }
 
 impl Rec {
@@ -378,6 +382,8 @@ impl Rec {
             Rec::PolicyDue => b'E',
             Rec::PolicyWork => b'Q',
             Rec::Heard => b'H',
+            Rec::Candidate => b'X',
+            Rec::Loop => b'M',
         }
     }
 }
