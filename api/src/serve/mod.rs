@@ -4,11 +4,13 @@
 pub mod auth;
 pub mod config;
 pub mod coordinator;
+pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod routes_admin;
 pub mod routes_assets;
+pub mod routes_discovery;
 pub mod routes_scans;
 pub mod routes_vulndb;
 pub mod routes_workers;
@@ -56,6 +58,7 @@ impl Modify for Bearer {
 pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
     use routes_admin as a;
     use routes_assets as s;
+    use routes_discovery as d;
     use routes_scans as c;
     use routes_vulndb as v;
     use routes_workers as w;
@@ -95,6 +98,13 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(s::summary))
         .routes(routes!(v::vulndb_status))
         .routes(routes!(v::import_vulndb))
+        .routes(routes!(d::get_discovery, d::put_discovery))
+        .routes(routes!(d::run_discovery))
+        .routes(routes!(d::list_candidates))
+        .routes(routes!(d::get_candidate))
+        .routes(routes!(d::approve_candidate))
+        .routes(routes!(d::dismiss_candidate))
+        .routes(routes!(d::provenance))
         .split_for_parts();
     let doc = api.clone();
     let router = router
@@ -176,6 +186,7 @@ async fn serve(config: Config) -> Result<(), String> {
         jobs::spawn_workers(&state)
     };
     let background = tokio::spawn(background(state.clone(), edits_rx));
+    let discovery = discovery::start(&state);
     let (app, _) = router(state.clone());
     // One line for scripts to wait on.
     match &state.config.bus_url {
@@ -211,6 +222,7 @@ async fn serve(config: Config) -> Result<(), String> {
     .map_err(|e| format!("server: {e}"))?;
     stop_workers(&state);
     background.abort();
+    discovery.abort();
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let deadline = std::time::Instant::now() + grace;
     for w in workers {
