@@ -114,13 +114,14 @@ fn how(found_by: &BTreeSet<Source>) -> &'static str {
     let order = [
         (Source::Seed, "seed"),
         (Source::Axfr, "zone transfer"),
-        (Source::Wordlist, "wordlist"),
         (Source::Mx, "MX"),
         (Source::Ns, "NS"),
         (Source::Srv, "SRV"),
         (Source::Cname, "CNAME"),
         (Source::Ptr, "PTR"),
         (Source::Certificate, "certificate"),
+        // Last: a record that names it says more than a guess that hit.
+        (Source::Wordlist, "wordlist"),
     ];
     order
         .iter()
