@@ -274,6 +274,16 @@ fn sub(rec: Rec, tenant: &TenantId, tag: u8, rest: &[u8]) -> Vec<u8> {
     keys::key(rec, tenant, &r)
 }
 
+/// A candidate as the loop proposes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCandidate {
+    pub kind: CandidateKind,
+    pub value: String,
+    pub found_by: FoundBy,
+    pub evidence: Vec<String>,
+    pub provider: Option<String>,
+}
+
 /// What a proposal did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Proposed {
@@ -292,13 +302,17 @@ impl Store {
     pub fn propose_candidate(
         &self,
         tenant: &TenantId,
-        kind: CandidateKind,
-        value: &str,
-        found_by: FoundBy,
-        evidence: Vec<String>,
-        provider: Option<String>,
+        new: NewCandidate,
         now: Millis,
     ) -> Result<Proposed> {
+        let NewCandidate {
+            kind,
+            value,
+            found_by,
+            evidence,
+            provider,
+        } = new;
+        let value = value.as_str();
         let id = candidate_id(kind, value)?;
         let _w = self.write_lock();
         self.require_tenant(tenant)?;
@@ -536,6 +550,22 @@ mod tests {
         (dir, store, t)
     }
 
+    fn nc(
+        kind: CandidateKind,
+        value: &str,
+        found_by: FoundBy,
+        evidence: Vec<String>,
+        provider: Option<String>,
+    ) -> NewCandidate {
+        NewCandidate {
+            kind,
+            value: value.to_owned(),
+            found_by,
+            evidence,
+            provider,
+        }
+    }
+
     fn ev(steps: &[&str]) -> Vec<String> {
         steps.iter().map(|s| s.to_string()).collect()
     }
@@ -547,11 +577,13 @@ mod tests {
         let first = s
             .propose_candidate(
                 &t,
-                CandidateKind::Name,
-                "Shop.Acme-Shop.test.",
-                FoundBy::Certificate,
-                chain.clone(),
-                None,
+                nc(
+                    CandidateKind::Name,
+                    "Shop.Acme-Shop.test.",
+                    FoundBy::Certificate,
+                    chain.clone(),
+                    None,
+                ),
                 5,
             )
             .expect("propose");
@@ -568,11 +600,13 @@ mod tests {
         let again = s
             .propose_candidate(
                 &t,
-                CandidateKind::Name,
-                "shop.acme-shop.test",
-                FoundBy::Certificate,
-                ev(&["other"]),
-                None,
+                nc(
+                    CandidateKind::Name,
+                    "shop.acme-shop.test",
+                    FoundBy::Certificate,
+                    ev(&["other"]),
+                    None,
+                ),
                 9,
             )
             .expect("again");
@@ -601,11 +635,13 @@ mod tests {
         let after = s
             .propose_candidate(
                 &t,
-                CandidateKind::Name,
-                "shop.acme-shop.test",
-                FoundBy::Certificate,
-                chain,
-                None,
+                nc(
+                    CandidateKind::Name,
+                    "shop.acme-shop.test",
+                    FoundBy::Certificate,
+                    chain,
+                    None,
+                ),
                 12,
             )
             .expect("third");
@@ -633,21 +669,25 @@ mod tests {
         s.set_scope(&t, &scope).expect("scope");
         s.propose_candidate(
             &t,
-            CandidateKind::Address,
-            "198.19.6.140",
-            FoundBy::Resolution,
-            ev(&["mail.acme.test", "A 198.19.6.140"]),
-            None,
+            nc(
+                CandidateKind::Address,
+                "198.19.6.140",
+                FoundBy::Resolution,
+                ev(&["mail.acme.test", "A 198.19.6.140"]),
+                None,
+            ),
             1,
         )
         .expect("propose");
         s.propose_candidate(
             &t,
-            CandidateKind::Name,
-            "d3.cloudfront.net",
-            FoundBy::Cname,
-            ev(&["CNAME d3.cloudfront.net"]),
-            Some("Amazon CloudFront".into()),
+            nc(
+                CandidateKind::Name,
+                "d3.cloudfront.net",
+                FoundBy::Cname,
+                ev(&["CNAME d3.cloudfront.net"]),
+                Some("Amazon CloudFront".into()),
+            ),
             1,
         )
         .expect("propose");

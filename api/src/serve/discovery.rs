@@ -376,15 +376,7 @@ async fn dns_round(
 fn propose(state: &SharedState, tenant: &TenantId, p: Proposal) -> Result<bool, String> {
     let done = state
         .store
-        .propose_candidate(
-            tenant,
-            p.kind,
-            &p.value,
-            p.found_by,
-            p.evidence,
-            p.provider,
-            now_ms(),
-        )
+        .propose_candidate(tenant, p, now_ms())
         .map_err(|e| e.to_string())?;
     Ok(matches!(done, Proposed::New(_)))
 }
@@ -654,10 +646,15 @@ fn after_scan(
                 scan,
                 now,
             )?;
-            if !s.addresses.contains_key(&ip.to_string()) {
-                s.addresses.insert(ip.to_string(), chain);
+            s.addresses.entry(ip.to_string()).or_insert(chain);
+            if net.prefix_len() != net.max_prefix_len() {
+                s.pending_ptr.push(ip.to_string());
             }
-            s.pending_ptr.push(ip.to_string());
+        }
+        // Reverse DNS of every single address scanned, open ports or not; of a seed
+        // network, only of the hosts that answered.
+        if net.prefix_len() == net.max_prefix_len() {
+            s.pending_ptr.push(net.addr().to_string());
         }
     }
     if let Some(r) = s.rounds.last_mut() {

@@ -89,14 +89,7 @@ pub fn address_in_scope(scope: &Scope, ip: IpAddr) -> bool {
 }
 
 /// A candidate the loop proposes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Proposal {
-    pub kind: CandidateKind,
-    pub value: String,
-    pub found_by: FoundBy,
-    pub evidence: Vec<String>,
-    pub provider: Option<String>,
-}
+pub use aperture_storage::candidates::NewCandidate as Proposal;
 
 /// What one DNS pass means for the loop.
 #[derive(Debug, Default, PartialEq, Eq)]
