@@ -30,7 +30,8 @@
 #     ip netns exec $LAB_TGT_NS nft -j list counter inet aplab_org org_out
 # Writes $LAB_DIR/org.env (LAB_ORG_DNS, LAB_ORG_ZONE). On `down` it stops exactly the
 # named and nginx whose PIDs it recorded, deletes its nft table, routes and files.
-# Skipped with APERTURE_LAB_ORG=0, and in a bare lab (APERTURE_LAB_SERVICES=0) unless
+# Skipped with APERTURE_LAB_ORG=0 or APERTURE_LAB_DNS=0, when named/nginx/kdig are
+# missing, and in a bare lab (APERTURE_LAB_SERVICES=0) unless
 # APERTURE_LAB_ORG=1. Nothing here sends a packet anywhere but inside the lab.
 
 ORG_NETS="198.19.6.0/24 198.19.7.0/24"
@@ -89,7 +90,7 @@ org_down() {
 org_cert() { # name sans
     openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$ORG_DIR/$1.key" -out "$ORG_DIR/$1.crt" \
         -days 825 -sha256 -subj "/O=Acme Lab/CN=${2%%,*}" \
-        -addext "subjectAltName=$(sed 's/\([^,]*\)/DNS:\1/g' <<<"$2")" 2>/dev/null \
+        -addext "subjectAltName=DNS:${2//,/,DNS:}" 2>/dev/null \
         || org_die "cannot make the $1 certificate"
 }
 
@@ -128,8 +129,12 @@ EOF
 
 org_up() {
     local t0=$SECONDS net z pid _
-    command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || org_die "named missing (26-bind.sh installs bind9)"
-    command -v nginx >/dev/null 2>&1 || org_die "nginx missing (20-services.sh installs it)"
+    # The daemons come with 26-bind.sh and 20-services.sh; without them, no organisation
+    # (its test then skips, or fails under APERTURE_LAB_REQUIRED=1, saying so).
+    if ! [ -x /usr/sbin/named ] || ! [ -x /usr/sbin/nginx ] || ! command -v kdig >/dev/null 2>&1; then
+        org_log "skipped: named, nginx or kdig missing (26-bind.sh and 20-services.sh install them)"
+        return 0
+    fi
     org_down >/dev/null 2>&1 || true
     mkdir -p "$ORG_DIR/zones" "$ORG_DIR/run" "$ORG_DIR/tmp"
     chmod 755 "$LAB_DIR" "$ORG_DIR"
@@ -251,8 +256,8 @@ EOF
 
 case ${1:-} in
     up)
-        if [ "${APERTURE_LAB_ORG:-}" = 0 ]; then
-            org_log "skipped (APERTURE_LAB_ORG=0)"
+        if [ "${APERTURE_LAB_ORG:-}" = 0 ] || { [ "${APERTURE_LAB_DNS:-}" = 0 ] && [ "${APERTURE_LAB_ORG:-}" != 1 ]; }; then
+            org_log "skipped (APERTURE_LAB_ORG=0 or APERTURE_LAB_DNS=0)"
         elif [ "${APERTURE_LAB_SERVICES:-1}" = 0 ] && [ "${APERTURE_LAB_ORG:-}" != 1 ]; then
             org_log "skipped (APERTURE_LAB_SERVICES=0; APERTURE_LAB_ORG=1 runs it anyway)"
         else

@@ -359,14 +359,8 @@ async fn dns_round(
             s.held_back += 1;
             continue;
         }
-        let chain = match approved.get(&key) {
-            Some((by, steps)) => {
-                let mut steps = steps.clone();
-                steps.extend(chain.1.last().cloned());
-                (*by, steps)
-            }
-            None => chain,
-        };
+        // An address an analyst approved carries the approval's chain.
+        let chain = approved.get(&key).cloned().unwrap_or(chain);
         s.queued.insert(key, chain);
     }
     s.rounds.push(summary);
