@@ -179,8 +179,8 @@ pub async fn list_candidates(
 }
 
 /// One candidate.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/candidates/{id}", tag = "discovery", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path, description = "address:IP or name:NAME")),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/candidates/{candidate}", tag = "discovery", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("candidate" = String, Path, description = "address:IP or name:NAME")),
     responses((status = 200, body = Candidate), (status = 404, body = Problem)))]
 pub async fn get_candidate(
     State(state): State<SharedState>,
@@ -234,8 +234,8 @@ async fn decide(
 
 /// Approves a candidate: it joins the scope (an address as a /32 or /128, a name as a
 /// domain) and the next loop scans it.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/candidates/{id}/approve", tag = "discovery", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)), request_body(content = Option<DecisionBody>),
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/candidates/{candidate}/approve", tag = "discovery", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("candidate" = String, Path)), request_body(content = Option<DecisionBody>),
     responses((status = 200, body = Candidate), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn approve_candidate(
     State(state): State<SharedState>,
@@ -247,8 +247,8 @@ pub async fn approve_candidate(
 }
 
 /// Dismisses a candidate: it stays out of scope and is never proposed again.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/candidates/{id}/dismiss", tag = "discovery", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)), request_body(content = Option<DecisionBody>),
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/candidates/{candidate}/dismiss", tag = "discovery", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("candidate" = String, Path)), request_body(content = Option<DecisionBody>),
     responses((status = 200, body = Candidate), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn dismiss_candidate(
     State(state): State<SharedState>,
