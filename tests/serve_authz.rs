@@ -220,6 +220,57 @@ const ROUTES: &[Route] = &[
     ),
     route(
         "GET",
+        "/v1/tenants/{tenant}/discovery",
+        Access::Tenant(READ),
+        200,
+    ),
+    // Seedless settings (see discovery_body): refused by validation, so no loop runs.
+    route(
+        "PUT",
+        "/v1/tenants/{tenant}/discovery",
+        Access::Tenant(WRITE),
+        400,
+    ),
+    // No settings, so nothing to run: 409 once authorised.
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/discovery/run",
+        Access::Tenant(WRITE),
+        409,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/candidates",
+        Access::Tenant(READ),
+        200,
+    ),
+    // No candidate exists here (the discovery lab test decides real ones): no cells.
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/candidates/{candidate}",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/candidates/{candidate}/approve",
+        Access::Tenant(WRITE),
+        200,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/candidates/{candidate}/dismiss",
+        Access::Tenant(WRITE),
+        200,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/provenance",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "GET",
         "/v1/tenants/{tenant}/policy",
         Access::Tenant(READ),
         200,
@@ -819,6 +870,13 @@ fn schedule_body(tenant: &str, port: u16, n: usize) -> Value {
     })
 }
 
+/// Discovery settings without a seed: an allowed caller gets the validation's 400 (a
+/// valid one would start a loop, whose scans change the store behind the matrix's
+/// back); the discovery lab test covers the successful calls.
+fn discovery_body() -> Value {
+    json!({"max_depth": 1})
+}
+
 fn scope_body() -> Value {
     json!({"cidrs": ["127.0.0.0/24"], "allow_special": true})
 }
@@ -999,7 +1057,16 @@ fn other(t: &str) -> &'static str {
 fn fill(path: &str, tenant: &str, ids: &BTreeMap<&'static str, String>) -> Option<String> {
     let mut out = path.replace("{tenant}", tenant);
     for param in [
-        "id", "scan", "schedule", "asset", "sanction", "finding", "channel", "rule", "letter",
+        "id",
+        "scan",
+        "schedule",
+        "asset",
+        "sanction",
+        "finding",
+        "channel",
+        "rule",
+        "letter",
+        "candidate",
     ] {
         let hole = format!("{{{param}}}");
         if out.contains(&hole) {
@@ -1136,6 +1203,7 @@ fn body_for(
             json!({"name": "made-by-test", "role": "viewer", "tenants": ["alpha"]})
         }
         ("PUT", x) if x.ends_with("/scope") => scope_body(),
+        ("PUT", x) if x.ends_with("/discovery") => discovery_body(),
         ("POST", x) if x.ends_with("/scans") => scan_body(own.port),
         ("POST", x) if x.ends_with("/schedules") => schedule_body(t, own.port, 100 + n),
         ("POST", x) if x.ends_with("/sanctions") => sanction_body(t, 100 + n),

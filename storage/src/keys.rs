@@ -355,6 +355,10 @@ pub(crate) enum Rec {
     Outbox,
     /// Alert channels and rules of a tenant.
     Alerting,
+    /// Discovery: candidates outside scope and how assets were first found.
+    Candidate,
+    /// Discovery: the loop's settings and state.
+    Loop,
 }
 
 impl Rec {
@@ -384,6 +388,8 @@ impl Rec {
             Rec::Heard => b'H',
             Rec::Outbox => b'B',
             Rec::Alerting => b'K',
+            Rec::Candidate => b'X',
+            Rec::Loop => b'M',
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`findings`] (their records).
 
 pub mod access;
+pub mod candidates;
 pub mod error;
 mod evidence;
 pub mod facts;

@@ -5,14 +5,16 @@ pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod coordinator;
+pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod jobs;
-pub mod reports;
 pub mod mail;
+pub mod reports;
 pub mod routes_admin;
 pub mod routes_alerts;
 pub mod routes_assets;
+pub mod routes_discovery;
 pub mod routes_reports;
 pub mod routes_scans;
 pub mod routes_vulndb;
@@ -61,6 +63,7 @@ impl Modify for Bearer {
 pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
     use routes_admin as a;
     use routes_assets as s;
+    use routes_discovery as d;
     use routes_reports as r;
     use routes_scans as c;
     use routes_vulndb as v;
@@ -127,6 +130,13 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes_alerts::outbox))
         .routes(routes!(routes_alerts::dead_letters))
         .routes(routes!(routes_alerts::replay))
+        .routes(routes!(d::get_discovery, d::put_discovery))
+        .routes(routes!(d::run_discovery))
+        .routes(routes!(d::list_candidates))
+        .routes(routes!(d::get_candidate))
+        .routes(routes!(d::approve_candidate))
+        .routes(routes!(d::dismiss_candidate))
+        .routes(routes!(d::provenance))
         .split_for_parts();
     let doc = api.clone();
     let router = router
@@ -212,6 +222,7 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let background = tokio::spawn(background(state.clone(), edits_rx));
     alerts::spawn(state.clone()).map_err(|e| format!("cannot start the alert sender: {e}"))?;
+    let discovery = discovery::start(&state);
     let (app, _) = router(state.clone());
     // One line for scripts to wait on.
     match &state.config.bus_url {
@@ -247,6 +258,7 @@ async fn serve(config: Config) -> Result<(), String> {
     .map_err(|e| format!("server: {e}"))?;
     stop_workers(&state);
     background.abort();
+    discovery.abort();
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let deadline = std::time::Instant::now() + grace;
     for w in workers {
