@@ -234,6 +234,8 @@ EOF
 }
 
 udp_up() {
+    # A failing command says which, rather than failing the hook in silence.
+    trap 'udp_log "failed (line $LINENO): $BASH_COMMAND"' ERR
     udp_install
     rm -rf "$UDP_DIR"
     mkdir -p "$UDP_DIR"
@@ -311,11 +313,21 @@ EOF
 
 udp_truth() {
     local unbound_v nsd_v memcached_v coturn_v kamailio_v
-    unbound_v=$(/usr/sbin/unbound -V 2>/dev/null | awk '/^Version/ {print $2; exit}')
-    nsd_v=$(/usr/sbin/nsd -v 2>&1 | awk '/NSD version/ {print $3; exit}')
-    memcached_v=$(memcached -V 2>/dev/null | awk '{print $2}')
-    coturn_v=$(dpkg-query -W -f '${Version}' coturn 2>/dev/null | sed 's/-[^-]*$//')
-    kamailio_v=$(/usr/sbin/kamailio -v 2>/dev/null | awk 'NR==1 {print $3}')
+    # Whole outputs first: a reader that stops early would SIGPIPE the writer (pipefail).
+    local text
+    text=$(/usr/sbin/unbound -V 2>&1 || true)
+    unbound_v=$(awk '/^Version/ && !v {v = $2} END {print v}' <<<"$text")
+    text=$(/usr/sbin/nsd -v 2>&1 || true)
+    nsd_v=$(awk '/NSD version/ && !v {v = $3} END {print v}' <<<"$text")
+    text=$(memcached -V 2>&1 || true)
+    memcached_v=$(awk 'NR == 1 {print $2}' <<<"$text")
+    text=$(dpkg-query -W -f '${Version}' coturn 2>/dev/null || true)
+    coturn_v=${text%-*}
+    text=$(/usr/sbin/kamailio -v 2>&1 || true)
+    kamailio_v=$(awk 'NR == 1 {print $3}' <<<"$text")
+    for text in "$unbound_v" "$nsd_v" "$memcached_v" "$coturn_v" "$kamailio_v"; do
+        [ -n "$text" ] || udp_die "cannot read the installed versions (unbound '$unbound_v' nsd '$nsd_v' memcached '$memcached_v' coturn '$coturn_v' kamailio '$kamailio_v')"
+    done
     "${PYTHON:-python3}" - "$UDP_TRUTH.tmp" "$LAB_TGT_IP" <<EOF
 import json, sys
 ip = sys.argv[2]
