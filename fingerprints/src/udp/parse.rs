@@ -373,8 +373,7 @@ fn product_token(f: &mut UdpFacts, server: &str) {
     let token = server
         .split_whitespace()
         .filter_map(|t| t.split_once('/'))
-        .filter(|(name, _)| !skip.contains(&name.to_ascii_lowercase().as_str()))
-        .next_back();
+        .rfind(|(name, _)| !skip.contains(&name.to_ascii_lowercase().as_str()));
     if let Some((name, version)) = token {
         f.product(name, Some(version.trim_end_matches(',')));
     }

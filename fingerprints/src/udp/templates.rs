@@ -232,7 +232,7 @@ pub(super) fn build(proto: UdpProto, src: Ipv4Addr) -> Template {
 
 fn unhex(text: &[u8]) -> Option<Vec<u8>> {
     let val = |c: u8| HEX.iter().position(|h| *h == c.to_ascii_lowercase());
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks(2)

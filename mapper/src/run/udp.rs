@@ -20,12 +20,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-/// Open UDP ports of the segments in flight, with their replies so far.
+/// Open UDP ports of one segment, with their replies so far.
+type OpenPorts = HashMap<(IpAddr, u16), PortObservation>;
+
+/// Open UDP ports of the segments in flight.
 struct Collect<'a, O> {
     probe: &'a UdpProbe,
     scan_id: String,
     out: Arc<O>,
-    open: Mutex<HashMap<usize, HashMap<(IpAddr, u16), PortObservation>>>,
+    open: Mutex<HashMap<usize, OpenPorts>>,
 }
 
 impl<O: PortSink> Collect<'_, O> {
