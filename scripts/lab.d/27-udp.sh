@@ -184,6 +184,8 @@ rocommunity public default
 sysLocation aperture-lab
 sysContact lab@aperture.invalid
 EOF
+    local sl=(/usr/lib/*/kamailio/modules/sl.so)
+    [ -f "${sl[0]}" ] || udp_die "kamailio's sl module is missing"
     cat >"$d/kamailio.cfg" <<EOF
 #!KAMAILIO
 debug=0
@@ -191,7 +193,7 @@ log_stderror=yes
 children=1
 auto_aliases=no
 listen=udp:198.19.5.60:5060
-mpath="$(dirname "$(ls -d /usr/lib/*/kamailio/modules/sl.so | head -n 1)")/"
+mpath="${sl[0]%/sl.so}/"
 loadmodule "sl.so"
 request_route {
     if (method == "OPTIONS") {

@@ -192,3 +192,67 @@ pub fn run_udp_segments<O: PortSink>(
     }
     Ok(finished)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aperture_fingerprints::udp::UdpProto;
+    use aperture_fingerprints::Reason;
+    use std::collections::BTreeMap;
+    use std::sync::mpsc;
+    use std::time::SystemTime;
+
+    fn hit(ip: &str, port: u16, data: &[u8], reply_len: u32) -> Hit {
+        Hit {
+            ip: ip.parse().expect("ip"),
+            port,
+            state: PortState::Open,
+            reason: Reason::UdpResponse,
+            ttl: Some(64),
+            at: SystemTime::UNIX_EPOCH,
+            data: Some(Arc::from(data)),
+            reply_len,
+        }
+    }
+
+    #[test]
+    fn every_reply_of_a_port_adds_to_its_amplification_once_the_segment_is_done() {
+        let probe = UdpProbe::new(
+            0xC613_FF01,
+            CookieKey::new(1, 2),
+            (61000, 16),
+            64,
+            &[11211],
+            &BTreeMap::from([(11211, UdpProto::Memcached)]),
+        );
+        let (tx, rx) = mpsc::channel();
+        let sink = Collect {
+            probe: &probe,
+            scan_id: "s".into(),
+            out: Arc::new(tx),
+            open: Mutex::default(),
+        };
+        let reply = b"\0\0\0\0\0\x01\0\0VERSION 1.6.18\r\n";
+        assert!(sink.hit(0, hit("198.18.0.9", 11211, reply, 1700)));
+        assert!(sink.hit(0, hit("198.18.0.9", 11211, b"garbage", 1700)));
+        assert!(rx.try_recv().is_err(), "held until the segment is done");
+        sink.segment_done(0);
+        let obs = rx.try_recv().expect("reported");
+        assert_eq!((obs.proto, obs.probe), (Proto::Udp, Probe::Udp));
+        let service = obs.service.expect("facts");
+        assert_eq!(service.product.as_deref(), Some("memcached"));
+        assert_eq!(
+            service.version.as_deref(),
+            Some("1.6.18"),
+            "from the first reply"
+        );
+        let udp = service.udp.expect("udp report");
+        // The probe's payload is 17 bytes (8 of frame header, `version\r\n`).
+        assert_eq!(
+            (udp.request_bytes, udp.replies, udp.reply_bytes),
+            (17, 2, 3400)
+        );
+        assert_eq!(udp.amplification_x100, 3400 * 100 / 17);
+        assert!(rx.try_recv().is_err(), "one observation per port");
+    }
+}
