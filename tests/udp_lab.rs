@@ -141,6 +141,8 @@ fn udp_scan_finds_every_daemon_and_nothing_else() {
     assert_eq!(fact("198.19.5.137", 137, "netbios_name"), "APLABNB");
     assert_eq!(fact("198.19.5.137", 137, "workgroup"), "APERTURE");
     assert!(fact(&tgt, 5353, "services").contains("_workstation._tcp.local"));
+    // tftpd answered from a new port; the reply still counts for port 69.
+    assert_eq!(fact("198.19.5.69", 69, "reply"), "error");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 #
 # On `up` it:
 #   - installs what is missing of unbound nsd chrony snmpd memcached coturn kamailio
-#     minissdpd samba (nmbd) avahi-daemon, with /usr/sbin/policy-rc.d answering 101
+#     minissdpd samba (nmbd) avahi-daemon tftpd-hpa, with /usr/sbin/policy-rc.d answering 101
 #     meanwhile so nothing starts on the host (and stops any of them then seen
 #     listening on the host);
 #   - routes 198.19.5.0/24 from $LAB_SCAN_NS via $LAB_TGT_IP, local in $LAB_TGT_NS;
@@ -20,6 +20,7 @@
 #       198.19.5.34   coturn   3478 (STUN/TURN, no TLS)
 #       198.19.5.60   kamailio 5060 (answers OPTIONS)
 #       198.19.5.137  nmbd     137 (netbios name APLABNB, workgroup APERTURE)
+#       198.19.5.69   in.tftpd 69 (tftpd-hpa; answers from a new port)
 #       $LAB_TGT_IP   minissdpd 1900 (one service submitted), avahi-daemon 5353
 #     198.19.5.99 runs nothing: its ports answer ICMP port unreachable;
 #   - waits ($LAB_UDP_TIMEOUT, 60 s) until every socket is bound;
@@ -74,6 +75,7 @@ udp_install() {
     [ -x /usr/sbin/minissdpd ] || pkgs+=(minissdpd)
     [ -x /usr/sbin/nmbd ] || pkgs+=(samba)
     [ -x /usr/sbin/avahi-daemon ] || pkgs+=(avahi-daemon)
+    [ -x /usr/sbin/in.tftpd ] || pkgs+=(tftpd-hpa)
     [ ${#pkgs[@]} -gt 0 ] || return 0
     udp_log "installing ${pkgs[*]}"
     local rc=0 log=$LAB_DIR/udp-apt.log
@@ -100,7 +102,7 @@ udp_install() {
     rm -f "$log"
     # Whatever still started on the host is stopped (by PID, only these programs).
     local pid
-    for pid in $(pgrep -x 'unbound|nsd|chronyd|snmpd|turnserver|kamailio|minissdpd|nmbd|avahi-daemon' || true); do
+    for pid in $(pgrep -x 'unbound|nsd|chronyd|snmpd|turnserver|kamailio|minissdpd|nmbd|avahi-daemon|in.tftpd' || true); do
         if [ "$(readlink "/proc/$pid/ns/net")" = "$(readlink /proc/1/ns/net)" ]; then
             udp_log "stopping $(cat "/proc/$pid/comm" 2>/dev/null) ($pid) started on the host by its package"
             kill "$pid" 2>/dev/null || true
@@ -264,12 +266,14 @@ udp_up() {
     udp_start nmbd nmbd /usr/sbin/nmbd -F --debug-stdout --no-process-group -s "$d/smb.conf"
     udp_start minissdpd minissdpd /usr/sbin/minissdpd -d -i "$LAB_TGT_IP" \
         -s "$d/minissdpd.sock" -p "$d/minissdpd.pid"
+    mkdir -p "$d/tftp"
+    udp_start in.tftpd tftpd /usr/sbin/in.tftpd -L -a 198.19.5.69:69 -u nobody -s "$d/tftp"
     udp_start avahi-daemon avahi /usr/sbin/avahi-daemon --no-drop-root --no-chroot \
         --no-rlimits -f "$d/avahi.conf"
 
     local want=(198.19.5.53:53 198.19.5.53:5300 198.19.5.54:53 198.19.5.123:123
         198.19.5.161:161 198.19.5.161:1161 198.19.5.211:11211 198.19.5.34:3478
-        198.19.5.60:5060 198.19.5.137:137 "[*]:1900|0.0.0.0:1900" "[*]:5353|0.0.0.0:5353")
+        198.19.5.60:5060 198.19.5.137:137 198.19.5.69:69 "[*]:1900|0.0.0.0:1900" "[*]:5353|0.0.0.0:5353")
     local deadline=$((SECONDS + UDP_TIMEOUT)) missing w bound
     while :; do
         bound=$(ip netns exec "$LAB_TGT_NS" ss -Hlnu | awk '{print $4}')
@@ -344,6 +348,7 @@ rows = [
     ("198.19.5.34", 3478, "stun", "Coturn", "$coturn_v"),
     ("198.19.5.60", 5060, "sip", "kamailio", "$kamailio_v"),
     ("198.19.5.137", 137, "netbios", None, None),
+    ("198.19.5.69", 69, "tftp", None, None),
     (ip, 1900, "ssdp", "ApertureLab", "1.0"),
     (ip, 5353, "mdns", None, None),
 ]
