@@ -27,6 +27,8 @@ type OpenPorts = HashMap<(IpAddr, u16), PortObservation>;
 struct Collect<'a, O> {
     probe: &'a UdpProbe,
     scan_id: String,
+    /// Probes sent to each port (retries + 1): the requests the replies answer.
+    passes: u32,
     out: Arc<O>,
     open: Mutex<HashMap<usize, OpenPorts>>,
 }
@@ -79,8 +81,9 @@ impl<O: PortSink> Collect<'_, O> {
         ports.sort_by_key(|o| (o.ip, o.port));
         for mut obs in ports {
             if let Some(u) = obs.service.as_mut().and_then(|s| s.udp.as_mut()) {
-                if u.request_bytes > 0 {
-                    let x100 = u64::from(u.reply_bytes) * 100 / u64::from(u.request_bytes);
+                let sent = u64::from(u.request_bytes) * u64::from(self.passes.max(1));
+                if sent > 0 {
+                    let x100 = u64::from(u.reply_bytes) * 100 / sent;
                     u.amplification_x100 = u32::try_from(x100).unwrap_or(u32::MAX);
                 }
             }
@@ -180,6 +183,7 @@ pub fn run_udp_segments<O: PortSink>(
     let sink = Collect {
         probe: &probe,
         scan_id: s.scan_id.clone(),
+        passes: s.retries.saturating_add(1),
         out,
         open: Mutex::default(),
     };
@@ -229,6 +233,7 @@ mod tests {
         let sink = Collect {
             probe: &probe,
             scan_id: "s".into(),
+            passes: 2,
             out: Arc::new(tx),
             open: Mutex::default(),
         };
@@ -252,7 +257,8 @@ mod tests {
             (udp.request_bytes, udp.replies, udp.reply_bytes),
             (17, 2, 3400)
         );
-        assert_eq!(udp.amplification_x100, 3400 * 100 / 17);
+        // Two passes sent two probes: the replies answer 34 bytes.
+        assert_eq!(udp.amplification_x100, 3400 * 100 / 34);
         assert!(rx.try_recv().is_err(), "one observation per port");
     }
 }
