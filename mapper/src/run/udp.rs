@@ -82,8 +82,8 @@ impl<O: PortSink> Collect<'_, O> {
         for mut obs in ports {
             if let Some(u) = obs.service.as_mut().and_then(|s| s.udp.as_mut()) {
                 let sent = u64::from(u.request_bytes) * u64::from(self.passes.max(1));
-                if sent > 0 {
-                    let x100 = u64::from(u.reply_bytes) * 100 / sent;
+                // An empty probe (no protocol for the port) has no ratio: 0.
+                if let Some(x100) = (u64::from(u.reply_bytes) * 100).checked_div(sent) {
                     u.amplification_x100 = u32::try_from(x100).unwrap_or(u32::MAX);
                 }
             }
