@@ -18,7 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Find open TCP ports: stateless SYN over raw sockets, or connect scan.
+    /// Find open TCP and UDP ports: stateless SYN and UDP probes over raw sockets, or
+    /// connect scan.
     Scan(Box<ScanArgs>),
     /// Enumerate names, records and addresses under seed domains, with DNS findings.
     Domains(Box<DomainsArgs>),
@@ -131,7 +132,9 @@ pub struct ScanArgs {
     #[arg(long = "input-list", value_name = "FILE")]
     pub input_list: Vec<PathBuf>,
 
-    /// Ports: 22,80,443 or 1-1024 or - (all). Also -p-.
+    /// Ports: 22,80,443 or 1-1024 or - (all). Also -p-. UDP with nmap's prefixes:
+    /// U:53,161,T:22 (a prefix holds until the next); U:5300=dns probes an unusual
+    /// port with a named protocol.
     #[arg(
         short = 'p',
         long = "ports",
@@ -139,6 +142,12 @@ pub struct ScanArgs {
         allow_hyphen_values = true
     )]
     pub ports: Option<String>,
+
+    /// UDP presets, comma-separated: common (every protocol on its port), amplifiers,
+    /// or protocols: dns, ntp, snmp, snmp1, ssdp, netbios, mdns, memcached, coap, ipmi,
+    /// stun, sip, quic, ike, wsd, tftp, ntp-control (opt-in: mode 6 amplifies).
+    #[arg(long = "udp", value_name = "PRESETS")]
+    pub udp: Option<String>,
 
     /// The N most often exposed ports, from Aperture's own ranking.
     #[arg(long = "top-ports", value_name = "N")]

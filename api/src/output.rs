@@ -105,6 +105,26 @@ impl ResultWriter {
         }
     }
 
+    /// One UDP probe of a dry run, with the protocol its payload speaks.
+    pub fn write_udp_probe(
+        &mut self,
+        position: u64,
+        ip: std::net::IpAddr,
+        port: u16,
+        protocol: &str,
+    ) -> io::Result<()> {
+        match self.format {
+            Format::Jsonl => writeln!(
+                self.out,
+                r#"{{"position":{position},"ip":"{ip}","port":{port},"proto":"udp","protocol":"{protocol}"}}"#
+            ),
+            Format::Csv => writeln!(self.out, "{position},{ip},U:{port}"),
+            Format::Grepable | Format::List | Format::Xml => {
+                writeln!(self.out, "{ip} U:{port} {protocol}")
+            }
+        }
+    }
+
     pub fn begin_probes(&mut self) -> io::Result<()> {
         match self.format {
             Format::Csv => writeln!(self.out, "position,ip,port"),

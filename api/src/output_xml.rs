@@ -23,18 +23,17 @@ pub struct XmlRun {
     /// The command line, as typed.
     pub args: String,
     pub started: SystemTime,
-    /// `syn` or `connect`: nmap's scan type names.
-    pub scan_type: &'static str,
-    pub ports: Vec<u16>,
+    /// Per protocol: nmap's scan type name (`syn`, `connect`, `udp`), the protocol, and
+    /// the ports probed.
+    pub scans: Vec<(&'static str, &'static str, Vec<u16>)>,
 }
 
 impl XmlRun {
-    pub fn new(scan_type: &'static str, ports: &[u16]) -> Self {
+    pub fn new(scans: Vec<(&'static str, &'static str, Vec<u16>)>) -> Self {
         XmlRun {
             args: std::env::args().collect::<Vec<_>>().join(" "),
             started: SystemTime::now(),
-            scan_type,
-            ports: ports.to_vec(),
+            scans,
         }
     }
 }
@@ -66,13 +65,14 @@ impl XmlHosts {
             esc(&humantime::format_rfc3339_seconds(run.started).to_string()),
             env!("CARGO_PKG_VERSION")
         )?;
-        writeln!(
-            out,
-            r#"<scaninfo type="{}" protocol="tcp" numservices="{}" services="{}"/>"#,
-            run.scan_type,
-            run.ports.len(),
-            port_ranges(&run.ports)
-        )?;
+        for (kind, proto, ports) in &run.scans {
+            writeln!(
+                out,
+                r#"<scaninfo type="{kind}" protocol="{proto}" numservices="{}" services="{}"/>"#,
+                ports.len(),
+                port_ranges(ports)
+            )?;
+        }
         writeln!(out, r#"<verbose level="0"/>"#)?;
         writeln!(out, r#"<debugging level="0"/>"#)?;
         let mut up = 0u64;

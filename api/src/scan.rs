@@ -7,11 +7,13 @@ use crate::output_xml::XmlRun;
 use crate::status::StatusReporter;
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED};
 use aperture_fingerprints::PortObservation;
+use aperture_mapper::engine::Finished;
 use aperture_mapper::engine::Progress;
 use aperture_mapper::pace::RateHandle;
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::rawsock::raw_sockets_permitted;
+use aperture_mapper::run::udp::run_udp_segments;
 use aperture_mapper::run::{bad, run_ports, EngineSettings, Failure, GrabSettings};
 use aperture_mapper::shard::ShardSelector;
 use aperture_mapper::SpecError;
@@ -132,10 +134,29 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         confirm_large: args.confirm_large,
         ipv6: use_connect || args.dry_run,
         named,
+        udp: true,
+        udp_presets: args.udp.clone(),
     };
     let plan: Plan = runtime.block_on(plan(&request))?;
     for note in &plan.notes {
         eprintln!("note: {note}");
+    }
+    if plan.udp.is_some() && !args.dry_run {
+        if args.connect {
+            return Err(bad(
+                "UDP ports need raw sockets, not the connect engine: drop --connect or the UDP ports",
+            ));
+        }
+        if use_connect {
+            return Err(bad(
+                "UDP probes need raw sockets: run as root or with CAP_NET_RAW",
+            ));
+        }
+    }
+    if plan.tcp && plan.udp.is_some() && args.resume_index.is_some() {
+        return Err(bad(
+            "--resume-index applies to one protocol: resume a TCP+UDP scan as two scans (-p T:… and -p U:…)",
+        ));
     }
     let space = Arc::new(plan.space.clone());
     let (mut start, end) = shard.range(space.size());
@@ -165,14 +186,22 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
         })?)),
         None => Box::new(BufWriter::new(io::stdout())),
     };
-    let engine = if use_connect { "connect" } else { "syn" };
-    let mut writer =
-        ResultWriter::new(out, args.format).with_run(XmlRun::new(engine, space.ports()));
+    // What nmap's XML calls the scan types: one <scaninfo> per protocol.
+    let mut scans = Vec::new();
+    if plan.tcp {
+        let kind = if use_connect { "connect" } else { "syn" };
+        scans.push((kind, "tcp", space.ports().to_vec()));
+    }
+    if let Some(u) = &plan.udp {
+        scans.push(("udp", "udp", u.space.ports().to_vec()));
+    }
+    let mut writer = ResultWriter::new(out, args.format).with_run(XmlRun::new(scans));
 
     if args.dry_run {
         let io_err = |e: io::Error| Failure::Failed(format!("writing output: {e}"));
         writer.begin_probes().map_err(io_err)?;
-        for pos in start..end {
+        let tcp_range = if plan.tcp { start..end } else { 0..0 };
+        for pos in tcp_range {
             if let Some((ip, port)) = space.target(order.at(pos)) {
                 if let Err(e) = writer.write_probe(pos, ip, port) {
                     // A closed pipe (`| head`) is the reader being done, not a failure.
@@ -180,6 +209,26 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
                         return Ok(ExitCode::SUCCESS);
                     }
                     return Err(io_err(e));
+                }
+            }
+        }
+        if let Some(udp) = &plan.udp {
+            let (s, e) = if plan.tcp {
+                shard.range(udp.space.size())
+            } else {
+                (start, end)
+            };
+            let order = Permutation::new(udp.space.size(), seed);
+            for pos in s..e {
+                if let Some((ip, port)) = udp.space.target(order.at(pos)) {
+                    let proto = aperture_mapper::udp::protocol_of(port, &udp.protocols)
+                        .map_or("empty", |p| p.name());
+                    if let Err(e) = writer.write_udp_probe(pos, ip, port, proto) {
+                        if e.kind() == io::ErrorKind::BrokenPipe {
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                        return Err(io_err(e));
+                    }
                 }
             }
         }
@@ -198,11 +247,26 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::Failed(format!("cannot install signal handler: {e}")))?;
     }
 
+    // A TCP+UDP scan runs the UDP space after the TCP one, over the same shard.
+    let (udp_probes, udp_ports) = match &plan.udp {
+        Some(u) if plan.tcp => {
+            let (s, e) = shard.range(u.space.size());
+            (e - s, format!(" udp_ports={}", u.space.ports().len()))
+        }
+        Some(u) => (0, format!(" udp_ports={}", u.space.ports().len())),
+        None => (0, String::new()),
+    };
+    let engine = match (plan.tcp, plan.udp.is_some(), use_connect) {
+        (false, true, _) => "udp",
+        (true, true, _) => "syn+udp",
+        (_, _, true) => "connect",
+        _ => "syn",
+    };
     eprintln!(
-        "starting: scan_id={scan_id} engine={engine} probes={} addresses={} ports={} seed={seed} shard={}/{} positions={start}..{end} rate={}",
-        end - start,
+        "starting: scan_id={scan_id} engine={engine} probes={} addresses={} ports={}{udp_ports} seed={seed} shard={}/{} positions={start}..{end} rate={}",
+        end - start + udp_probes,
         space.addresses(),
-        space.ports().len(),
+        if plan.tcp { space.ports().len() } else { 0 },
         shard.k,
         shard.n,
         args.rate
@@ -254,17 +318,50 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
     };
     let reporter = StatusReporter::start(progress.clone(), interval, args.quiet);
     let began = Instant::now();
-    let finished = run_ports(
-        &runtime,
-        &settings,
-        &plan,
-        &space,
-        order,
-        (start, end),
-        &progress,
-        &stop,
-        out_tx,
-    );
+    let mut finished = if plan.tcp {
+        run_ports(
+            &runtime,
+            &settings,
+            &plan,
+            &space,
+            order,
+            (start, end),
+            &progress,
+            &stop,
+            out_tx.clone(),
+        )
+    } else {
+        Ok(Finished {
+            interrupted_at: None,
+            send_time: Duration::ZERO,
+        })
+    };
+    if let (Some(udp), Ok(tcp)) = (&plan.udp, &finished) {
+        if tcp.interrupted_at.is_none() {
+            let (s, e) = if plan.tcp {
+                shard.range(udp.space.size())
+            } else {
+                (start, end)
+            };
+            let udp_order = Permutation::new(udp.space.size(), seed);
+            let tcp_time = tcp.send_time;
+            finished = run_udp_segments(
+                &settings,
+                &plan,
+                udp,
+                udp_order,
+                &[(s, e)],
+                &progress,
+                &stop,
+                Arc::new(out_tx.clone()),
+            )
+            .map(|f| Finished {
+                interrupted_at: f.interrupted_at,
+                send_time: f.send_time + tcp_time,
+            });
+        }
+    }
+    drop(out_tx);
     reporter.finish();
     let written = writer_thread
         .join()
@@ -291,7 +388,11 @@ fn execute(args: ScanArgs) -> Result<ExitCode, Failure> {
             .as_deref()
             .map(|s| format!(" --shard {s}"))
             .unwrap_or_default();
-        eprintln!("interrupted: resume with --seed {seed}{shard_arg} --resume-index {pos} (same targets and ports)");
+        if plan.tcp && plan.udp.is_some() {
+            eprintln!("interrupted: a TCP+UDP scan resumes as two scans (-p T:… and -p U:…, --seed {seed}{shard_arg})");
+        } else {
+            eprintln!("interrupted: resume with --seed {seed}{shard_arg} --resume-index {pos} (same targets and ports)");
+        }
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     Ok(ExitCode::SUCCESS)

@@ -16,4 +16,5 @@ pub mod reader;
 pub mod report;
 pub mod session;
 pub mod tls;
+pub mod udp;
 pub mod unauth;

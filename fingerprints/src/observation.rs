@@ -12,6 +12,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
+    Udp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -19,6 +20,8 @@ pub enum Proto {
 pub enum PortState {
     Open,
     Closed,
+    /// A router or firewall said the port is administratively prohibited (ICMP).
+    Filtered,
 }
 
 /// How a result was produced: lets a consumer tell a raw SYN scan from a connect scan,
@@ -28,6 +31,8 @@ pub enum PortState {
 pub enum Probe {
     Syn,
     Connect,
+    /// A protocol datagram over UDP (stateless, raw sockets).
+    Udp,
 }
 
 /// The packet or event that decided the state (as masscan and nmap report a reason).
@@ -38,6 +43,12 @@ pub enum Reason {
     Rst,
     Connected,
     Refused,
+    /// A UDP reply that echoed the probe's cookie.
+    UdpResponse,
+    /// ICMP port unreachable quoting our probe.
+    PortUnreach,
+    /// ICMP communication administratively prohibited quoting our probe.
+    AdminProhibited,
 }
 
 /// One (address, port) result. Field order is the JSON field order: keep it stable.
@@ -63,6 +74,7 @@ impl fmt::Display for Proto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
         })
     }
 }
@@ -72,6 +84,7 @@ impl fmt::Display for PortState {
         f.write_str(match self {
             PortState::Open => "open",
             PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
         })
     }
 }
@@ -83,6 +96,9 @@ impl fmt::Display for Reason {
             Reason::Rst => "rst",
             Reason::Connected => "connected",
             Reason::Refused => "refused",
+            Reason::UdpResponse => "udp-response",
+            Reason::PortUnreach => "port-unreach",
+            Reason::AdminProhibited => "admin-prohibited",
         })
     }
 }
@@ -92,6 +108,7 @@ impl fmt::Display for Probe {
         f.write_str(match self {
             Probe::Syn => "syn",
             Probe::Connect => "connect",
+            Probe::Udp => "udp",
         })
     }
 }

@@ -87,6 +87,32 @@ pub struct ServiceReport {
     /// services. This one report stands for all of them: none was grabbed or reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answers_every_port: Option<u32>,
+    /// What a UDP probe's replies said, and how much they amplified it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<UdpReport>,
+}
+
+/// A UDP port's replies: the protocol's facts and the amplification they measure
+/// (bytes of every valid reply within the wait, over the bytes of every probe sent to
+/// the port: one per pass). Sizes are UDP payloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UdpReport {
+    pub protocol: String,
+    /// Bytes of one probe's payload.
+    pub request_bytes: u32,
+    pub reply_bytes: u32,
+    pub replies: u32,
+    /// reply_bytes / (request_bytes × probes sent), in hundredths (an integer keeps the
+    /// schema exact).
+    pub amplification_x100: u32,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub facts: std::collections::BTreeMap<String, String>,
+}
+
+impl UdpReport {
+    pub fn amplification(&self) -> f64 {
+        f64::from(self.amplification_x100) / 100.0
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

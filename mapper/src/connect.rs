@@ -169,6 +169,8 @@ pub async fn run_connect<S: HitSink + Send + 'static>(
                                 reason,
                                 ttl: None,
                                 at: SystemTime::now(),
+                                data: None,
+                                reply_len: 0,
                             },
                         );
                     }

@@ -48,6 +48,20 @@ impl CookieKey {
             source_port: ports_base.wrapping_add(((v >> 32) % count) as u16),
         }
     }
+
+    /// Sixteen more bytes of the same flow, for the fields a UDP protocol echoes (DNS
+    /// id, STUN transaction id, …): a domain byte keeps them apart from the cookie.
+    pub fn token(&self, src: u32, dst: u32, dport: u16) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        for (i, half) in out.chunks_mut(8).enumerate() {
+            let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
+            h.write_u8(0xa0 + i as u8);
+            h.write_u64((u64::from(src) << 32) | u64::from(dst));
+            h.write_u16(dport);
+            half.copy_from_slice(&h.finish().to_be_bytes());
+        }
+        out
+    }
 }
 
 #[cfg(test)]

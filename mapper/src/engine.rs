@@ -40,7 +40,7 @@ impl Progress {
 }
 
 /// One result as an engine reports it; the caller adds scan id and formats it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
     pub ip: IpAddr,
     pub port: u16,
@@ -48,6 +48,10 @@ pub struct Hit {
     pub reason: Reason,
     pub ttl: Option<u8>,
     pub at: SystemTime,
+    /// A UDP reply's payload (as captured, capped), for the caller to parse.
+    pub data: Option<std::sync::Arc<[u8]>>,
+    /// The reply's payload size on the wire (UDP length minus header), captured or not.
+    pub reply_len: u32,
 }
 
 /// Where an engine's results go. A run probes one or more *segments* (ranges of

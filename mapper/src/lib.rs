@@ -31,5 +31,6 @@ pub mod space;
 pub mod special;
 pub mod syn;
 pub mod targets;
+pub mod udp;
 
 pub use error::{EngineError, Failure, SpecError};

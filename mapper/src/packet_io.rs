@@ -8,6 +8,8 @@ use std::io;
 pub const MAX_BATCH: usize = 256;
 /// Receive slot size: enough for the largest IPv4 + TCP headers; payload is not needed.
 pub const RECV_SLOT: usize = 128;
+/// Receive slot size for UDP: replies are parsed, so most of a datagram is kept.
+pub const RECV_SLOT_UDP: usize = 2048;
 
 /// A fixed set of packet slots prepared from a probe template once; per probe only the
 /// per-target fields are written, so the send loop allocates nothing.
@@ -16,6 +18,8 @@ pub struct SendBatch {
     stride: usize,
     data: Vec<u8>,
     dsts: Vec<u32>,
+    /// Bytes of each slot's probe (UDP payloads differ per port).
+    lens: Vec<usize>,
     len: usize,
 }
 
@@ -31,6 +35,7 @@ impl SendBatch {
             stride,
             data,
             dsts: vec![0; capacity],
+            lens: vec![stride; capacity],
             len: 0,
         }
     }
@@ -62,11 +67,12 @@ impl SendBatch {
         let slot = &mut self.data[i * self.stride..(i + 1) * self.stride];
         probe.make(slot, dst, dport);
         self.dsts[i] = dst;
+        self.lens[i] = probe.len_for(dport).min(self.stride);
         self.len += 1;
     }
 
     pub fn packet(&self, i: usize) -> &[u8] {
-        &self.data[i * self.stride..(i + 1) * self.stride]
+        &self.data[i * self.stride..i * self.stride + self.lens[i]]
     }
 
     pub fn destination(&self, i: usize) -> u32 {
@@ -80,19 +86,31 @@ pub struct RecvBatch {
     data: Vec<u8>,
     lens: Vec<usize>,
     len: usize,
+    slot: usize,
 }
 
 impl Default for RecvBatch {
     fn default() -> Self {
-        Self {
-            data: vec![0; RECV_SLOT * MAX_BATCH],
-            lens: vec![0; MAX_BATCH],
-            len: 0,
-        }
+        Self::with_slot(RECV_SLOT)
     }
 }
 
 impl RecvBatch {
+    /// Slots of `slot` bytes (packets are truncated to it).
+    pub fn with_slot(slot: usize) -> Self {
+        let slot = slot.max(64);
+        Self {
+            data: vec![0; slot * MAX_BATCH],
+            lens: vec![0; MAX_BATCH],
+            len: 0,
+            slot,
+        }
+    }
+
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -102,8 +120,8 @@ impl RecvBatch {
     }
 
     pub fn packet(&self, i: usize) -> &[u8] {
-        let n = self.lens[i].min(RECV_SLOT);
-        &self.data[i * RECV_SLOT..i * RECV_SLOT + n]
+        let n = self.lens[i].min(self.slot);
+        &self.data[i * self.slot..i * self.slot + n]
     }
 
     /// For receivers: the slots to fill, and where to put lengths.
@@ -120,8 +138,8 @@ impl RecvBatch {
         if self.len >= MAX_BATCH {
             return false;
         }
-        let n = packet.len().min(RECV_SLOT);
-        let start = self.len * RECV_SLOT;
+        let n = packet.len().min(self.slot);
+        let start = self.len * self.slot;
         self.data[start..start + n].copy_from_slice(&packet[..n]);
         self.lens[self.len] = packet.len();
         self.len += 1;
@@ -138,4 +156,8 @@ pub trait FrameSender {
 pub trait FrameReceiver: Send {
     /// Waits a short, bounded time (tens of ms) for packets; 0 means none arrived.
     fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize>;
+    /// Bytes kept of each packet: UDP replies are parsed, TCP ones only need headers.
+    fn slot(&self) -> usize {
+        RECV_SLOT
+    }
 }

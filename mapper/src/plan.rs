@@ -5,7 +5,7 @@
 use crate::engine::SendGuard;
 use crate::error::SpecError;
 use crate::intervals::IntervalSet;
-use crate::ports::{parse_ports, top_ports};
+use crate::ports::{add_udp_preset, parse_port_spec, parse_ports, top_ports, PortSpec};
 use crate::resolve::resolve_hosts;
 use crate::space::TargetSpace;
 use crate::special::{describe_v4, describe_v6, special_v4, special_v6};
@@ -33,6 +33,19 @@ pub struct TargetRequest {
     /// Names already resolved elsewhere (`aperture domains`), with their addresses: treated
     /// exactly like host-name targets, and kept for SNI/Host.
     pub named: Vec<(String, Vec<IpAddr>)>,
+    /// Whether UDP ports (`U:` in `ports`, `udp_presets`) may be asked for: the CLI's
+    /// raw-socket engine probes them; elsewhere they are refused with a reason.
+    pub udp: bool,
+    /// `--udp` presets (comma-separated).
+    pub udp_presets: Option<String>,
+}
+
+/// The UDP part of a scan: its own space (same addresses, the UDP ports) and the
+/// protocol the user chose for some ports.
+#[derive(Debug, Clone)]
+pub struct UdpPlan {
+    pub space: TargetSpace,
+    pub protocols: std::collections::BTreeMap<u16, aperture_fingerprints::udp::UdpProto>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +55,10 @@ pub struct Plan {
     /// Things the user should know but that are not errors (excluded counts, dropped v6).
     pub notes: Vec<String>,
     pub resolved: Vec<(String, Vec<IpAddr>)>,
+    /// Whether TCP ports are probed (`space` holds them). False for a UDP-only scan,
+    /// whose `space` is then the UDP space.
+    pub tcp: bool,
+    pub udp: Option<UdpPlan>,
 }
 
 fn read_list(path: &PathBuf) -> Result<Vec<Target>, SpecError> {
@@ -56,15 +73,34 @@ fn read_list(path: &PathBuf) -> Result<Vec<Target>, SpecError> {
     read_target_list(f, &origin)
 }
 
-fn ports_of(req: &TargetRequest) -> Result<Vec<u16>, SpecError> {
-    match (&req.ports, req.top_ports) {
-        (Some(_), Some(_)) => Err(SpecError::Invalid(
-            "give either -p/--ports or --top-ports, not both".into(),
-        )),
-        (Some(p), None) => parse_ports(p),
-        (None, Some(n)) => top_ports(n),
-        (None, None) => Err(SpecError::NoPorts),
+fn ports_of(req: &TargetRequest) -> Result<PortSpec, SpecError> {
+    if !req.udp && req.udp_presets.is_some() {
+        return Err(SpecError::Invalid(
+            "UDP presets are for `aperture scan` only".into(),
+        ));
     }
+    let mut spec = match (&req.ports, req.top_ports) {
+        (Some(_), Some(_)) => {
+            return Err(SpecError::Invalid(
+                "give either -p/--ports or --top-ports, not both".into(),
+            ))
+        }
+        (Some(p), None) if req.udp => parse_port_spec(p)?,
+        (Some(p), None) => PortSpec {
+            tcp: parse_ports(p)?,
+            ..PortSpec::default()
+        },
+        (None, Some(n)) => PortSpec {
+            tcp: top_ports(n)?,
+            ..PortSpec::default()
+        },
+        (None, None) if req.udp_presets.is_some() => PortSpec::default(),
+        (None, None) => return Err(SpecError::NoPorts),
+    };
+    if let Some(preset) = &req.udp_presets {
+        add_udp_preset(&mut spec, preset)?;
+    }
+    Ok(spec)
 }
 
 fn exclusions(req: &TargetRequest) -> Result<TargetSet, SpecError> {
@@ -116,6 +152,11 @@ pub async fn plan(req: &TargetRequest) -> Result<Plan, SpecError> {
         return Err(SpecError::NoTargets);
     }
     let ports = ports_of(req)?;
+    if !ports.udp.is_empty() && !wanted.v6.is_empty() {
+        return Err(SpecError::Invalid(
+            "UDP probes are IPv4 only: leave IPv6 targets out of a scan with UDP ports".into(),
+        ));
+    }
     let user_excluded = exclusions(req)?;
     let mut notes = Vec::new();
     if listed_v6_skipped > 0 {
@@ -173,11 +214,23 @@ pub async fn plan(req: &TargetRequest) -> Result<Plan, SpecError> {
             wanted.v4.count() + wanted.v6.count()
         ));
     }
-    let space = TargetSpace::new(v4, v6, ports)?;
-    if space.size() > LARGE_SCAN && !req.confirm_large {
-        return Err(SpecError::TooLarge {
-            probes: u128::from(space.size()),
-        });
+    let udp = if ports.udp.is_empty() {
+        None
+    } else {
+        Some(UdpPlan {
+            space: TargetSpace::new(v4.clone(), IntervalSet::new(), ports.udp.clone())?,
+            protocols: ports.udp_protocols.clone(),
+        })
+    };
+    let tcp = !ports.tcp.is_empty();
+    let space = match &udp {
+        Some(u) if !tcp => u.space.clone(),
+        _ => TargetSpace::new(v4, v6, ports.tcp)?,
+    };
+    let probes = u128::from(if tcp { space.size() } else { 0 })
+        + udp.as_ref().map_or(0, |u| u128::from(u.space.size()));
+    if probes > u128::from(LARGE_SCAN) && !req.confirm_large {
+        return Err(SpecError::TooLarge { probes });
     }
     Ok(Plan {
         space,
@@ -188,6 +241,8 @@ pub async fn plan(req: &TargetRequest) -> Result<Plan, SpecError> {
         },
         notes,
         resolved,
+        tcp,
+        udp,
     })
 }
 

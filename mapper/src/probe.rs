@@ -15,6 +15,10 @@ pub struct Reply {
     pub state: PortState,
     pub reason: Reason,
     pub ttl: u8,
+    /// Where the reply's payload sits in the packet (offset, captured length), if any.
+    pub payload: Option<(u16, u16)>,
+    /// The payload's size on the wire.
+    pub reply_len: u32,
 }
 
 /// Why a received packet was not a reply to us (the engine counts these; it never fails).
@@ -37,6 +41,15 @@ pub trait ProbeModule: Send + Sync {
     fn make(&self, buf: &mut [u8], dst: u32, dport: u16);
     /// Classifies a received IPv4 packet without any per-target state.
     fn validate(&self, packet: &[u8]) -> Verdict;
+    /// Bytes of the probe to `dport` (≤ `packet_len`): UDP payloads differ per port.
+    fn len_for(&self, _dport: u16) -> usize {
+        self.packet_len()
+    }
+    /// Whether repeated replies of a port are reported too (UDP: they are counted for
+    /// amplification); the first still comes first.
+    fn reports_repeats(&self) -> bool {
+        false
+    }
 }
 
 /// A TCP SYN with an MSS option (hosts that drop option-less SYNs still answer).
@@ -57,7 +70,7 @@ const IP_LEN: usize = 20;
 const TCP_LEN: usize = 24;
 const MSS: u16 = 1460;
 
-fn sum_words(bytes: &[u8]) -> u32 {
+pub(crate) fn sum_words(bytes: &[u8]) -> u32 {
     bytes
         .chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
@@ -65,7 +78,7 @@ fn sum_words(bytes: &[u8]) -> u32 {
 }
 
 #[inline(always)]
-fn fold(mut s: u32) -> u16 {
+pub(crate) fn fold(mut s: u32) -> u16 {
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -186,6 +199,8 @@ impl ProbeModule for TcpSyn {
             state,
             reason,
             ttl: ip.ttl(),
+            payload: None,
+            reply_len: 0,
         })
     }
 }

@@ -10,7 +10,9 @@
 //! Linux's ephemeral range, so they never collide with the host's own connections.
 
 use crate::error::EngineError;
-use crate::packet_io::{FrameReceiver, FrameSender, RecvBatch, SendBatch, MAX_BATCH, RECV_SLOT};
+use crate::packet_io::{
+    FrameReceiver, FrameSender, RecvBatch, SendBatch, MAX_BATCH, RECV_SLOT, RECV_SLOT_UDP,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::mem;
@@ -116,73 +118,139 @@ impl FrameSender for RawSender {
 
 #[derive(Debug)]
 pub struct RawReceiver {
-    sock: Socket,
+    /// One raw socket per protocol listened to (TCP; or UDP and ICMP).
+    socks: Vec<Socket>,
+    slot: usize,
+}
+
+fn open_receiving(protocol: i32) -> Result<Socket, EngineError> {
+    let sock = open_raw(protocol)?;
+    // A large buffer absorbs reply bursts while the receive thread is descheduled.
+    let want: libc::c_int = 64 << 20;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
+    let forced = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&want as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        let _ = sock.set_recv_buffer_size(want as usize);
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+    Ok(sock)
 }
 
 impl RawReceiver {
     pub fn open() -> Result<Self, EngineError> {
-        let sock = open_raw(libc::IPPROTO_TCP)?;
-        // A large buffer absorbs reply bursts while the receive thread is descheduled.
-        let want: libc::c_int = 64 << 20;
-        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
-        let forced = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&want as *const libc::c_int).cast(),
-                mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if forced != 0 {
-            let _ = sock.set_recv_buffer_size(want as usize);
-        }
-        sock.set_read_timeout(Some(Duration::from_millis(20)))?;
-        Ok(Self { sock })
+        Ok(Self {
+            socks: vec![open_receiving(libc::IPPROTO_TCP)?],
+            slot: RECV_SLOT,
+        })
     }
+
+    /// For UDP probes: every inbound UDP datagram (replies) and ICMP message (port
+    /// unreachable, administratively prohibited), with room for the payloads.
+    pub fn open_udp() -> Result<Self, EngineError> {
+        Ok(Self {
+            socks: vec![
+                open_receiving(libc::IPPROTO_UDP)?,
+                open_receiving(libc::IPPROTO_ICMP)?,
+            ],
+            slot: RECV_SLOT_UDP,
+        })
+    }
+}
+
+/// One `recvmmsg` on `fd` into the slots from `first` on; returns how many arrived.
+fn recv_into(
+    fd: libc::c_int,
+    batch: &mut RecvBatch,
+    first: usize,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let slot_len = batch.slot();
+    let (data, lens) = batch.slots_mut();
+    let room = MAX_BATCH.saturating_sub(first);
+    if room == 0 {
+        return Ok(0);
+    }
+    // SAFETY: all-zero iovec/mmsghdr are valid empty values.
+    let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { mem::zeroed() };
+    // SAFETY: as above.
+    let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
+    for (i, slot) in data.chunks_mut(slot_len).skip(first).take(room).enumerate() {
+        iovs[i].iov_base = slot.as_mut_ptr().cast();
+        iovs[i].iov_len = slot.len();
+        hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: the first `room` iovecs point into `data`, exclusively borrowed for this
+    // call, each `slot_len` bytes; the kernel writes at most iov_len bytes into each
+    // and fills at most `room` headers.
+    let r = unsafe {
+        libc::recvmmsg(
+            fd,
+            hdrs.as_mut_ptr(),
+            room as libc::c_uint,
+            flags,
+            std::ptr::null_mut(),
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
+                Ok(0)
+            }
+            _ => Err(e),
+        };
+    }
+    let n = r as usize;
+    for (len, h) in lens.iter_mut().skip(first).zip(hdrs.iter()).take(n) {
+        *len = h.msg_len as usize;
+    }
+    Ok(n)
 }
 
 impl FrameReceiver for RawReceiver {
     fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
-        let (data, lens) = batch.slots_mut();
-        // SAFETY: all-zero iovec/mmsghdr are valid empty values.
-        let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { mem::zeroed() };
-        // SAFETY: as above.
-        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
-        for (i, slot) in data.chunks_mut(RECV_SLOT).take(MAX_BATCH).enumerate() {
-            iovs[i].iov_base = slot.as_mut_ptr().cast();
-            iovs[i].iov_len = slot.len();
-            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
-            hdrs[i].msg_hdr.msg_iovlen = 1;
+        if let [sock] = self.socks.as_slice() {
+            let n = recv_into(sock.as_raw_fd(), batch, 0, libc::MSG_WAITFORONE)?;
+            batch.set_len(n);
+            return Ok(n);
         }
-        // SAFETY: every iovec points into `data`, exclusively borrowed for this call and
-        // at least RECV_SLOT bytes per slot; the kernel writes at most iov_len bytes.
-        let r = unsafe {
-            libc::recvmmsg(
-                self.sock.as_raw_fd(),
-                hdrs.as_mut_ptr(),
-                MAX_BATCH as libc::c_uint,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => {
-                    batch.set_len(0);
-                    Ok(0)
-                }
-                _ => Err(e),
-            };
+        // Several sockets: wait (bounded) until one is readable, then drain each
+        // without blocking.
+        let mut fds: Vec<libc::pollfd> = self
+            .socks
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a live array of `fds.len()` pollfd structs for the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 20) };
+        if ready <= 0 {
+            batch.set_len(0);
+            return Ok(0);
         }
-        let n = r as usize;
-        for (len, h) in lens.iter_mut().zip(hdrs.iter()).take(n) {
-            *len = h.msg_len as usize;
+        let mut n = 0;
+        for fd in &fds {
+            if fd.revents & libc::POLLIN != 0 {
+                n += recv_into(fd.fd, batch, n, libc::MSG_DONTWAIT)?;
+            }
         }
         batch.set_len(n);
         Ok(n)
+    }
+
+    fn slot(&self) -> usize {
+        self.slot
     }
 }

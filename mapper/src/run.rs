@@ -31,6 +31,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 pub mod shard;
+pub mod udp;
 
 pub use crate::error::Failure;
 pub use shard::{run_shard, AddressRanges, GuardSpec, Membership, ShardSpec};

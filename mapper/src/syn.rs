@@ -246,7 +246,8 @@ impl<S: HitSink + ?Sized> Receiving<'_, S> {
         let mut done = vec![false; self.segments.ranges().len()];
         // Segments fully sent, awaiting the end of their wait (in sending order).
         let mut waiting: VecDeque<(usize, Instant)> = VecDeque::new();
-        let mut batch = RecvBatch::default();
+        let mut batch = RecvBatch::with_slot(receiver.slot());
+        let repeats = self.probe.reports_repeats();
         loop {
             let now = Instant::now();
             waiting.extend(sent.try_iter());
@@ -280,7 +281,7 @@ impl<S: HitSink + ?Sized> Receiving<'_, S> {
                     progress.late.fetch_add(1, Relaxed);
                     continue;
                 }
-                let host_only = r.state == PortState::Closed && !self.show_closed;
+                let host_only = r.state != PortState::Open && !self.show_closed;
                 if host_only && self.closed_hosts {
                     // The host's first closed reply in this segment is its evidence;
                     // the rest are counted, not reported. Bit 63 keeps these keys apart
@@ -297,6 +298,8 @@ impl<S: HitSink + ?Sized> Receiving<'_, S> {
                         reason: r.reason,
                         ttl: Some(r.ttl),
                         at: SystemTime::now(),
+                        data: None,
+                        reply_len: r.reply_len,
                     };
                     if !self.sink.hit(segment, hit) {
                         return Ok(false);
@@ -305,13 +308,38 @@ impl<S: HitSink + ?Sized> Receiving<'_, S> {
                 }
                 let reported = !host_only;
                 let key = (u64::from(r.ip) << 16) | u64::from(r.port);
+                let packet = batch.packet(i);
+                let data = |r: &crate::probe::Reply| {
+                    r.payload.and_then(|(at, n)| {
+                        let (at, n) = (usize::from(at), usize::from(n));
+                        packet.get(at..at + n).map(std::sync::Arc::from)
+                    })
+                };
                 if reported && !seen.entry(segment).or_default().insert(key) {
                     progress.duplicates.fetch_add(1, Relaxed);
+                    // UDP: every reply's bytes count towards the port's amplification.
+                    if repeats && r.state == PortState::Open {
+                        let hit = Hit {
+                            ip,
+                            port: r.port,
+                            state: r.state,
+                            reason: r.reason,
+                            ttl: Some(r.ttl),
+                            at: SystemTime::now(),
+                            data: data(&r),
+                            reply_len: r.reply_len,
+                        };
+                        if !self.sink.hit(segment, hit) {
+                            return Ok(false);
+                        }
+                    }
                     continue;
                 }
                 match r.state {
                     PortState::Open => progress.open.fetch_add(1, Relaxed),
-                    PortState::Closed => progress.closed.fetch_add(1, Relaxed),
+                    PortState::Closed | PortState::Filtered => {
+                        progress.closed.fetch_add(1, Relaxed)
+                    }
                 };
                 if reported {
                     let hit = Hit {
@@ -321,6 +349,8 @@ impl<S: HitSink + ?Sized> Receiving<'_, S> {
                         reason: r.reason,
                         ttl: Some(r.ttl),
                         at: SystemTime::now(),
+                        data: data(&r),
+                        reply_len: r.reply_len,
                     };
                     // The consumer hung up: it is shutting down; stop quietly.
                     if !self.sink.hit(segment, hit) {

@@ -166,13 +166,15 @@ fn target_request(req: &ScanRequest, scope: &Scope, ipv6: bool) -> TargetRequest
         confirm_large: true,
         ipv6,
         named: Vec::new(),
+        udp: false,
+        udp_presets: None,
     }
 }
 
 fn use_connect(state: &SharedState, req: &ScanRequest) -> bool {
     match req.probe {
         Some(Probe::Connect) => return true,
-        Some(Probe::Syn) => return false,
+        Some(Probe::Syn) | Some(Probe::Udp) => return false,
         None => {}
     }
     match state.config.engine {
@@ -195,6 +197,12 @@ fn check_request(state: &SharedState, req: &ScanRequest) -> ApiResult<()> {
             "rate {rate}: give 1 to {} probes per second",
             state.config.max_rate
         )));
+    }
+    if req.probe == Some(Probe::Udp) {
+        return Err(ApiError::bad_request(
+            "probe udp is not offered by the service yet; UDP ports are scanned with \
+             `aperture scan -p U:...` or `--udp`; ask for probe syn or connect",
+        ));
     }
     if req.probe == Some(Probe::Syn) && !raw_sockets_permitted() {
         return Err(ApiError::bad_request(

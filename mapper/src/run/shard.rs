@@ -148,6 +148,8 @@ impl ShardSpec {
             guard,
             notes: Vec::new(),
             resolved: self.resolved.clone(),
+            tcp: true,
+            udp: None,
         };
         Ok((plan, order))
     }

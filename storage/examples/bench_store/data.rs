@@ -259,6 +259,7 @@ pub fn templates() -> Vec<Vec<ServiceReport>> {
                             millis: 40,
                         },
                         answers_every_port: None,
+                        udp: None,
                     }
                 })
                 .collect()
