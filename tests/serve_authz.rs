@@ -325,6 +325,49 @@ const ROUTES: &[Route] = &[
         Access::Tenant(READ),
         200,
     ),
+    // Generated reports: analysts make them and set the schedule, every role reads.
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/reports",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/reports",
+        Access::Tenant(WRITE),
+        201,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/reports/schedule",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "PUT",
+        "/v1/tenants/{tenant}/reports/schedule",
+        Access::Tenant(WRITE),
+        200,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/reports/{report}",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/reports/{report}/html",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/reports/{report}/pdf",
+        Access::Tenant(READ),
+        200,
+    ),
     // The vulnerability data is the provider's, shared by every tenant.
     route("GET", "/v1/vulndb", Access::AdminOnly, 200),
     route("POST", "/v1/vulndb/imports", Access::AdminOnly, 200),
@@ -623,10 +666,15 @@ impl Client {
         let content_type = header("content-type").unwrap_or_default();
         let retry_after = header("retry-after");
         let status = resp.status().as_u16();
-        let body = resp
+        // Binary bodies (a report's PDF) are read lossily: what matters is that they
+        // name nothing of another tenant.
+        let bytes = resp
             .body_mut()
-            .read_to_string()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
             .unwrap_or_else(|e| panic!("{method} {path}: body: {e}"));
+        let body = String::from_utf8_lossy(&bytes).into_owned();
         if method != "GET" {
             self.journal.borrow_mut().push(Sent {
                 action: format!("{method} {}", path.split('?').next().unwrap_or(path)),
@@ -801,6 +849,8 @@ struct Objects {
     /// An alert channel and a rule using it.
     channel: String,
     rule: String,
+    /// A generated report.
+    report: String,
 }
 
 fn channel_body(id: &str) -> Value {
@@ -1067,6 +1117,7 @@ fn fill(path: &str, tenant: &str, ids: &BTreeMap<&'static str, String>) -> Optio
         "rule",
         "letter",
         "candidate",
+        "report",
     ] {
         let hole = format!("{{{param}}}");
         if out.contains(&hole) {
@@ -1086,6 +1137,7 @@ fn has_object_id(path: &str) -> bool {
         "{channel}",
         "{rule}",
         "{letter}",
+        "{report}",
     ]
     .iter()
     .any(|p| path.contains(p))
@@ -1103,6 +1155,7 @@ fn own_ids(fx: &Fixture, tenant: &str) -> BTreeMap<&'static str, String> {
         ("channel", o.channel.clone()),
         ("rule", o.rule.clone()),
         ("letter", format!("{}.none.{}", o.finding, o.channel)),
+        ("report", o.report.clone()),
     ])
 }
 
@@ -1204,6 +1257,10 @@ fn body_for(
         }
         ("PUT", x) if x.ends_with("/scope") => scope_body(),
         ("PUT", x) if x.ends_with("/discovery") => discovery_body(),
+        ("POST", x) if x.ends_with("/reports") => json!({"period": "daily", "lang": "zh-CN"}),
+        ("PUT", x) if x.ends_with("/reports/schedule") => {
+            json!({"daily": false, "weekly": false, "monthly": false, "lang": "en"})
+        }
         ("POST", x) if x.ends_with("/scans") => scan_body(own.port),
         ("POST", x) if x.ends_with("/schedules") => schedule_body(t, own.port, 100 + n),
         ("POST", x) if x.ends_with("/sanctions") => sanction_body(t, 100 + n),
@@ -1407,6 +1464,22 @@ fn setup(c: &Client, fx: &mut Fixture, beta_port: u16, service_port: u16) {
                 o.schedule = id;
             } else {
                 fx.foreign.entry(t).or_default().insert("schedule", id);
+            }
+        }
+        // Reports: made by the admin, one each (beta's extra one is foreign to alpha).
+        for n in 1..=1 + extra {
+            let v = c.expect(
+                &admin,
+                "POST",
+                &format!("{base}/reports"),
+                Some(&json!({"period": "daily"})),
+                201,
+            );
+            let id = v["id"].as_str().expect("report id").to_owned();
+            if n == 1 {
+                o.report = id;
+            } else {
+                fx.foreign.entry(t).or_default().insert("report", id);
             }
         }
         // Alert channel and rule ids are the tenant's own names: beta's extra ones are

@@ -78,8 +78,8 @@ pub async fn list_reports(
 }
 
 /// One kept report's metadata.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/{id}", tag = "reports", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/{report}", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("report" = String, Path)),
     responses((status = 200, body = ReportMeta), (status = 404, body = Problem)))]
 pub async fn get_report(
     State(state): State<SharedState>,
@@ -91,8 +91,8 @@ pub async fn get_report(
 }
 
 /// The report as a page. It runs no script and loads nothing; the header says so too.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/{id}/html", tag = "reports", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/{report}/html", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("report" = String, Path)),
     responses((status = 200, content_type = "text/html", body = String), (status = 404, body = Problem)))]
 pub async fn report_html(
     State(state): State<SharedState>,
@@ -116,8 +116,8 @@ pub async fn report_html(
 }
 
 /// The report as PDF.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/{id}/pdf", tag = "reports", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/{report}/pdf", tag = "reports", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("report" = String, Path)),
     responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 404, body = Problem)))]
 pub async fn report_pdf(
     State(state): State<SharedState>,
