@@ -20,6 +20,7 @@ mod postings;
 mod query;
 mod records;
 mod store;
+pub mod time;
 pub mod transfer;
 pub mod vulns;
 
