@@ -19,9 +19,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(v)) => v,
             Err(rejection) => return Err(json_problem(rejection)),
         };
-        T::deserialize(whole_numbers(value))
+        // The path of the bad field (`cidrs[0]`) says where to look.
+        serde_path_to_error::deserialize(whole_numbers(value))
             .map(ApiJson)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not valid: {e}")))
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the request body is not valid: {}: {}",
+                    e.path(),
+                    e.inner()
+                ))
+            })
     }
 }
 
@@ -82,7 +89,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 }
 
 fn query_problem(r: QueryRejection) -> ApiError {
-    ApiError::bad_request(format!("the query string is not valid: {}", r.body_text()))
+    let text = r.body_text();
+    // The one parameter of the export a listing is most often sent.
+    let hint = if text.contains("unknown field `format`") {
+        " (format is for exports: GET /v1/tenants/{tenant}/exports/assets)"
+    } else {
+        ""
+    };
+    ApiError::bad_request(format!("the query string is not valid: {text}{hint}"))
 }
 
 pub struct ApiPath<T>(pub T);
