@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(at(r#"{"at": null}"#), Ok(None));
         assert_eq!(at("{}"), Ok(None));
         assert!(at(r#"{"at": "tomorrow"}"#)
-            .unwrap_err()
+            .expect_err("a word is not a time")
             .contains("RFC 3339"));
         assert!(at(r#"{"at": 9223372036854775808}"#).is_err());
         assert!(at(r#"{"at": 1.5}"#).is_err());

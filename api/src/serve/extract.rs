@@ -38,7 +38,7 @@ fn whole_numbers(v: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match v {
         Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f >= -9.2e18 && f <= 1.8e19 => {
+            Some(f) if f.fract() == 0.0 && (-9.2e18..=1.8e19).contains(&f) => {
                 if f < 0.0 {
                     Value::from(f as i64)
                 } else {
