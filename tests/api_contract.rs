@@ -379,3 +379,26 @@ fn the_last_admin_token_cannot_be_revoked() {
     s.admin = second["secret"].as_str().expect("secret").to_owned();
     s.problem("DELETE", &format!("/v1/tokens/{second_id}"), None, 409);
 }
+
+/// `api/openapi.json` is the description the server generates, byte for byte in meaning:
+/// integrators (and client generators) can read it from the repository without running
+/// the service. `APERTURE_WRITE_OPENAPI=1` rewrites it after a change of the API.
+#[test]
+fn the_committed_description_is_the_generated_one() {
+    let s = start();
+    let served = s.ok("GET", "/openapi.json", None);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    if std::env::var_os("APERTURE_WRITE_OPENAPI").is_some() {
+        let text = serde_json::to_string_pretty(&served).expect("JSON") + "\n";
+        std::fs::write(&path, text).expect("write api/openapi.json");
+    }
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).expect("api/openapi.json is committed"),
+    )
+    .expect("api/openapi.json is JSON");
+    assert!(
+        committed == served,
+        "api/openapi.json differs from what the server generates: \
+         run APERTURE_WRITE_OPENAPI=1 cargo test -p aperture-api --test api_contract"
+    );
+}
