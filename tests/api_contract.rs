@@ -230,6 +230,7 @@ fn listing_parameters_are_query_parameters_and_errors_are_problem_documents() {
     }
     assert!(!names.contains(&"format"), "format is the export's only");
     // What the description says is what the server does: a 415 is a problem document.
+    s.problem("POST", "/v1/tenants", Some(&json!([])), 400);
     let r = s.send("POST", "/v1/tenants", None);
     assert_eq!(r.status, 415);
     assert!(r.content_type.starts_with("application/problem+json"));

@@ -19,6 +19,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(v)) => v,
             Err(rejection) => return Err(json_problem(rejection)),
         };
+        // Every JSON body of the API is an object; serde would also take a struct written
+        // as an array (`[]` for one whose fields all have defaults).
+        if !value.is_object() {
+            let name = std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("object");
+            return Err(ApiError::bad_request(format!(
+                "the request body is not valid: expected struct {name}, a JSON object"
+            )));
+        }
         // The path of the bad field (`cidrs[0]`) says where to look.
         serde_path_to_error::deserialize(whole_numbers(value))
             .map(ApiJson)
