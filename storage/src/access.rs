@@ -49,14 +49,15 @@ impl Token {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Scope {
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, format = "cidr", pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}/([0-9]|[12][0-9]|3[0-2])|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$"))]
     pub cidrs: Vec<IpNet>,
     /// Zones the tenant owns; names at or under them may be enumerated and scanned.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, format = "domain-name"))]
     pub domains: Vec<String>,
     /// Inside the CIDRs but never to be touched.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, format = "cidr", pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}/([0-9]|[12][0-9]|3[0-2])|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$"))]
     pub exclusions: Vec<IpNet>,
     /// The tenant's opt-in to special-purpose ranges (RFC 6890) inside its CIDRs.
     #[serde(default)]
@@ -70,25 +71,30 @@ pub struct Scope {
 pub struct ScanRequest {
     /// Addresses, CIDRs or ranges.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline, value_type = Vec<String>, format = "scan-target"))]
     pub targets: Vec<String>,
     /// Ports as `aperture scan -p` takes them (`22,80,443`, `1-1024`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = "port-list"))]
     pub ports: Option<String>,
     /// Or the N most common ports of our own ranking.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 65535))]
     pub top_ports: Option<u16>,
     /// Zones to enumerate (and whose names' addresses to scan, when in scope).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline, value_type = Vec<String>, format = "domain-name"))]
     pub domains: Vec<String>,
-    /// Probes per second.
+    /// Probes per second, at most the service's max_rate (100000 unless configured lower).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
     pub rate: Option<u32>,
     /// Grab banners, TLS and HTTP on open ports.
     #[serde(default = "yes")]
     pub grab: bool,
     /// The port probe: `syn` (raw sockets) or `connect`; default: the service's engine.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(syn|connect)$"))]
     pub probe: Option<aperture_fingerprints::Probe>,
 }
 
@@ -223,6 +229,20 @@ impl Store {
             .find(|t| t.id == id)
             .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
         if token.revoked.is_none() {
+            // Without an admin token nobody can create tokens or tenants again through
+            // the API: the provider would be locked out of its own service.
+            let other_admins = self
+                .tokens()?
+                .iter()
+                .filter(|t| t.role == Role::Admin && t.revoked.is_none() && t.id != token.id)
+                .count();
+            if token.role == Role::Admin && other_admins == 0 {
+                return Err(StoreError::Refused(format!(
+                    "token {id} is the last active admin token: revoking it would lock every \
+                     admin out. Create another admin token first (POST /v1/tokens with \
+                     role admin, or `aperture admin token-create --role admin`), then revoke this one"
+                )));
+            }
             token.revoked = Some(now);
             let mut tx = self.tx();
             tx.put_json(global_key(TOKEN, token.sha256.as_bytes()), &token)?;

@@ -48,11 +48,17 @@ const POLICY_CHUNK: usize = 2000;
 pub struct NewSanction {
     #[serde(rename = "match")]
     pub matches: SanctionMatch,
+    /// Who answers for this exposure (not blank).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub owner: String,
+    /// Why it is approved (not blank).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub reason: String,
     #[serde(default)]
     pub ticket: Option<String>,
-    #[serde(default)]
+    /// When the sanction lapses: Unix milliseconds or RFC 3339.
+    #[serde(default, deserialize_with = "crate::time::opt_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::time::TimeInput>))]
     pub expires: Option<Millis>,
 }
 
@@ -142,6 +148,7 @@ impl Store {
     /// can touch ([`policy::settings_reach`] says what, and why that is all of it); run
     /// it with [`Store::run_queued_policy`].
     pub fn set_policy_settings(&self, tenant: &TenantId, settings: &PolicySettings) -> Result<()> {
+        settings.validate()?;
         let _w = self.write_lock();
         self.require_tenant(tenant)?;
         let old = self.policy_settings(tenant)?;

@@ -23,6 +23,7 @@ mod query;
 mod records;
 pub mod reporting;
 mod store;
+pub mod time;
 pub mod transfer;
 pub mod vulns;
 

@@ -89,13 +89,19 @@ pub enum Severity {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicySettings {
     pub severities: BTreeMap<Rule, Severity>,
-    /// Days to remediate, per severity; a severity without an entry has no due date.
+    /// Days to remediate, per severity (0 to 36500); a severity without an entry has no
+    /// due date.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<Severity, Days>))]
     pub sla_days: BTreeMap<Severity, u32>,
-    /// A sanctioned asset unseen this long is a zombie.
+    /// A sanctioned asset unseen this long (days, 0 to 36500) is a zombie.
+    #[cfg_attr(feature = "openapi", schema(value_type = Days))]
     pub zombie_days: u32,
-    /// A certificate expiring within this many days is flagged.
+    /// A certificate expiring within this many days (0 to 36500) is flagged.
+    #[cfg_attr(feature = "openapi", schema(value_type = Days))]
     pub expiring_days: u32,
-    /// Risk classes (kebab-case, as in observations) that make a risky exposure.
+    /// Risk classes (kebab-case, as in observations) that make a risky exposure;
+    /// a class given twice counts once.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub risky_classes: BTreeSet<String>,
     /// Credentials in clear make a risky exposure whatever the class.
     pub cleartext_auth_is_risky: bool,
@@ -108,6 +114,49 @@ pub struct PolicySettings {
     /// Off by default; every change is audited.
     #[serde(default)]
     pub login_checks: bool,
+}
+
+/// The most days a policy setting may give: a hundred years.
+pub const MAX_DAYS: u32 = 36_500;
+
+/// A number of days in the policy: 0 to [`MAX_DAYS`].
+#[derive(Debug)]
+pub struct Days;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Days {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(0))
+            .maximum(Some(MAX_DAYS))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Days {}
+
+impl PolicySettings {
+    /// Refuses day counts beyond [`MAX_DAYS`] (the description's bound).
+    pub fn validate(&self) -> Result<()> {
+        let days = [
+            ("zombie_days", self.zombie_days),
+            ("expiring_days", self.expiring_days),
+        ]
+        .into_iter()
+        .chain(self.sla_days.values().map(|d| ("sla_days", *d)));
+        for (name, d) in days {
+            if d > MAX_DAYS {
+                return Err(StoreError::Invalid(format!(
+                    "{name}: {d} days is beyond the limit of {MAX_DAYS}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Open databases and container APIs take the rule's severity (critical); these checks
@@ -193,19 +242,24 @@ impl PolicySettings {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SanctionMatch {
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = "cidr", pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}/([0-9]|[12][0-9]|3[0-2])|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$"))]
     pub net: Option<IpNet>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 65535))]
     pub port: Option<u16>,
     /// Only `tcp` so far.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^tcp$"))]
     pub proto: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub service: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub product: Option<String>,
     /// A name or a glob such as `*.shop.example.com` (case-insensitive).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = "domain-glob"))]
     pub domain: Option<String>,
 }
 
@@ -1106,8 +1160,9 @@ pub struct TransitionRequest {
     pub to: FindingState,
     #[serde(default)]
     pub comment: String,
-    /// Required for risk acceptance (Unix ms).
-    #[serde(default)]
+    /// Required for risk acceptance: Unix milliseconds or RFC 3339.
+    #[serde(default, deserialize_with = "crate::time::opt_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::time::TimeInput>))]
     pub until: Option<Millis>,
 }
 

@@ -252,8 +252,13 @@ impl Store {
         if self.data.contains_key(&key)? {
             return Err(StoreError::Conflict(format!("tenant {id} exists already")));
         }
+        if name.chars().count() > 200 {
+            return Err(StoreError::Invalid(
+                "tenant name: give 1-200 characters".into(),
+            ));
+        }
         let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
+        if name.is_empty() {
             return Err(StoreError::Invalid(
                 "tenant name: give 1-200 characters".into(),
             ));

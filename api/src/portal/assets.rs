@@ -148,8 +148,7 @@ impl InvQuery {
             last_seen_from: some(&self.last_seen_from),
             last_seen_to: some(&self.last_seen_to),
             cursor: some(&self.cursor),
-            limit: num("limit", &self.limit)?,
-            format: None,
+            limit: num("limit", &self.limit)?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         })
     }
 
@@ -310,19 +309,32 @@ pub async fn export(
     Path(tenant): Path<String>,
     Query(q): Query<InvQuery>,
 ) -> Response {
-    let mut aq = match q.api() {
+    let aq = match q.api() {
         Ok(aq) => aq,
         Err(e) => return api_error(&ctx, Some(&tenant), e),
     };
-    aq.cursor = None;
-    aq.limit = None;
-    aq.format = some(&q.format);
-    let jsonl = aq.format.as_deref() == Some("jsonl");
+    let format = some(&q.format);
+    let jsonl = format.as_deref() == Some("jsonl");
+    let eq = api::ExportQuery {
+        kind: aq.kind,
+        net: aq.net,
+        port: aq.port,
+        service: aq.service,
+        product: aq.product,
+        risk: aq.risk,
+        domain: aq.domain,
+        status: aq.status,
+        first_seen_from: aq.first_seen_from,
+        first_seen_to: aq.first_seen_to,
+        last_seen_from: aq.last_seen_from,
+        last_seen_to: aq.last_seen_to,
+        format,
+    };
     match api::export_assets(
         State(p.state.clone()),
         ext(&ctx),
         ApiPath(tenant.clone()),
-        ApiQuery(aq),
+        ApiQuery(eq),
     )
     .await
     {
@@ -525,8 +537,8 @@ pub async fn change_feed(
         ext(&ctx),
         ApiPath(tenant.clone()),
         ApiQuery(ChangesQuery {
-            since,
-            limit: Some(FEED_PAGE as usize),
+            since: since.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+            limit: Some(FEED_PAGE as u32),
         }),
     )
     .await

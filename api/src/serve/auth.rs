@@ -43,8 +43,11 @@ pub fn token_for(
     tenants: Vec<TenantId>,
     created_by: &str,
 ) -> Result<Token, String> {
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err("token name: give 1-100 characters".into());
+    }
     let name = name.trim();
-    if name.is_empty() || name.len() > 100 {
+    if name.is_empty() {
         return Err("token name: give 1-100 characters".into());
     }
     let mut id_bytes = [0u8; 6];

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod config;
+pub mod contract;
 pub mod coordinator;
 pub mod discovery;
 pub mod error;
@@ -41,7 +42,10 @@ use utoipa_axum::routes;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Aperture API", version = "1", description = "Exposure-surface mapping: tenants, scans, assets, findings."),
+    info(title = "Aperture API", version = "1", description = "Exposure-surface mapping: tenants, scans, assets, findings.\n\n\
+Authentication: `Authorization: Bearer apt_…` with an API token, on every operation but /healthz and /openapi.json.\n\n\
+Times: a request may give any time (body fields and query filters) as Unix milliseconds (an integer) or as an RFC 3339 date-time (`2026-12-07T06:39:45Z`); every time in a response is Unix milliseconds.\n\n\
+Errors: every error is an RFC 9457 problem document (`application/problem+json`) whose `detail` says what was wrong and what to do."),
     modifiers(&Bearer),
     components(schemas(error::Problem))
 )]
@@ -138,6 +142,9 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(d::dismiss_candidate))
         .routes(routes!(d::provenance))
         .split_for_parts();
+    let mut api = api;
+    // After the routes: it completes each operation the router added.
+    contract::Contract.modify(&mut api);
     let doc = api.clone();
     let router = router
         .route(

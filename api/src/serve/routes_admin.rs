@@ -54,8 +54,11 @@ pub async fn metrics(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
-    /// 1-63 of a-z, 0-9, '-'.
+    /// 1-63 of a-z, 0-9, '-', not starting with '-'.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub id: String,
+    /// 1-200 characters, not blank.
+    #[schema(pattern = r"\S", max_length = 200)]
     pub name: String,
 }
 
@@ -91,7 +94,7 @@ pub async fn create_tenant(
 
 /// One tenant.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", security(("bearer" = [])),
-    params(("tenant" = String, Path)),
+    params(TenantPath),
     responses((status = 200, body = Tenant), (status = 404, body = Problem)))]
 pub async fn get_tenant(
     State(state): State<SharedState>,
@@ -105,10 +108,14 @@ pub async fn get_tenant(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// 1-100 characters, not blank.
+    #[schema(pattern = r"\S", max_length = 100)]
     pub name: String,
     pub role: Role,
-    /// Tenants the token may act on (not for admin tokens, which act on all).
+    /// Tenants the token may act on (not for admin tokens, which act on all): ids of
+    /// existing tenants.
     #[serde(default)]
+    #[schema(inline, value_type = Vec<String>, pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub tenants: Vec<String>,
 }
 
@@ -168,7 +175,8 @@ pub async fn list_tokens(
 /// Creates a token (admin); the secret is in this response only.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", security(("bearer" = [])),
     request_body = NewToken,
-    responses((status = 201, body = CreatedToken), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 201, body = CreatedToken), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, description = "A tenant listed does not exist", body = Problem)))]
 pub async fn create_token(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
@@ -189,7 +197,7 @@ pub async fn create_token(
         state
             .store
             .tenant(t)
-            .map_err(|_| ApiError::bad_request(format!("tenant {t} does not exist")))?;
+            .map_err(|_| ApiError::not_found(format!("tenant {t} does not exist")))?;
     }
     let secret = new_secret().map_err(ApiError::internal)?;
     let token = token_for(&secret, &body.name, body.role, tenants, &caller.name())
@@ -219,10 +227,25 @@ pub async fn revoke_token(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CursorQuery {
     /// The `next` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}$")]
     pub cursor: Option<String>,
-    pub limit: Option<usize>,
+    /// Items per page (the service caps it at its page_cap).
+    #[param(minimum = 1, maximum = 100000)]
+    pub limit: Option<u32>,
+}
+
+/// A tenant's id in a path: its description only (handlers take the path as a string
+/// and answer 404 for an id that is not a tenant's).
+#[derive(Debug, IntoParams)]
+#[allow(dead_code)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// 1-63 of a-z, 0-9 and '-', not starting with '-'.
+    #[param(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    pub tenant: String,
 }
 
 /// The audit log, oldest first (admin).
@@ -242,6 +265,6 @@ pub async fn audit_log(
             })?),
             None => None,
         };
-    let limit = q.limit.unwrap_or(100).min(state.config.page_cap);
+    let limit = super::routes_assets::page_size(&state, q.limit)?;
     Ok(Json(state.store.audit_log(cursor, limit)?))
 }

@@ -6,12 +6,14 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::jobs::submit_avoiding;
 use super::reports::summary::Summary;
+use super::routes_admin::TenantPath;
 use super::state::{now_ms, SharedState};
 use aperture_storage::access::ScanRequest;
 use aperture_storage::findings::{FindingFilter, NewSanction, VerificationRequest};
 use aperture_storage::policy::{
     self, Finding, FindingState, PolicySettings, Rule, Sanction, Severity, TransitionRequest,
 };
+use aperture_storage::time::TimeInput;
 use aperture_storage::{
     Asset, AssetFilter, AssetKey, AssetKind, AssetStatus, Change, Millis, Page, TenantId,
 };
@@ -23,47 +25,135 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// Unix milliseconds or RFC 3339.
+/// A time filter: Unix milliseconds or RFC 3339, the one rule of every time a request
+/// gives ([`aperture_storage::time`]).
 fn time(field: &str, v: &Option<String>) -> ApiResult<Option<Millis>> {
     let Some(v) = v else { return Ok(None) };
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(Some(ms));
-    }
-    humantime::parse_rfc3339_weak(v)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| Some(d.as_millis() as Millis))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{field}={v:?}: give Unix milliseconds or an RFC 3339 time (2026-11-24T10:00:00Z)"
-            ))
-        })
+    aperture_storage::time::parse(v)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
 }
 
+/// The filters of the asset listing and of the export.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AssetQuery {
     /// host, service, domain or certificate.
+    #[param(pattern = "^(host|service|domain|certificate)$")]
     pub kind: Option<String>,
     /// Address or CIDR.
+    #[param(
+        format = "ip-or-cidr",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}(/([0-9]|[12][0-9]|3[0-2]))?|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})(/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))?)$"
+    )]
     pub net: Option<String>,
+    #[param(minimum = 0, maximum = 65535)]
     pub port: Option<u16>,
     pub service: Option<String>,
     pub product: Option<String>,
     /// Risk class, e.g. remote-administration, database.
     pub risk: Option<String>,
     /// A zone: its names and what they resolve to.
+    #[param(
+        pattern = r"^[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*$",
+        max_length = 253
+    )]
     pub domain: Option<String>,
     /// present, absent or unknown.
+    #[param(pattern = "^(present|absent|unknown)$")]
     pub status: Option<String>,
+    #[param(value_type = Option<TimeInput>)]
     pub first_seen_from: Option<String>,
+    #[param(value_type = Option<TimeInput>)]
     pub first_seen_to: Option<String>,
+    #[param(value_type = Option<TimeInput>)]
     pub last_seen_from: Option<String>,
+    #[param(value_type = Option<TimeInput>)]
     pub last_seen_to: Option<String>,
+    /// The `next` of the previous page: an asset key.
+    #[param(
+        format = "asset-key",
+        pattern = r"^(host:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}))|service:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|\[(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})\]):([0-9]|[1-9][0-9]{1,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(/tcp)?|domain:[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*|certificate:[0-9a-fA-F]{64})$"
+    )]
     pub cursor: Option<String>,
-    pub limit: Option<usize>,
-    /// Exports only: csv (default) or jsonl.
+    /// Items per page (the service caps it at its page_cap).
+    #[param(minimum = 1, maximum = 100000)]
+    pub limit: Option<u32>,
+}
+
+/// The export's filters: those of the listing, without paging, and the format.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// host, service, domain or certificate.
+    #[param(pattern = "^(host|service|domain|certificate)$")]
+    pub kind: Option<String>,
+    /// Address or CIDR.
+    #[param(
+        format = "ip-or-cidr",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}(/([0-9]|[12][0-9]|3[0-2]))?|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})(/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))?)$"
+    )]
+    pub net: Option<String>,
+    #[param(minimum = 0, maximum = 65535)]
+    pub port: Option<u16>,
+    pub service: Option<String>,
+    pub product: Option<String>,
+    /// Risk class, e.g. remote-administration, database.
+    pub risk: Option<String>,
+    /// A zone: its names and what they resolve to.
+    #[param(
+        pattern = r"^[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*$",
+        max_length = 253
+    )]
+    pub domain: Option<String>,
+    /// present, absent or unknown.
+    #[param(pattern = "^(present|absent|unknown)$")]
+    pub status: Option<String>,
+    #[param(value_type = Option<TimeInput>)]
+    pub first_seen_from: Option<String>,
+    #[param(value_type = Option<TimeInput>)]
+    pub first_seen_to: Option<String>,
+    #[param(value_type = Option<TimeInput>)]
+    pub last_seen_from: Option<String>,
+    #[param(value_type = Option<TimeInput>)]
+    pub last_seen_to: Option<String>,
+    /// csv (default) or jsonl.
+    #[param(pattern = "^(csv|jsonl)$")]
     pub format: Option<String>,
+}
+
+impl ExportQuery {
+    fn filters(self) -> AssetQuery {
+        AssetQuery {
+            kind: self.kind,
+            net: self.net,
+            port: self.port,
+            service: self.service,
+            product: self.product,
+            risk: self.risk,
+            domain: self.domain,
+            status: self.status,
+            first_seen_from: self.first_seen_from,
+            first_seen_to: self.first_seen_to,
+            last_seen_from: self.last_seen_from,
+            last_seen_to: self.last_seen_to,
+            cursor: None,
+            limit: None,
+        }
+    }
+}
+
+/// A DNS name or glob: dot-separated labels of 1-63 letters, digits, '-', '_' or '*',
+/// at most 253 characters; the `domain` filter's pattern in the description says the same.
+pub fn domain_ok(d: &str) -> bool {
+    d.len() <= 253
+        && d.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
+        })
 }
 
 impl AssetQuery {
@@ -99,7 +189,17 @@ impl AssetQuery {
             service: self.service.clone(),
             product: self.product.clone(),
             risk: self.risk.clone(),
-            domain: self.domain.clone(),
+            domain: match &self.domain {
+                // Checked here, before an export's body starts: the store would refuse it
+                // only once the stream has begun.
+                Some(d) if domain_ok(d) => Some(d.clone()),
+                Some(d) => {
+                    return Err(ApiError::bad_request(format!(
+                        "domain={d:?}: give a name of dot-separated labels (letters, digits, '-', '_', '*')"
+                    )))
+                }
+                None => None,
+            },
             status,
             first_seen_from: time("first_seen_from", &self.first_seen_from)?,
             first_seen_to: time("first_seen_to", &self.first_seen_to)?,
@@ -111,7 +211,7 @@ impl AssetQuery {
 
 /// The tenant's assets with filters, one page at a time.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/assets", tag = "assets", security(("bearer" = [])),
-    params(("tenant" = String, Path), AssetQuery),
+    params(TenantPath, AssetQuery),
     responses((status = 200, body = Page<Asset>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_assets(
     State(state): State<SharedState>,
@@ -120,19 +220,30 @@ pub async fn list_assets(
     ApiQuery(q): ApiQuery<AssetQuery>,
 ) -> ApiResult<Json<Page<Asset>>> {
     let t = caller.tenant(&state, &tenant, READERS)?;
-    if q.format.is_some() {
-        return Err(ApiError::bad_request(
-            "format is for exports: GET /v1/tenants/{tenant}/exports/assets",
-        ));
-    }
     let filter = q.filter()?;
-    let limit = q.limit.unwrap_or(100).min(state.config.page_cap);
+    let limit = page_size(&state, q.limit)?;
     Ok(Json(state.store.list_assets(
         &t,
         &filter,
         q.cursor.as_deref(),
         limit,
     )?))
+}
+
+/// The most a `limit` may ask for; the service returns at most its page_cap.
+pub const MAX_LIMIT: u32 = 100_000;
+
+/// A page's size: the asked one (default 100, 1 to [`MAX_LIMIT`]), capped at the
+/// service's page_cap.
+pub fn page_size(state: &SharedState, limit: Option<u32>) -> ApiResult<usize> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit={limit}: give 1 to {MAX_LIMIT} (pages hold at most {})",
+            state.config.page_cap
+        )));
+    }
+    Ok((limit as usize).min(state.config.page_cap.max(1)))
 }
 
 /// Channel-fed response body: the export is written while it is read.
@@ -150,17 +261,22 @@ impl futures_core::Stream for Chunks {
 
 /// Every asset matching the filters as CSV or JSON Lines, streamed.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/exports/assets", tag = "assets", security(("bearer" = [])),
-    params(("tenant" = String, Path), AssetQuery),
-    responses((status = 200, description = "text/csv or application/x-ndjson"), (status = 400, body = Problem)))]
+    params(TenantPath, ExportQuery),
+    responses((status = 200, description = "Every matching asset: CSV with a header row, or one JSON asset per line",
+            content((String = "text/csv"), (String = "application/x-ndjson"))),
+        (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn export_assets(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
     ApiPath(tenant): ApiPath<String>,
-    ApiQuery(q): ApiQuery<AssetQuery>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
     let t = caller.tenant(&state, &tenant, READERS)?;
-    let filter = q.filter()?;
-    let csv = match q.format.as_deref() {
+    let format = q.format.clone();
+    // The whole filter is checked before the body starts: once the status line is sent,
+    // an error can only cut the stream.
+    let filter = q.filters().filter()?;
+    let csv = match format.as_deref() {
         None | Some("csv") => true,
         Some("jsonl") => false,
         Some(f) => {
@@ -269,7 +385,8 @@ pub struct AssetDetail {
 /// One asset. Its key has a '/' (`service:198.18.1.20:22/tcp`): percent-encode it
 /// (`%2F`) or leave `/tcp` out.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/assets/{asset}", tag = "assets", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("asset" = String, Path)),
+    params(TenantPath, ("asset" = String, Path, format = "asset-key", pattern = r"^(host:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}))|service:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|\[(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})\]):([0-9]|[1-9][0-9]{1,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(/tcp)?|domain:[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*|certificate:[0-9a-fA-F]{64})$",
+        description = "`host:ADDR`, `service:ADDR:PORT/tcp`, `domain:NAME` or `certificate:SHA256`")),
     responses((status = 200, body = AssetDetail), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_asset(
     State(state): State<SharedState>,
@@ -288,15 +405,19 @@ pub async fn get_asset(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// The last change number already read; absent: from the start.
-    pub since: Option<u64>,
-    pub limit: Option<usize>,
+    #[param(minimum = 0)]
+    pub since: Option<i64>,
+    /// Items per page (the service caps it at its page_cap).
+    #[param(minimum = 1, maximum = 100000)]
+    pub limit: Option<u32>,
 }
 
 /// The change feed: every appeared, changed and disappeared event after `since`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/changes", tag = "assets", security(("bearer" = [])),
-    params(("tenant" = String, Path), ChangesQuery),
+    params(TenantPath, ChangesQuery),
     responses((status = 200, body = Page<Change>), (status = 404, body = Problem)))]
 pub async fn changes(
     State(state): State<SharedState>,
@@ -305,8 +426,14 @@ pub async fn changes(
     ApiQuery(q): ApiQuery<ChangesQuery>,
 ) -> ApiResult<Json<Page<Change>>> {
     let t = caller.tenant(&state, &tenant, READERS)?;
-    let limit = q.limit.unwrap_or(100).min(state.config.page_cap);
-    Ok(Json(state.store.changes_since(&t, q.since, limit)?))
+    let limit = page_size(&state, q.limit)?;
+    let since = match q.since {
+        Some(n) => Some(u64::try_from(n).map_err(|_| {
+            ApiError::bad_request(format!("since={n}: give a change number, 0 or more"))
+        })?),
+        None => None,
+    };
+    Ok(Json(state.store.changes_since(&t, since, limit)?))
 }
 
 /// Wakes the background run of what a sanction or policy edit queued (the store queued
@@ -318,7 +445,7 @@ fn reevaluate(state: &SharedState, t: &TenantId) {
 
 /// The tenant's sanctioned exposures.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/sanctions", tag = "sanctions", security(("bearer" = [])),
-    params(("tenant" = String, Path)),
+    params(TenantPath),
     responses((status = 200, body = [Sanction]), (status = 404, body = Problem)))]
 pub async fn list_sanctions(
     State(state): State<SharedState>,
@@ -331,7 +458,7 @@ pub async fn list_sanctions(
 
 /// Sanctions an exposure (admin, analyst); findings it covers close as sanctioned.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/sanctions", tag = "sanctions", security(("bearer" = [])),
-    params(("tenant" = String, Path)), request_body = NewSanction,
+    params(TenantPath), request_body = NewSanction,
     responses((status = 201, body = Sanction), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn create_sanction(
     State(state): State<SharedState>,
@@ -349,7 +476,7 @@ pub async fn create_sanction(
 
 /// One sanction.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/sanctions/{sanction}", tag = "sanctions", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("sanction" = String, Path)),
+    params(TenantPath, ("sanction" = String, Path)),
     responses((status = 200, body = Sanction), (status = 404, body = Problem)))]
 pub async fn get_sanction(
     State(state): State<SharedState>,
@@ -362,7 +489,7 @@ pub async fn get_sanction(
 
 /// Replaces a sanction (admin, analyst); what its old and new match cover is judged again.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/sanctions/{sanction}", tag = "sanctions", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("sanction" = String, Path)), request_body = NewSanction,
+    params(TenantPath, ("sanction" = String, Path)), request_body = NewSanction,
     responses((status = 200, body = Sanction), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn update_sanction(
     State(state): State<SharedState>,
@@ -378,7 +505,7 @@ pub async fn update_sanction(
 
 /// Withdraws a sanction (admin, analyst); what it covered is flagged again.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/sanctions/{sanction}", tag = "sanctions", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("sanction" = String, Path)),
+    params(TenantPath, ("sanction" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_sanction(
     State(state): State<SharedState>,
@@ -393,7 +520,7 @@ pub async fn delete_sanction(
 
 /// The tenant's policy: severities, SLAs and thresholds.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/policy", tag = "findings", security(("bearer" = [])),
-    params(("tenant" = String, Path)),
+    params(TenantPath),
     responses((status = 200, body = PolicySettings), (status = 404, body = Problem)))]
 pub async fn get_policy(
     State(state): State<SharedState>,
@@ -406,7 +533,7 @@ pub async fn get_policy(
 
 /// Replaces the tenant's policy (admin, analyst); findings the changed settings touch follow.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/policy", tag = "findings", security(("bearer" = [])),
-    params(("tenant" = String, Path)), request_body = PolicySettings,
+    params(TenantPath), request_body = PolicySettings,
     responses((status = 200, body = PolicySettings), (status = 400, body = Problem)))]
 pub async fn put_policy(
     State(state): State<SharedState>,
@@ -446,6 +573,7 @@ pub async fn put_policy(
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FindingQuery {
     /// open, acknowledged, in-progress, fixed, closed-verified, closed-sanctioned,
     /// closed-by-policy, risk-accepted, false-positive.
@@ -454,17 +582,27 @@ pub struct FindingQuery {
     pub active: Option<bool>,
     pub severity: Option<Severity>,
     pub rule: Option<Rule>,
+    /// An asset key: `host:ADDR`, `service:ADDR:PORT/tcp`, `domain:NAME` or
+    /// `certificate:SHA256`.
+    #[param(
+        format = "asset-key",
+        pattern = r"^(host:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}))|service:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|\[(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})\]):([0-9]|[1-9][0-9]{1,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(/tcp)?|domain:[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*|certificate:[0-9a-fA-F]{64})$"
+    )]
     pub asset: Option<String>,
     pub assignee: Option<String>,
     /// Only findings past their due date.
     pub overdue: Option<bool>,
+    /// The `next` of the previous page: a finding id.
+    #[param(pattern = "^f-[0-9a-fA-F]{32}$")]
     pub cursor: Option<String>,
-    pub limit: Option<usize>,
+    /// Items per page (the service caps it at its page_cap).
+    #[param(minimum = 1, maximum = 100000)]
+    pub limit: Option<u32>,
 }
 
 /// The tenant's findings with filters.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/findings", tag = "findings", security(("bearer" = [])),
-    params(("tenant" = String, Path), FindingQuery),
+    params(TenantPath, FindingQuery),
     responses((status = 200, body = Page<FindingView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_findings(
     State(state): State<SharedState>,
@@ -486,7 +624,7 @@ pub async fn list_findings(
         assignee: q.assignee.clone(),
         overdue_at: q.overdue.filter(|o| *o).map(|_| now),
     };
-    let limit = q.limit.unwrap_or(100).min(state.config.page_cap);
+    let limit = page_size(&state, q.limit)?;
     let page = state
         .store
         .findings(&t, &filter, q.cursor.as_deref(), limit)?;
@@ -519,7 +657,7 @@ impl FindingView {
 
 /// One finding with its whole story.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/findings/{finding}", tag = "findings", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("finding" = String, Path)),
+    params(TenantPath, ("finding" = String, Path)),
     responses((status = 200, body = FindingView), (status = 404, body = Problem)))]
 pub async fn get_finding(
     State(state): State<SharedState>,
@@ -600,7 +738,7 @@ pub async fn start_verification(
 /// Moves a finding (admin, analyst, remediator; risk acceptance: admin, analyst).
 /// "fixed" starts a verification scan; only a scan can close a finding.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/findings/{finding}/transitions", tag = "findings", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("finding" = String, Path)), request_body = TransitionRequest,
+    params(TenantPath, ("finding" = String, Path)), request_body = TransitionRequest,
     responses((status = 200, body = TransitionResult), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn transition(
     State(state): State<SharedState>,
@@ -635,13 +773,14 @@ pub async fn transition(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assignment {
-    /// Who works on it; null to unassign.
+    /// Who works on it (1-200 characters, not blank); null to unassign.
+    #[schema(pattern = r"\S", max_length = 200)]
     pub assignee: Option<String>,
 }
 
 /// Assigns a finding (admin, analyst, remediator).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/findings/{finding}/assign", tag = "findings", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("finding" = String, Path)), request_body = Assignment,
+    params(TenantPath, ("finding" = String, Path)), request_body = Assignment,
     responses((status = 200, body = FindingView), (status = 404, body = Problem)))]
 pub async fn assign(
     State(state): State<SharedState>,
@@ -653,7 +792,7 @@ pub async fn assign(
     if body
         .assignee
         .as_ref()
-        .is_some_and(|a| a.trim().is_empty() || a.len() > 200)
+        .is_some_and(|a| a.trim().is_empty() || a.chars().count() > 200)
     {
         return Err(ApiError::bad_request("assignee: 1-200 characters, or null"));
     }
@@ -666,12 +805,14 @@ pub async fn assign(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Comment {
+    /// Not blank; at most 10000 characters.
+    #[schema(pattern = r"\S", max_length = 10000)]
     pub text: String,
 }
 
 /// Comments on a finding (admin, analyst, remediator).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/findings/{finding}/comments", tag = "findings", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("finding" = String, Path)), request_body = Comment,
+    params(TenantPath, ("finding" = String, Path)), request_body = Comment,
     responses((status = 200, body = FindingView), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn comment(
     State(state): State<SharedState>,
@@ -680,8 +821,10 @@ pub async fn comment(
     ApiJson(body): ApiJson<Comment>,
 ) -> ApiResult<Json<FindingView>> {
     let t = caller.tenant(&state, &tenant, REMEDIATORS)?;
-    if body.text.len() > 10_000 {
-        return Err(ApiError::bad_request("a comment is at most 10000 bytes"));
+    if body.text.chars().count() > 10_000 {
+        return Err(ApiError::bad_request(
+            "a comment is at most 10000 characters",
+        ));
     }
     let f = state
         .store
@@ -691,7 +834,7 @@ pub async fn comment(
 
 /// Runs the verification scan of a finding claimed fixed again.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/findings/{finding}/verify", tag = "findings", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("finding" = String, Path)),
+    params(TenantPath, ("finding" = String, Path)),
     responses((status = 200, body = TransitionResult), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn verify(
     State(state): State<SharedState>,
@@ -721,7 +864,7 @@ pub async fn verify(
 /// Exposure by risk class, open findings by severity and age, time to remediate, and
 /// the shrinkage curve.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/reports/summary", tag = "reports", security(("bearer" = [])),
-    params(("tenant" = String, Path)),
+    params(TenantPath),
     responses((status = 200, body = Summary), (status = 404, body = Problem)))]
 pub async fn summary(
     State(state): State<SharedState>,

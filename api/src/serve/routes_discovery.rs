@@ -157,6 +157,7 @@ pub async fn run_discovery(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CandidateQuery {
     /// open, approved or dismissed; all when absent.
@@ -260,6 +261,7 @@ pub async fn dismiss_candidate(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProvenanceQuery {
     /// One asset (`host:ADDR`, `service:ADDR:PORT/tcp`, `domain:NAME`); all when absent.

@@ -4,6 +4,7 @@ use super::auth::{Caller, ANALYSTS, READERS};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath};
 use super::jobs::submit;
+use super::routes_admin::TenantPath;
 use super::state::{now_ms, SharedState};
 use aperture_mapper::engine::Progress;
 use aperture_storage::access::{JobState, ScanJob, ScanRequest, Schedule, Scope};
@@ -17,7 +18,7 @@ use utoipa::ToSchema;
 
 /// The tenant's authorised scope.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/scope", tag = "scope", security(("bearer" = [])),
-    params(("tenant" = String, Path)),
+    params(TenantPath),
     responses((status = 200, body = Scope), (status = 404, body = Problem)))]
 pub async fn get_scope(
     State(state): State<SharedState>,
@@ -30,7 +31,7 @@ pub async fn get_scope(
 
 /// Replaces the tenant's scope (admin, analyst).
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/scope", tag = "scope", security(("bearer" = [])),
-    params(("tenant" = String, Path)), request_body = Scope,
+    params(TenantPath), request_body = Scope,
     responses((status = 200, body = Scope), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn put_scope(
     State(state): State<SharedState>,
@@ -126,7 +127,7 @@ pub(super) fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult
 
 /// The tenant's scans, newest first.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/scans", tag = "scans", security(("bearer" = [])),
-    params(("tenant" = String, Path)),
+    params(TenantPath),
     responses((status = 200, body = [ScanView]), (status = 404, body = Problem)))]
 pub async fn list_scans(
     State(state): State<SharedState>,
@@ -146,7 +147,7 @@ pub async fn list_scans(
 /// Starts a targeted scan (admin, analyst). Every target must be in the tenant's scope;
 /// otherwise 403 lists each refused target and why, and nothing is queued.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/scans", tag = "scans", security(("bearer" = [])),
-    params(("tenant" = String, Path)), request_body = ScanRequest,
+    params(TenantPath), request_body = ScanRequest,
     responses((status = 201, body = ScanView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn create_scan(
     State(state): State<SharedState>,
@@ -161,7 +162,7 @@ pub async fn create_scan(
 
 /// One scan with its progress.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/scans/{scan}", tag = "scans", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("scan" = String, Path)),
+    params(TenantPath, ("scan" = String, Path)),
     responses((status = 200, body = ScanView), (status = 404, body = Problem)))]
 pub async fn get_scan(
     State(state): State<SharedState>,
@@ -176,7 +177,7 @@ pub async fn get_scan(
 /// Cancels a queued or running scan (admin, analyst). What it stored stays; it marks
 /// nothing gone.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/scans/{scan}/cancel", tag = "scans", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("scan" = String, Path)),
+    params(TenantPath, ("scan" = String, Path)),
     responses((status = 200, body = ScanView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel_scan(
     State(state): State<SharedState>,
@@ -204,18 +205,22 @@ pub async fn cancel_scan(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSchedule {
+    /// Not blank.
+    #[schema(pattern = r"\S")]
     pub name: String,
     pub request: ScanRequest,
-    /// Seconds between runs; at least 60.
+    /// Seconds between runs: at least 60, at most a year.
+    #[schema(minimum = 60, maximum = 31_536_000)]
     pub interval_secs: u64,
-    /// First run (Unix ms); default: now.
-    #[serde(default)]
+    /// First run: Unix milliseconds or RFC 3339; default: now.
+    #[serde(default, deserialize_with = "aperture_storage::time::opt_millis")]
+    #[schema(value_type = Option<aperture_storage::time::TimeInput>)]
     pub first_run: Option<i64>,
 }
 
 /// The tenant's recurring scans.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/schedules", tag = "schedules", security(("bearer" = [])),
-    params(("tenant" = String, Path)),
+    params(TenantPath),
     responses((status = 200, body = [Schedule]), (status = 404, body = Problem)))]
 pub async fn list_schedules(
     State(state): State<SharedState>,
@@ -229,7 +234,7 @@ pub async fn list_schedules(
 /// Adds a recurring scan (admin, analyst). Its request is checked against the scope now
 /// and again at every run.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/schedules", tag = "schedules", security(("bearer" = [])),
-    params(("tenant" = String, Path)), request_body = NewSchedule,
+    params(TenantPath), request_body = NewSchedule,
     responses((status = 201, body = Schedule), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn create_schedule(
     State(state): State<SharedState>,
@@ -238,9 +243,10 @@ pub async fn create_schedule(
     ApiJson(body): ApiJson<NewSchedule>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
-    if body.interval_secs < 60 {
+    if !(60..=31_536_000).contains(&body.interval_secs) {
         return Err(ApiError::bad_request(
-            "interval_secs: schedules run at most once a minute (60 or more)",
+            "interval_secs: schedules run at most once a minute and at least once a year \
+             (60 to 31536000)",
         ));
     }
     if body.name.trim().is_empty() {
@@ -266,7 +272,7 @@ pub async fn create_schedule(
 
 /// One schedule.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/schedules/{schedule}", tag = "schedules", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("schedule" = String, Path)),
+    params(TenantPath, ("schedule" = String, Path)),
     responses((status = 200, body = Schedule), (status = 404, body = Problem)))]
 pub async fn get_schedule(
     State(state): State<SharedState>,
@@ -279,7 +285,7 @@ pub async fn get_schedule(
 
 /// Removes a schedule (admin, analyst); scans it started are kept.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/schedules/{schedule}", tag = "schedules", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("schedule" = String, Path)),
+    params(TenantPath, ("schedule" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_schedule(
     State(state): State<SharedState>,

@@ -31,6 +31,7 @@ pub async fn vulndb_status(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ImportParams {
     /// The file's name, for the report and for error messages.
     pub name: Option<String>,

@@ -4,6 +4,7 @@ use super::auth::{Caller, ANALYSTS};
 use super::coordinator::{dispatch_retry, WorkerView};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::ApiPath;
+use super::routes_admin::TenantPath;
 use super::routes_scans::{view, ScanView};
 use super::state::SharedState;
 use axum::extract::State;
@@ -31,7 +32,7 @@ pub async fn list_workers(
 /// Puts a scan's failed shards (those workers gave up on) back in the queue (admin,
 /// analyst).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/scans/{scan}/retry", tag = "scans", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("scan" = String, Path)),
+    params(TenantPath, ("scan" = String, Path)),
     responses((status = 200, body = ScanView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn retry_scan(
     State(state): State<SharedState>,

@@ -1,0 +1,196 @@
+//! What every operation of the description shares, added in one pass so no route can
+//! forget it: the error responses the middleware and the extractors produce, all as
+//! `application/problem+json`, and the API-wide rules (auth, times) in the description.
+
+use super::error::Problem;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, Type,
+};
+use utoipa::openapi::{Content, OpenApi, RefOr};
+use utoipa::{Modify, ToSchema};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+pub struct Contract;
+
+/// Why a status can come back, for the ones every route of a kind shares.
+const SHARED: &[(&str, &str)] = &[
+    (
+        "400",
+        "The request is not valid (path, query or body): `detail` says what to fix.",
+    ),
+    ("401", "No token, or an unknown or revoked one."),
+    ("403", "The token's role may not do this."),
+    (
+        "404",
+        "No such tenant (or not one this token may see), or no such object.",
+    ),
+    (
+        "409",
+        "The request conflicts with the current state: `detail` says what to do.",
+    ),
+    (
+        "413",
+        "The body is larger than the service accepts (body_limit).",
+    ),
+    (
+        "415",
+        "The body is not sent as 'Content-Type: application/json'.",
+    ),
+    (
+        "429",
+        "Too many requests for this token, or too many scans: see Retry-After.",
+    ),
+];
+
+fn problem(status: &str, why: &str) -> RefOr<Response> {
+    let _ = status;
+    ResponseBuilder::new()
+        .description(why)
+        .content(
+            PROBLEM_JSON,
+            Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                Problem::name(),
+            )))),
+        )
+        .into()
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Wraps a component schema in `allOf [schema, anyOf [branches]]`: rules between
+/// fields the derive cannot say.
+fn any_of(openapi: &mut OpenApi, name: &str, branches: Vec<Schema>) {
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    let Some(original) = components.schemas.remove(name) else {
+        return;
+    };
+    let mut any = AnyOfBuilder::new();
+    for b in branches {
+        any = any.item(RefOr::T(b));
+    }
+    let all = AllOfBuilder::new()
+        .item(original)
+        .item(RefOr::T(Schema::AnyOf(any.build())));
+    components.schemas.insert(name.to_owned(), all.into());
+}
+
+/// A branch: `field` present and of type `ty` (not null).
+fn present(field: &str, ty: Type) -> Schema {
+    let inner: Schema = if ty == Type::Array {
+        ArrayBuilder::new().min_items(Some(1)).into()
+    } else {
+        ObjectBuilder::new().schema_type(ty).into()
+    };
+    ObjectBuilder::new()
+        .required(field)
+        .property(field, inner)
+        .into()
+}
+
+fn roles(names: &[&str]) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names.iter().copied()))
+}
+
+impl Modify for Contract {
+    fn modify(&self, openapi: &mut OpenApi) {
+        // A sanction that matches nothing in particular would match everything.
+        any_of(
+            openapi,
+            "SanctionMatch",
+            vec![
+                present("net", Type::String),
+                present("port", Type::Integer),
+                present("service", Type::String),
+                present("product", Type::String),
+                present("domain", Type::String),
+            ],
+        );
+        any_of(
+            openapi,
+            "ScanRequest",
+            vec![
+                present("targets", Type::Array),
+                present("domains", Type::Array),
+            ],
+        );
+        // Admin tokens act on every tenant; the others on the tenants they list.
+        any_of(
+            openapi,
+            "NewToken",
+            vec![
+                ObjectBuilder::new()
+                    .property("role", roles(&["admin"]))
+                    .property("tenants", ArrayBuilder::new().max_items(Some(0)))
+                    .into(),
+                ObjectBuilder::new()
+                    .required("tenants")
+                    .property("role", roles(&["analyst", "remediator", "viewer"]))
+                    .property("tenants", ArrayBuilder::new().min_items(Some(1)))
+                    .into(),
+            ],
+        );
+        for (_, item) in openapi.paths.paths.iter_mut() {
+            for op in operations(item) {
+                let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = op.request_body.is_some();
+                let params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let mut codes: Vec<&str> = Vec::new();
+                if authenticated {
+                    codes.extend(["401", "403", "429"]);
+                }
+                if has_body {
+                    codes.extend(["400", "413", "415"]);
+                }
+                if params {
+                    codes.extend(["400", "404"]);
+                }
+                for code in codes {
+                    if !op.responses.responses.contains_key(code) {
+                        let why = SHARED
+                            .iter()
+                            .find(|(c, _)| *c == code)
+                            .map(|(_, w)| *w)
+                            .unwrap_or("An error.");
+                        op.responses
+                            .responses
+                            .insert(code.to_owned(), problem(code, why));
+                    }
+                }
+                // Every error is a problem document, whatever the route declared.
+                for (code, resp) in op.responses.responses.iter_mut() {
+                    let is_error = code.starts_with('4') || code.starts_with('5');
+                    if let (true, RefOr::T(r)) = (is_error, resp) {
+                        let why = SHARED.iter().find(|(c, _)| c == code).map(|(_, w)| *w);
+                        if r.description.is_empty() {
+                            r.description = why.unwrap_or("An error.").to_owned();
+                        }
+                        r.content.clear();
+                        r.content.insert(
+                            PROBLEM_JSON.to_owned(),
+                            Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                                Problem::name(),
+                            )))),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+"""Hypothesis strategies for the string formats /openapi.json names beyond JSON
+Schema's own (its description lists them), so scripts/api-fuzz generates valid values
+for them. Loaded by schemathesis through SCHEMATHESIS_HOOKS."""
+
+import ipaddress
+
+import schemathesis
+from hypothesis import strategies as st
+
+v4 = st.ip_addresses(v=4).map(str)
+v6 = st.ip_addresses(v=6).map(str)
+
+
+def cidr(version, max_len):
+    return st.tuples(st.ip_addresses(v=version), st.integers(0, max_len)).map(
+        lambda t: str(ipaddress.ip_network(f"{t[0]}/{t[1]}", strict=False))
+    )
+
+
+ip_or_cidr = st.one_of(v4, v6, cidr(4, 32), cidr(6, 128))
+label = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?\Z")
+tld = st.from_regex(r"\A[a-z]{2,6}\Z")
+domain = st.builds(lambda ls, t: ".".join([*ls, t]), st.lists(label, min_size=1, max_size=3), tld)
+port = st.integers(1, 65535)
+port_item = st.one_of(
+    port.map(str),
+    st.tuples(port, port).map(lambda t: f"{min(t)}-{max(t)}"),
+)
+
+schemathesis.openapi.format("ip-or-cidr", ip_or_cidr)
+schemathesis.openapi.format("scan-target", ip_or_cidr)
+schemathesis.openapi.format("domain-name", domain)
+schemathesis.openapi.format("domain-glob", st.one_of(domain, domain.map(lambda d: "*." + d)))
+schemathesis.openapi.format(
+    "port-list", st.lists(port_item, min_size=1, max_size=4).map(",".join)
+)
+schemathesis.openapi.format(
+    "asset-key",
+    st.one_of(
+        v4.map(lambda a: f"host:{a}"),
+        st.tuples(v4, port).map(lambda t: f"service:{t[0]}:{t[1]}/tcp"),
+        domain.map(lambda d: f"domain:{d}"),
+        st.from_regex(r"\A[0-9a-f]{64}\Z").map(lambda h: f"certificate:{h}"),
+    ),
+)
+schemathesis.openapi.format("cidr", st.one_of(cidr(4, 32), cidr(6, 128)))
