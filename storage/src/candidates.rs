@@ -154,20 +154,25 @@ pub struct DiscoverySettings {
     pub names: Vec<String>,
     /// Rounds (DNS, then ports and certificates) at most per loop.
     #[serde(default = "default_depth")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 32))]
     pub max_depth: u32,
     /// In-scope names and addresses each at most per loop; beyond, they are held back.
     #[serde(default = "default_count")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
     pub max_names: usize,
     #[serde(default = "default_count")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
     pub max_addresses: usize,
     /// Ports of the loop's scans (`aperture scan -p` syntax); default: the top 100.
     #[serde(default)]
     pub ports: Option<String>,
     /// Probes per second of the loop's scans; default: the service's.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub rate: Option<u32>,
     /// Run again this many seconds after a loop ends; none: only on changes and request.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 60))]
     pub interval_secs: Option<u64>,
 }
 

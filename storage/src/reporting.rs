@@ -26,6 +26,7 @@ pub struct ReportSchedule {
     pub monthly: bool,
     /// `en` or `zh-CN`.
     #[serde(default = "default_lang")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(en|zh-CN)$"))]
     pub lang: String,
 }
 

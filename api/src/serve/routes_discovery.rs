@@ -112,6 +112,9 @@ fn check_settings(
 }
 
 /// Sets the loop's seeds and limits (admin, analyst); a loop starts with the new settings.
+/// At least one of `domains`, `cidrs` and `names` must be given; every seed must lie in
+/// the tenant's scope (domains at or under a scope domain, networks inside its CIDRs and
+/// at most a /16), and `ports` must be `aperture scan -p` syntax: a 400 says which.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/discovery", tag = "discovery", security(("bearer" = [])),
     params(("tenant" = String, Path)), request_body = DiscoverySettings,
     responses((status = 200, body = DiscoveryView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -161,6 +164,7 @@ pub async fn run_discovery(
 #[serde(deny_unknown_fields)]
 pub struct CandidateQuery {
     /// open, approved or dismissed; all when absent.
+    #[param(pattern = "^(open|approved|dismissed)$")]
     pub state: Option<String>,
 }
 
@@ -265,6 +269,10 @@ pub async fn dismiss_candidate(
 #[serde(deny_unknown_fields)]
 pub struct ProvenanceQuery {
     /// One asset (`host:ADDR`, `service:ADDR:PORT/tcp`, `domain:NAME`); all when absent.
+    #[param(
+        format = "asset-key",
+        pattern = r"^(host:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}))|service:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|\[(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})\]):([0-9]|[1-9][0-9]{1,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(/tcp)?|domain:[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*|certificate:[0-9a-fA-F]{64})$"
+    )]
     pub asset: Option<String>,
 }
 
