@@ -1,9 +1,14 @@
 //! A report as one self-contained HTML page: inline styles, the shrinkage curve as inline
 //! SVG, every string in English and Simplified Chinese, and everything that came from a
 //! scanned host or a user (titles, asset names, owners) escaped.
+//!
+//! Numbers, dates and the shrinkage chart are the portal's own (`portal::i18n`,
+//! `portal::layout::shrinkage`), so a report and the dashboard show the same figures the
+//! same way; the page carries the chart's few style rules itself.
 
 use super::{Lang, Period, ReportData, TopRisk};
-use aperture_storage::model::{DayCount, Millis};
+use crate::portal::i18n::Lang as PortalLang;
+use aperture_storage::model::Millis;
 use std::fmt::Write;
 
 /// Every string a report shows, in both languages.
@@ -32,8 +37,6 @@ struct Words {
     hours: &'static str,
     none_closed: &'static str,
     shrinkage: &'static str,
-    hosts: &'static str,
-    no_history: &'static str,
     top_risks: &'static str,
     risk: &'static str,
     asset: &'static str,
@@ -73,8 +76,6 @@ const EN: Words = Words {
     hours: "hours",
     none_closed: "no verified closure yet",
     shrinkage: "Exposed hosts and services per day",
-    hosts: "Hosts",
-    no_history: "No daily history yet.",
     top_risks: "Top risks",
     risk: "Finding",
     asset: "Asset",
@@ -114,8 +115,6 @@ const ZH: Words = Words {
     hours: "小时",
     none_closed: "尚无验证关闭的问题",
     shrinkage: "每日暴露主机与服务",
-    hosts: "主机",
-    no_history: "尚无每日历史数据。",
     top_risks: "主要风险",
     risk: "问题",
     asset: "资产",
@@ -165,36 +164,19 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// `1,234,567`: both languages group thousands with commas.
-pub fn number(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
+fn portal(lang: Lang) -> PortalLang {
+    match lang {
+        Lang::En => PortalLang::En,
+        Lang::ZhCn => PortalLang::Zh,
     }
-    out
 }
 
-/// A UTC date as each language writes it: `7 Dec 2026` or `2026年12月7日`.
-pub fn date(lang: Lang, ms: Millis) -> String {
-    let secs = u64::try_from(ms / 1000).unwrap_or(0);
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-    let iso = humantime::format_rfc3339_seconds(t).to_string();
-    let (y, m, d) = (&iso[0..4], &iso[5..7], &iso[8..10]);
-    let (m, d): (usize, u32) = (m.parse().unwrap_or(1), d.parse().unwrap_or(1));
-    let time = &iso[11..16];
-    match lang {
-        Lang::En => {
-            const MONTHS: [&str; 12] = [
-                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-            ];
-            format!("{d} {} {y} {time} UTC", MONTHS[(m.max(1) - 1).min(11)])
-        }
-        Lang::ZhCn => format!("{y}年{m}月{d}日 {time} (UTC)"),
-    }
+fn number(n: u64) -> String {
+    PortalLang::En.number(n)
+}
+
+fn date(lang: Lang, at: Millis) -> String {
+    portal(lang).datetime(at)
 }
 
 const STYLE: &str = "body{font-family:'Noto Sans','Noto Sans CJK SC',sans-serif;color:#1d2430;margin:28px;font-size:13px}\
@@ -203,7 +185,10 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:15px;margin:22px 0 8px;border-bott
 .tile b{display:block;font-size:20px}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #e6e9ee;vertical-align:top}\
 th{background:#f3f5f8}td.n{text-align:right}.sev-critical{color:#a40000;font-weight:bold}.sev-high{color:#c2410c;font-weight:bold}\
 .sev-medium{color:#a16207}.overdue{color:#a40000}.gap{color:#a40000;font-style:italic}footer{margin-top:28px;color:#5b6573;font-size:11px}\
-td.asset{word-break:break-all}";
+td.asset{word-break:break-all}svg.chart{max-width:640px}svg.chart text{font-size:12px;fill:#1d2430}\
+svg.chart text.end{text-anchor:end}svg.chart .axis{stroke:#d5dae1;stroke-width:1}svg.chart polyline{fill:none;stroke-width:2.5}\
+svg.chart .services{stroke:#2563eb}svg.chart circle.services{fill:#2563eb}svg.chart .hosts{stroke:#c2410c}svg.chart circle.hosts{fill:#c2410c}\
+.legend .key{display:inline-block;width:14px;height:4px;margin:0 4px 2px 8px}.legend .key.services{background:#2563eb}.legend .key.hosts{background:#c2410c}";
 
 /// The whole page.
 pub fn render(d: &ReportData) -> String {
@@ -254,7 +239,9 @@ pub fn render(d: &ReportData) -> String {
         );
     }
     p.push_str("</div>");
-    let _ = write!(p, "<h2>{}</h2>{}", esc(w.shrinkage), chart(&s.shrinkage, w));
+    let days = &s.shrinkage[s.shrinkage.len().saturating_sub(90)..];
+    let chart = crate::portal::layout::shrinkage(portal(d.lang), days).into_string();
+    let _ = write!(p, "<h2>{}</h2>{chart}", esc(w.shrinkage));
     let _ = write!(p, "<h2>{}</h2><div class=\"tiles\">", esc(w.findings));
     for (label, n) in [
         (w.opened, d.opened_in_period),
@@ -373,103 +360,16 @@ fn top_risks(p: &mut String, d: &ReportData, w: &Words) {
     p.push_str("</table>");
 }
 
-/// The shrinkage curve: exposed hosts and services per day, days on x.
-fn chart(days: &[DayCount], w: &Words) -> String {
-    if days.is_empty() {
-        return format!("<p class=\"meta\">{}</p>", esc(w.no_history));
-    }
-    let days = &days[days.len().saturating_sub(90)..];
-    let (width, height, left, bottom, top) = (640.0f64, 220.0f64, 56.0f64, 28.0f64, 12.0f64);
-    let max = days
-        .iter()
-        .map(|d| d.hosts.max(d.services))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let plot_w = width - left - 12.0;
-    let plot_h = height - bottom - top;
-    let x = |i: usize| {
-        if days.len() == 1 {
-            left + plot_w / 2.0
-        } else {
-            left + plot_w * i as f64 / (days.len() - 1) as f64
-        }
-    };
-    let y = |v: u64| top + plot_h * (1.0 - v as f64 / max);
-    let line = |pick: fn(&DayCount) -> u64| {
-        days.iter()
-            .enumerate()
-            .map(|(i, d)| format!("{:.1},{:.1}", x(i), y(pick(d))))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\">"
-    );
-    for frac in [0.0, 0.5, 1.0] {
-        let v = (max * frac).round() as u64;
-        let _ = write!(
-            svg,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e6e9ee\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#5b6573\">{}</text>",
-            width - 12.0,
-            left - 6.0,
-            y(v) + 3.0,
-            number(v),
-            y = y(v)
-        );
-    }
-    for (i, d) in [(0, &days[0]), (days.len() - 1, &days[days.len() - 1])] {
-        let _ = write!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#5b6573\">{}</text>",
-            x(i),
-            height - 8.0,
-            esc(&d.day)
-        );
-    }
-    let _ = write!(
-        svg,
-        "<polyline fill=\"none\" stroke=\"#2563eb\" stroke-width=\"2\" points=\"{}\"/><polyline fill=\"none\" stroke=\"#c2410c\" stroke-width=\"2\" points=\"{}\"/>",
-        line(|d| d.services),
-        line(|d| d.hosts)
-    );
-    // Dots on each day, so a short history (one day, a few) is visible too.
-    if days.len() <= 45 {
-        for (i, d) in days.iter().enumerate() {
-            let _ = write!(
-                svg,
-                "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#2563eb\"/><circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#c2410c\"/>",
-                y(d.services),
-                y(d.hosts),
-                x = x(i)
-            );
-        }
-    }
-    let _ = write!(
-        svg,
-        "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#2563eb\">■ {}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#c2410c\">■ {}</text></svg>",
-        left + 8.0,
-        top + 12.0,
-        esc(w.services),
-        left + 108.0,
-        top + 12.0,
-        esc(w.hosts)
-    );
-    svg
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn numbers_and_dates_follow_the_language() {
-        assert_eq!(number(0), "0");
-        assert_eq!(number(1234567), "1,234,567");
-        assert_eq!(date(Lang::En, 1_796_660_335_000), "7 Dec 2026 16:18 UTC");
+    fn dates_follow_the_language() {
+        assert_eq!(date(Lang::En, 1_796_660_335_000), "2026-12-07 16:18 UTC");
         assert_eq!(
             date(Lang::ZhCn, 1_796_660_335_000),
-            "2026年12月7日 16:18 (UTC)"
+            "2026年12月7日 16:18 UTC"
         );
     }
 
@@ -478,25 +378,5 @@ mod tests {
         let e = esc("<script>alert('x')</script>\"&\u{7}");
         assert!(!e.contains('<') && !e.contains('"') && !e.contains('\''));
         assert!(e.contains("&lt;script&gt;") && e.ends_with("&amp;\u{fffd}"));
-    }
-
-    #[test]
-    fn the_chart_draws_both_curves_and_says_when_there_is_no_history() {
-        let days = vec![
-            DayCount {
-                day: "2026-12-01".into(),
-                hosts: 10,
-                services: 40,
-            },
-            DayCount {
-                day: "2026-12-02".into(),
-                hosts: 8,
-                services: 30,
-            },
-        ];
-        let svg = chart(&days, &EN);
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(svg.contains("2026-12-01") && svg.contains("2026-12-02"));
-        assert!(chart(&[], &ZH).contains("尚无每日历史数据"));
     }
 }
