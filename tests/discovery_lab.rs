@@ -455,4 +455,47 @@ fn one_seed_finds_the_organisation_and_proposes_only_what_lies_outside() {
     );
     assert_eq!(end[3], before[3]);
     assert_eq!(end[4], before[4]);
+
+    // The operations report lists what awaits review, with how each was found.
+    let report = api.ok(
+        "POST",
+        "/v1/tenants/acme/reports",
+        &analyst,
+        Some(&json!({"period": "weekly"})),
+    );
+    let id = report["id"].as_str().expect("report id");
+    let page = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab_env("LAB_SCAN_NS"),
+            "curl",
+            "-s",
+            "-m",
+            "20",
+        ])
+        .args(["-H", &format!("Authorization: Bearer {viewer}")])
+        .arg(format!(
+            "http://127.0.0.1:{}/v1/tenants/acme/reports/{id}/html",
+            api.port
+        ))
+        .output()
+        .expect("curl runs");
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        page.contains("Candidates awaiting review (3)"),
+        "the count: {page}"
+    );
+    for c in [
+        "shop.acme-shop.test",
+        "d3f8k2x9.cloudfront.net",
+        "198.19.7.53",
+    ] {
+        assert!(page.contains(c), "{c} is listed: {page}");
+    }
+    assert!(page.contains("SAN shop.acme-shop.test"), "its evidence");
+    assert!(
+        !page.contains("partner.acme-partner.test"),
+        "a dismissed candidate is not awaiting review"
+    );
 }

@@ -268,6 +268,8 @@ fn reports_in_both_languages_carry_the_figures_and_owners_as_html_and_pdf() {
         "unassigned",
         &format!("service:127.0.0.1:{}/tcp", ports[0]),
         "Acme <script>x</script>",
+        "Candidates awaiting review (0)",
+        "None awaiting review.",
     ] {
         assert!(
             text.contains(needle),

@@ -47,7 +47,10 @@ struct Words {
     due: &'static str,
     no_risks: &'static str,
     candidates: &'static str,
-    candidates_later: &'static str,
+    no_candidates: &'static str,
+    candidate: &'static str,
+    evidence: &'static str,
+    provider: &'static str,
     footer: &'static str,
 }
 
@@ -86,7 +89,10 @@ const EN: Words = Words {
     due: "Due",
     no_risks: "No active findings.",
     candidates: "Candidates awaiting review",
-    candidates_later: "Shown once discovery proposes candidates.",
+    no_candidates: "None awaiting review.",
+    candidate: "Candidate",
+    evidence: "How it was found",
+    provider: "Provider",
     footer: "Aperture — every figure above is from the tenant's store when the report was made.",
 };
 
@@ -125,7 +131,10 @@ const ZH: Words = Words {
     due: "整改期限",
     no_risks: "没有未关闭的问题。",
     candidates: "待审核的候选资产",
-    candidates_later: "资产发现提出候选资产后在此显示。",
+    no_candidates: "没有待审核的候选资产。",
+    candidate: "候选资产",
+    evidence: "发现依据",
+    provider: "服务商",
     footer: "Aperture — 以上数据均取自报告生成时该租户的资产库。",
 };
 
@@ -300,14 +309,40 @@ pub fn render(d: &ReportData) -> String {
     p.push_str("</table>");
     let _ = write!(p, "<h2>{}</h2>", esc(w.top_risks));
     top_risks(&mut p, d, w);
-    let _ = write!(
-        p,
-        "<h2>{}</h2><p class=\"meta\">{}</p>",
-        esc(w.candidates),
-        esc(w.candidates_later)
-    );
+    candidates(&mut p, d, w);
     let _ = write!(p, "<footer>{}</footer></body></html>", esc(w.footer));
     p
+}
+
+/// What discovery found outside the scope and nobody has reviewed yet.
+fn candidates(p: &mut String, d: &ReportData, w: &Words) {
+    let _ = write!(
+        p,
+        "<h2>{} ({})</h2>",
+        esc(w.candidates),
+        number(d.candidates_awaiting)
+    );
+    if d.candidates.is_empty() {
+        let _ = write!(p, "<p>{}</p>", esc(w.no_candidates));
+        return;
+    }
+    let _ = write!(
+        p,
+        "<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+        esc(w.candidate),
+        esc(w.evidence),
+        esc(w.provider)
+    );
+    for c in &d.candidates {
+        let _ = write!(
+            p,
+            "<tr><td class=\"asset\">{}</td><td class=\"asset\">{}</td><td>{}</td></tr>",
+            esc(&c.value),
+            esc(&c.evidence),
+            esc(c.provider.as_deref().unwrap_or(""))
+        );
+    }
+    p.push_str("</table>");
 }
 
 fn top_risks(p: &mut String, d: &ReportData, w: &Words) {

@@ -17,6 +17,7 @@ pub mod summary;
 
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::state::{now_ms, SharedState};
+use aperture_storage::candidates::CandidateState;
 use aperture_storage::model::Millis;
 use aperture_storage::policy::{Finding, FindingState};
 use aperture_storage::{Store, TenantId};
@@ -101,6 +102,20 @@ pub struct ReportData {
     /// The tenant's summary when the report was made (as `GET …/reports/summary`).
     pub summary: Summary,
     pub top_risks: Vec<TopRisk>,
+    /// Candidates the discovery loop proposes that nobody has reviewed yet.
+    pub candidates_awaiting: u64,
+    /// The newest of them (at most ten), with the evidence that led to each.
+    pub candidates: Vec<CandidateLine>,
+}
+
+/// A candidate awaiting review, as the report lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CandidateLine {
+    pub value: String,
+    /// `certificate on 198.19.6.10:443 → SAN shop.example.org → A …`
+    pub evidence: String,
+    /// The hosting or CDN provider a CNAME points into.
+    pub provider: Option<String>,
 }
 
 /// A generated report as the API lists it.
@@ -153,6 +168,17 @@ pub fn gather(
         }
     })?;
     rank(&mut active);
+    let mut open = store.candidates(t, Some(CandidateState::Open))?;
+    open.sort_by_key(|c| std::cmp::Reverse(c.first_seen));
+    let candidates = open
+        .iter()
+        .take(TOP_RISKS)
+        .map(|c| CandidateLine {
+            value: c.value.clone(),
+            evidence: c.chain(),
+            provider: c.provider.clone(),
+        })
+        .collect();
     let top_risks = active
         .iter()
         .map(|f| TopRisk {
@@ -179,6 +205,8 @@ pub fn gather(
         verified_in_period: verified,
         summary: s,
         top_risks,
+        candidates_awaiting: open.len() as u64,
+        candidates,
     })
 }
 
