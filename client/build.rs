@@ -31,6 +31,15 @@ fn to_30(v: &mut Value) {
                     }
                 }
             }
+            // 3.1's `const` is a one-value `enum` in 3.0; `type: "null"` alone is null only.
+            if let Some(c) = map.remove("const") {
+                map.insert("enum".into(), Value::Array(vec![c]));
+            }
+            if map.get("type") == Some(&Value::from("null")) {
+                map.remove("type");
+                map.insert("nullable".into(), Value::Bool(true));
+                map.insert("enum".into(), Value::Array(vec![Value::Null]));
+            }
             // Tuples (`prefixItems`, `items: false`) are arrays of their first item's type.
             if let Some(Value::Array(prefix)) = map.remove("prefixItems") {
                 let first = prefix

@@ -44,3 +44,10 @@ schemathesis.openapi.format(
     ),
 )
 schemathesis.openapi.format("cidr", st.one_of(cidr(4, 32), cidr(6, 128)))
+schemathesis.openapi.format(
+    "seed-cidr",
+    st.one_of(
+        st.tuples(st.ip_addresses(v=4), st.integers(16, 32)),
+        st.tuples(st.ip_addresses(v=6), st.integers(112, 128)),
+    ).map(lambda t: str(ipaddress.ip_network(f"{t[0]}/{t[1]}", strict=False))),
+)

@@ -164,7 +164,11 @@ fn the_generated_client_lists_filters_and_pages_assets() {
     runtime.block_on(async {
         let tenant: types::ListAssetsTenant = "acme".parse().expect("tenant id");
         let service: types::ListAssetsKind = "service".parse().expect("kind");
-        let since = types::TimeInput::Int64(before - 60_000);
+        // A time as the generated client writes it (chrono's RFC 3339, nanoseconds).
+        let since = types::TimeInput::DateTime(
+            aperture_client::chrono::DateTime::from_timestamp_millis(before - 60_000)
+                .expect("a time"),
+        );
         // Page through the services one at a time.
         let mut seen = Vec::new();
         let mut cursor: Option<types::ListAssetsCursor> = None;
@@ -254,6 +258,25 @@ fn the_generated_client_lists_filters_and_pages_assets() {
             .expect("list_assets from the future")
             .into_inner();
         assert!(none.items.is_empty() && none.next.is_none());
+
+        // A body time as the generated client writes it: taken, and answered in ms.
+        let expires_ms = before + 86_400_000;
+        let sanction = types::NewSanction {
+            expires: Some(types::TimeInput::DateTime(
+                aperture_client::chrono::DateTime::from_timestamp_millis(expires_ms)
+                    .expect("a time"),
+            )),
+            match_: serde_json::from_value(serde_json::json!({"port": ports[0]})).expect("a match"),
+            owner: "ops".parse().expect("owner"),
+            reason: "the test's own listener".parse().expect("reason"),
+            ticket: None,
+        };
+        let made = api
+            .create_sanction(&"acme".parse().expect("tenant id"), &sanction)
+            .await
+            .expect("create_sanction with an RFC 3339 expiry")
+            .into_inner();
+        assert_eq!(made.expires.map(|e| *e), Some(expires_ms));
 
         // Errors come back typed as the description says (problem documents).
         let missing: types::ListAssetsTenant = "nobody".parse().expect("tenant id");

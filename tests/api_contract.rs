@@ -403,3 +403,61 @@ fn the_committed_description_is_the_generated_one() {
          run APERTURE_WRITE_OPENAPI=1 cargo test -p aperture-api --test api_contract"
     );
 }
+
+/// Every link of the description names an operation that exists, fills every path
+/// parameter that operation has from a pointer into a documented response, and every
+/// operation that takes an object id has a link that yields it: a client (or a fuzzer's
+/// stateful phase) can chain create → get → change → delete without guessing ids.
+#[test]
+fn links_connect_every_object_id_to_the_operations_that_take_it() {
+    let s = start();
+    let doc = s.ok("GET", "/openapi.json", None);
+    let mut ops = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if let Some(id) = op["operationId"].as_str() {
+                ops.insert(id.to_owned(), (path.clone(), method.clone(), op.clone()));
+            }
+        }
+    }
+    let mut linked: std::collections::BTreeSet<(String, String)> = Default::default();
+    for (producer, (_, _, op)) in &ops {
+        for (status, resp) in op["responses"].as_object().expect("responses") {
+            let Some(links) = resp["links"].as_object() else {
+                continue;
+            };
+            assert!(status.starts_with('2'), "{producer}: links on a {status}");
+            for (name, link) in links {
+                let target = link["operationId"].as_str().expect("operationId");
+                let (path, _, _) = ops
+                    .get(target)
+                    .unwrap_or_else(|| panic!("{producer} link {name}: no operation {target}"));
+                let params = link["parameters"].as_object().expect("parameters");
+                for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                    let p = seg.trim_matches(|c| c == '{' || c == '}');
+                    let expr = params[p]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{producer} link {name}: {p} not filled"));
+                    assert!(
+                        expr.starts_with("$response.body#/") || expr == "$request.path.tenant",
+                        "{producer} link {name}: {p} = {expr}"
+                    );
+                    linked.insert((target.to_owned(), p.to_owned()));
+                }
+            }
+        }
+    }
+    for (id, (path, _, _)) in &ops {
+        for seg in path.split('/').filter(|s| s.starts_with('{')) {
+            let p = seg.trim_matches(|c| c == '{' || c == '}');
+            // The tenant is the caller's own (it names it in every path); ids of objects
+            // the API creates or lists must come from a link.
+            if p != "tenant" {
+                assert!(
+                    linked.contains(&(id.clone(), p.to_owned())),
+                    "{id} ({path}) takes {p} but no response links to it"
+                );
+            }
+        }
+    }
+}

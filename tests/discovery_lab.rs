@@ -146,13 +146,23 @@ fn one_seed_finds_the_organisation_and_proposes_only_what_lies_outside() {
     .collect();
 
     // Bad input says what to fix.
+    // Seeds the scope does not cover: valid settings, but the scope must grow first.
     for (body, want) in [
-        (json!({}), "at least one seed"),
         (json!({"domains": ["other.test"]}), "scope"),
         (
             json!({"cidrs": ["198.19.6.128/25"]}),
             "not inside the tenant's scope",
         ),
+    ] {
+        let (status, v) = api.call("PUT", "/v1/tenants/acme/discovery", &analyst, Some(&body));
+        assert_eq!(status, 409, "{body}: {v}");
+        assert!(
+            v["detail"].as_str().unwrap_or_default().contains(want),
+            "{body}: {v}"
+        );
+    }
+    for (body, want) in [
+        (json!({}), "at least one seed"),
         (
             json!({"domains": ["acme.test"], "max_depth": 0}),
             "max_depth",

@@ -20,5 +20,6 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/client.rs"));
 }
 
+pub use chrono;
 pub use generated::*;
 pub use reqwest;

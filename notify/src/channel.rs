@@ -95,14 +95,7 @@ fn yes() -> bool {
 }
 
 fn plain_address(a: &str) -> bool {
-    let Some((local, domain)) = a.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && a.len() <= 254
-        && a.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"<>()[],;:\\\"".contains(&b))
+    crate::patterns::is_address(a)
 }
 
 impl EmailSettings {
@@ -152,7 +145,7 @@ impl EmailSettings {
             ));
         }
         if let Some(pem) = &self.ca_pem {
-            if !pem.contains("-----BEGIN CERTIFICATE-----") || pem.len() > 64 * 1024 {
+            if !pem.contains(crate::patterns::PEM) || pem.chars().count() > 64 * 1024 {
                 return Err(NotifyError::Invalid(
                     "email.ca_pem: give a PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
                 ));
@@ -258,13 +251,16 @@ pub fn validate_url(url: &str) -> Result<(), NotifyError> {
             return Err(bad("the port is not a number from 1 to 65535"));
         }
     }
+    // The published pattern is the rule; the checks above only say more precisely why.
+    if !crate::patterns::is_url(url) {
+        return Err(bad("not a URL of the form http(s)://host[:port][/path]"));
+    }
     Ok(())
 }
 
 impl Channel {
     pub fn validate(&self) -> Result<(), NotifyError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.len() > 200 {
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
             return Err(NotifyError::Invalid(
                 "channel name: give 1-200 characters".into(),
             ));
@@ -287,7 +283,7 @@ impl Channel {
         }
         validate_url(&self.url)?;
         if let Some(s) = &self.secret {
-            if s.is_empty() || s.len() > 512 {
+            if s.is_empty() || s.chars().count() > 512 {
                 return Err(NotifyError::Invalid(
                     "secret: give 1-512 characters, or leave it out".into(),
                 ));
@@ -298,7 +294,9 @@ impl Channel {
                 "a webhook channel needs a 'secret' to sign its requests with (HMAC-SHA256): give one of at least 16 characters".into(),
             ));
         }
-        if self.kind == ChannelKind::Webhook && self.secret.as_ref().is_some_and(|s| s.len() < 16) {
+        if self.kind == ChannelKind::Webhook
+            && self.secret.as_ref().is_some_and(|s| s.chars().count() < 16)
+        {
             return Err(NotifyError::Invalid(
                 "secret: give at least 16 characters for a webhook's signing key".into(),
             ));

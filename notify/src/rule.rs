@@ -31,12 +31,24 @@ fn clock_minutes(s: &str, what: &str) -> Result<i64, NotifyError> {
             "quiet hours {what} {s:?}: give a time of day as HH:MM, e.g. 22:00"
         ))
     };
-    let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    let (h, m) = (
-        h.parse::<i64>().map_err(|_| bad())?,
-        m.parse::<i64>().map_err(|_| bad())?,
-    );
-    if !(0..24).contains(&h) || !(0..60).contains(&m) || s.len() != 5 {
+    let b = s.as_bytes();
+    let digit = |i: usize| {
+        b.get(i)
+            .filter(|c| c.is_ascii_digit())
+            .map(|c| i64::from(c - b'0'))
+    };
+    let (Some(h1), Some(h2), Some(b':'), Some(m1), Some(m2), 5) = (
+        digit(0),
+        digit(1),
+        b.get(2).copied(),
+        digit(3),
+        digit(4),
+        b.len(),
+    ) else {
+        return Err(bad());
+    };
+    let (h, m) = (h1 * 10 + h2, m1 * 10 + m2);
+    if h >= 24 || m >= 60 {
         return Err(bad());
     }
     Ok(h * 60 + m)
@@ -65,14 +77,11 @@ fn offset_minutes(s: &str) -> Result<i64, NotifyError> {
 
 impl QuietHours {
     pub fn validate(&self) -> Result<(), NotifyError> {
-        let start = clock_minutes(&self.start, "start")?;
-        let end = clock_minutes(&self.end, "end")?;
+        // start == end is an empty window (nothing is held) rather than an error: the
+        // API's schema can state every rule of a field, but not "two fields differ".
+        clock_minutes(&self.start, "start")?;
+        clock_minutes(&self.end, "end")?;
         offset_minutes(&self.utc_offset)?;
-        if start == end {
-            return Err(NotifyError::Invalid(
-                "quiet hours: start and end are the same time; give a window, or leave quiet hours out".into(),
-            ));
-        }
         Ok(())
     }
 
@@ -85,6 +94,9 @@ impl QuietHours {
         ) else {
             return at;
         };
+        if start == end {
+            return at;
+        }
         let local = at + offset * MINUTE_MS;
         let day = local.div_euclid(DAY_MS) * DAY_MS;
         let minute = (local - day) / MINUTE_MS;
@@ -166,8 +178,7 @@ fn choices() -> String {
 impl AlertRule {
     /// What a rule needs besides channels existing (the store checks those).
     pub fn validate(&self) -> Result<(), NotifyError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.len() > 200 {
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
             return Err(NotifyError::Invalid(
                 "rule name: give 1-200 characters".into(),
             ));

@@ -142,15 +142,18 @@ pub struct Provenance {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscoverySettings {
-    /// Zones to enumerate (each at or under a scope domain).
+    /// Zones to enumerate (each at or under a scope domain, else 409).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline, value_type = Vec<String>, format = "domain-name"))]
     pub domains: Vec<String>,
-    /// Networks to sweep (inside the scope's CIDRs).
+    /// Networks to sweep, each a /16 or smaller (IPv6: a /112 or smaller), inside the
+    /// scope's CIDRs (else 409).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    #[cfg_attr(feature = "openapi", schema(inline, value_type = Vec<String>, format = "seed-cidr"))]
     pub cidrs: Vec<IpNet>,
-    /// Host names to resolve (each at or under a scope domain).
+    /// Host names to resolve (each at or under a scope domain, else 409).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline, value_type = Vec<String>, format = "domain-name"))]
     pub names: Vec<String>,
     /// Rounds (DNS, then ports and certificates) at most per loop.
     #[serde(default = "default_depth")]
@@ -165,10 +168,12 @@ pub struct DiscoverySettings {
     pub max_addresses: usize,
     /// Ports of the loop's scans (`aperture scan -p` syntax); default: the top 100.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = "port-list"))]
     pub ports: Option<String>,
-    /// Probes per second of the loop's scans; default: the service's.
+    /// Probes per second of the loop's scans, at most the service's max_rate (100000
+    /// unless configured lower); default: the service's.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
     pub rate: Option<u32>,
     /// Run again this many seconds after a loop ends; none: only on changes and request.
     #[serde(default)]

@@ -243,9 +243,22 @@ impl FromStr for AssetKey {
         match kind {
             "host" => Ok(AssetKey::Host(rest.parse().map_err(|_| bad())?)),
             "service" => {
+                // `ADDR:PORT` or `[V6]:PORT`, the port in decimal without leading zeros and
+                // no zone index: one spelling per port, as the API's pattern says.
                 let rest = rest.strip_suffix("/tcp").unwrap_or(rest);
-                let sock: std::net::SocketAddr = rest.parse().map_err(|_| bad())?;
-                Ok(AssetKey::Service(sock.ip(), sock.port()))
+                let (addr, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+                if port.is_empty()
+                    || (port.len() > 1 && port.starts_with('0'))
+                    || !port.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(bad());
+                }
+                let port: u16 = port.parse().map_err(|_| bad())?;
+                let ip: IpAddr = match addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
+                    Some(v6) => IpAddr::V6(v6.parse().map_err(|_| bad())?),
+                    None => IpAddr::V4(addr.parse().map_err(|_| bad())?),
+                };
+                Ok(AssetKey::Service(ip, port))
             }
             "domain" => AssetKey::domain(rest),
             "certificate" => AssetKey::certificate(rest),

@@ -375,7 +375,8 @@ impl Store {
         for ch in &rule.channels {
             let ck = sub_key(tenant, Rec::Alerting, CHANNEL, ch.as_bytes());
             if !self.data.contains_key(&ck)? {
-                return Err(StoreError::Invalid(format!(
+                // The rule is well formed; the tenant's state lacks the channel.
+                return Err(StoreError::Conflict(format!(
                     "channels: this tenant has no channel {ch:?}; create it first (POST …/alerts/channels)"
                 )));
             }

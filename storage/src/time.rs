@@ -162,4 +162,19 @@ mod tests {
         assert!(at(r#"{"at": 1.5}"#).is_err());
         assert!(parse("99999999999999999999").is_err());
     }
+
+    /// What generated clients write: chrono's RFC 3339 with nanoseconds, lower-case
+    /// separators (RFC 3339 5.6 allows them), a space instead of `T` (its note allows it).
+    #[test]
+    fn every_rfc_3339_spelling_clients_write() {
+        for s in [
+            "2026-12-07T06:39:45.000000000Z",
+            "2026-12-07T06:39:45.0Z",
+            "2026-12-07t06:39:45z",
+            "2026-12-07T06:39:45.000+00:00",
+            "2026-12-07T06:39:45-00:00",
+        ] {
+            assert_eq!(parse(s), Ok(1_796_625_585_000), "{s}");
+        }
+    }
 }

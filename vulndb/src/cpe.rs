@@ -45,7 +45,7 @@ impl Cpe {
     /// Parses a CPE 2.3 formatted string, or the 2.2 URI form. Returns a message saying
     /// what is wrong otherwise.
     pub fn parse(s: &str) -> Result<Cpe, String> {
-        if s.len() > 1024 {
+        if s.chars().count() > 1024 {
             return Err("longer than 1024 characters".into());
         }
         if let Some(rest) = s.strip_prefix("cpe:2.3:") {

@@ -11,6 +11,7 @@ pub mod cpe;
 pub mod feed;
 pub mod matching;
 mod parse;
+pub mod schema;
 pub mod version;
 
 pub use cpe::Cpe;

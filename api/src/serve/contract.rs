@@ -108,6 +108,178 @@ fn roles(names: &[&str]) -> ObjectBuilder {
         .enum_values(Some(names.iter().copied()))
 }
 
+/// How the operations connect, as OpenAPI links: the response that yields an object's
+/// id (`producer`, `status`, a JSON pointer into its body) and the operations that take
+/// it as the path parameter `param`. Generated clients and API fuzzers (schemathesis's
+/// stateful phase) follow them instead of guessing ids.
+const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "create_channel",
+        "201",
+        "/id",
+        "channel",
+        &["get_channel", "delete_channel", "test_channel"],
+    ),
+    (
+        "list_channels",
+        "200",
+        "/0/id",
+        "channel",
+        &["get_channel", "delete_channel", "test_channel"],
+    ),
+    (
+        "create_rule",
+        "201",
+        "/id",
+        "rule",
+        &["get_rule", "put_rule", "delete_rule"],
+    ),
+    (
+        "list_rules",
+        "200",
+        "/0/id",
+        "rule",
+        &["get_rule", "put_rule", "delete_rule"],
+    ),
+    ("dead_letters", "200", "/0/id", "letter", &["replay"]),
+    (
+        "list_assets",
+        "200",
+        "/items/0/key",
+        "asset",
+        &["get_asset"],
+    ),
+    (
+        "list_candidates",
+        "200",
+        "/0/id",
+        "candidate",
+        &["get_candidate", "approve_candidate", "dismiss_candidate"],
+    ),
+    (
+        "list_findings",
+        "200",
+        "/items/0/id",
+        "finding",
+        &["get_finding", "assign", "comment", "transition", "verify"],
+    ),
+    (
+        "create_report",
+        "201",
+        "/id",
+        "report",
+        &["get_report", "report_html", "report_pdf"],
+    ),
+    (
+        "list_reports",
+        "200",
+        "/items/0/id",
+        "report",
+        &["get_report", "report_html", "report_pdf"],
+    ),
+    (
+        "create_sanction",
+        "201",
+        "/id",
+        "sanction",
+        &["get_sanction", "update_sanction", "delete_sanction"],
+    ),
+    (
+        "list_sanctions",
+        "200",
+        "/0/id",
+        "sanction",
+        &["get_sanction", "update_sanction", "delete_sanction"],
+    ),
+    (
+        "create_scan",
+        "201",
+        "/id",
+        "scan",
+        &["get_scan", "cancel_scan", "retry_scan"],
+    ),
+    (
+        "list_scans",
+        "200",
+        "/0/id",
+        "scan",
+        &["get_scan", "cancel_scan", "retry_scan"],
+    ),
+    (
+        "create_schedule",
+        "201",
+        "/id",
+        "schedule",
+        &["get_schedule", "delete_schedule"],
+    ),
+    (
+        "list_schedules",
+        "200",
+        "/0/id",
+        "schedule",
+        &["get_schedule", "delete_schedule"],
+    ),
+    ("create_token", "201", "/token/id", "id", &["revoke_token"]),
+];
+
+/// The description as served: [`Contract`] applied, then the links of [`LINKS`], added
+/// to the JSON because utoipa 5.5 writes a link's `operationId` as `operation_id`, and the
+/// pattern of each text format ([`super::patterns`]).
+pub fn served(openapi: &OpenApi) -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi).unwrap_or_default();
+    super::patterns::apply(&mut doc);
+    super::contract_bodies::apply(&mut doc);
+    // An import's body is a feed file: its schema is the parser's own rules.
+    if let Some(body) = doc.pointer_mut(
+        "/paths/~1v1~1vulndb~1imports/post/requestBody/content/application~1json/schema",
+    ) {
+        *body = aperture_vulndb::schema::feed_schema();
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return doc;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(id) = op
+                .get("operationId")
+                .and_then(|i| i.as_str())
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let tenant_scoped = op
+                .get("parameters")
+                .and_then(|p| p.as_array())
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "tenant"));
+            for (producer, status, pointer, param, consumers) in LINKS {
+                if *producer != id {
+                    continue;
+                }
+                let Some(resp) = op
+                    .pointer_mut(&format!("/responses/{status}"))
+                    .and_then(|r| r.as_object_mut())
+                else {
+                    continue;
+                };
+                let links = resp.entry("links").or_insert_with(|| serde_json::json!({}));
+                for consumer in *consumers {
+                    let mut parameters = serde_json::Map::new();
+                    parameters.insert((*param).into(), format!("$response.body#{pointer}").into());
+                    if tenant_scoped {
+                        parameters.insert("tenant".into(), "$request.path.tenant".into());
+                    }
+                    links[format!("{consumer}_by_{param}")] =
+                        serde_json::json!({ "operationId": consumer, "parameters": parameters });
+                }
+            }
+        }
+    }
+    doc
+}
+
 impl Modify for Contract {
     fn modify(&self, openapi: &mut OpenApi) {
         // A sanction that matches nothing in particular would match everything.
@@ -120,6 +292,15 @@ impl Modify for Contract {
                 present("service", Type::String),
                 present("product", Type::String),
                 present("domain", Type::String),
+            ],
+        );
+        any_of(
+            openapi,
+            "DiscoverySettings",
+            vec![
+                present("domains", Type::Array),
+                present("cidrs", Type::Array),
+                present("names", Type::Array),
             ],
         );
         any_of(

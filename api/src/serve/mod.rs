@@ -5,12 +5,14 @@ pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod contract;
+pub mod contract_bodies;
 pub mod coordinator;
 pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod mail;
+pub mod patterns;
 pub mod reports;
 pub mod routes_admin;
 pub mod routes_alerts;
@@ -145,13 +147,20 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
     let mut api = api;
     // After the routes: it completes each operation the router added.
     contract::Contract.modify(&mut api);
-    let doc = api.clone();
+    // Serialized once: the description does not change while the service runs.
+    let doc =
+        axum::body::Bytes::from(serde_json::to_vec(&contract::served(&api)).unwrap_or_default());
     let router = router
         .route(
             "/openapi.json",
             get(move || {
                 let doc = doc.clone();
-                async move { axum::Json(doc) }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc,
+                    )
+                }
             }),
         )
         .fallback(|| async { error::ApiError::not_found("no such route: see /openapi.json") })

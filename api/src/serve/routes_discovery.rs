@@ -47,23 +47,47 @@ pub async fn get_discovery(
     Ok(Json(view(&state, &t)?))
 }
 
+/// Why settings were refused: their shape (400), or seeds the tenant's scope does not
+/// cover (409: the settings are valid, the scope has to change first).
+enum Refusal {
+    Bad(String),
+    OutOfScope(String),
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Bad(d) => ApiError::bad_request(d),
+            Refusal::OutOfScope(d) => ApiError::conflict(d),
+        }
+    }
+}
+
 /// What is wrong with settings, if anything: seeds inside the scope, sane limits.
 fn check_settings(
     scope: &aperture_storage::access::Scope,
     s: &DiscoverySettings,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     if s.domains.is_empty() && s.cidrs.is_empty() && s.names.is_empty() {
-        return Err("give at least one seed: 'domains' (zones), 'cidrs' or 'names'".into());
+        return Err(Refusal::Bad(
+            "give at least one seed: 'domains' (zones), 'cidrs' or 'names'".into(),
+        ));
     }
     for d in s.domains.iter().chain(&s.names) {
-        aperture_fingerprints::dns::DomainName::parse(d).map_err(|e| format!("seed {d:?}: {e}"))?;
+        aperture_fingerprints::dns::DomainName::parse(d)
+            .map_err(|e| Refusal::Bad(format!("seed {d:?}: {e}")))?;
         if !name_in_scope(scope, d) {
-            return Err(format!(
+            return Err(Refusal::OutOfScope(format!(
                 "seed {d:?} is not at or under a domain of the tenant's scope: add its zone to the scope first"
-            ));
+            )));
         }
     }
     for net in &s.cidrs {
+        if net.prefix_len() + 16 < net.max_prefix_len() {
+            return Err(Refusal::Bad(format!(
+                "seed network {net} is larger than a /16 (or /112): give smaller networks"
+            )));
+        }
         let all_in =
             address_in_scope(scope, net.network()) && address_in_scope(scope, net.broadcast());
         let req = aperture_storage::access::ScanRequest {
@@ -76,48 +100,51 @@ fn check_settings(
             probe: None,
         };
         if !all_in || super::jobs::check_scope(scope, &req).is_err() {
-            return Err(format!(
+            return Err(Refusal::OutOfScope(format!(
                 "seed network {net} is not inside the tenant's scope (its CIDRs minus exclusions, special ranges only with allow_special)"
-            ));
-        }
-        if net.prefix_len() + 16 < net.max_prefix_len() {
-            return Err(format!(
-                "seed network {net} is larger than a /16 (or /112): give smaller networks"
-            ));
+            )));
         }
     }
     if !(1..=32).contains(&s.max_depth) {
-        return Err(format!("max_depth {}: give 1 to 32 rounds", s.max_depth));
+        return Err(Refusal::Bad(format!(
+            "max_depth {}: give 1 to 32 rounds",
+            s.max_depth
+        )));
     }
     for (what, n) in [
         ("max_names", s.max_names),
         ("max_addresses", s.max_addresses),
     ] {
         if !(1..=100_000).contains(&n) {
-            return Err(format!("{what} {n}: give 1 to 100000"));
+            return Err(Refusal::Bad(format!("{what} {n}: give 1 to 100000")));
         }
     }
     if let Some(p) = &s.ports {
-        aperture_mapper::ports::parse_ports(p).map_err(|e| format!("ports {p:?}: {e}"))?;
+        aperture_mapper::ports::parse_ports(p)
+            .map_err(|e| Refusal::Bad(format!("ports {p:?}: {e}")))?;
     }
     if s.rate == Some(0) {
-        return Err("rate 0: give a positive number of probes per second".into());
+        return Err(Refusal::Bad(
+            "rate 0: give a positive number of probes per second".into(),
+        ));
     }
     if s.interval_secs.is_some_and(|i| i < 60) {
-        return Err(
+        return Err(Refusal::Bad(
             "interval_secs: give at least 60 (or leave it out to run on changes only)".into(),
-        );
+        ));
     }
     Ok(())
 }
 
 /// Sets the loop's seeds and limits (admin, analyst); a loop starts with the new settings.
-/// At least one of `domains`, `cidrs` and `names` must be given; every seed must lie in
-/// the tenant's scope (domains at or under a scope domain, networks inside its CIDRs and
-/// at most a /16), and `ports` must be `aperture scan -p` syntax: a 400 says which.
+/// At least one of `domains`, `cidrs` and `names` must be given (networks at most a /16),
+/// and `ports` must be `aperture scan -p` syntax: a 400 says which. Every seed must lie
+/// in the tenant's scope (domains at or under a scope domain, networks inside its CIDRs):
+/// a 409 names the one that does not, and the scope must grow first.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/discovery", tag = "discovery", security(("bearer" = [])),
     params(("tenant" = String, Path)), request_body = DiscoverySettings,
-    responses((status = 200, body = DiscoveryView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = DiscoveryView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "A seed lies outside the tenant's scope: `detail` names it.")))]
 pub async fn put_discovery(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
@@ -126,7 +153,7 @@ pub async fn put_discovery(
 ) -> ApiResult<Json<DiscoveryView>> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
     let scope = state.store.scope(&t)?;
-    check_settings(&scope, &settings).map_err(ApiError::bad_request)?;
+    check_settings(&scope, &settings)?;
     if let Some(rate) = settings.rate {
         if rate > state.config.max_rate {
             return Err(ApiError::bad_request(format!(
@@ -213,19 +240,21 @@ async fn decide(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Candidate>> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
-    // The body is optional: none, or {"note": "..."}.
+    // The body is optional: none, `null`, or {"note": "..."}.
     let body: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
         DecisionBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the request body is not valid: {e}; send nothing or {{\"note\": \"why\"}}"
-            ))
-        })?
+        serde_json::from_slice::<Option<DecisionBody>>(&body)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the request body is not valid: {e}; send nothing or {{\"note\": \"why\"}}"
+                ))
+            })?
+            .unwrap_or_default()
     };
     let note = body.note;
-    if note.as_ref().is_some_and(|n| n.len() > 2000) {
-        return Err(ApiError::bad_request("note: keep it under 2000 bytes"));
+    if note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+        return Err(ApiError::bad_request("note: keep it to 2000 characters"));
     }
     let store = state.store.clone();
     let by = caller.name();
@@ -269,10 +298,7 @@ pub async fn dismiss_candidate(
 #[serde(deny_unknown_fields)]
 pub struct ProvenanceQuery {
     /// One asset (`host:ADDR`, `service:ADDR:PORT/tcp`, `domain:NAME`); all when absent.
-    #[param(
-        format = "asset-key",
-        pattern = r"^(host:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}))|service:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|\[(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})\]):([0-9]|[1-9][0-9]{1,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(/tcp)?|domain:[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*|certificate:[0-9a-fA-F]{64})$"
-    )]
+    #[param(format = "asset-key")]
     pub asset: Option<String>,
 }
 
