@@ -31,6 +31,10 @@ fn to_30(v: &mut Value) {
                     }
                 }
             }
+            // 3.1 says bytes with `contentMediaType`; 3.0 with `format: binary`.
+            if map.remove("contentMediaType").is_some() {
+                map.insert("format".into(), "binary".into());
+            }
             // 3.1's `const` is a one-value `enum` in 3.0; `type: "null"` alone is null only.
             if let Some(c) = map.remove("const") {
                 map.insert("enum".into(), Value::Array(vec![c]));

@@ -222,6 +222,24 @@ const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
     ("create_token", "201", "/token/id", "id", &["revoke_token"]),
 ];
 
+/// Files (a report's PDF) are bytes, not the array of integers the derive writes for
+/// `Vec<u8>`: OpenAPI 3.1 says so with `contentMediaType`.
+fn binary_bodies(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(pdf) = map.get_mut("application/pdf") {
+                pdf["schema"] = serde_json::json!({
+                    "type": "string",
+                    "contentMediaType": "application/pdf"
+                });
+            }
+            map.values_mut().for_each(binary_bodies);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(binary_bodies),
+        _ => {}
+    }
+}
+
 /// The description as served: [`Contract`] applied, then the links of [`LINKS`], added
 /// to the JSON because utoipa 5.5 writes a link's `operationId` as `operation_id`, and the
 /// pattern of each text format ([`super::patterns`]).
@@ -229,6 +247,7 @@ pub fn served(openapi: &OpenApi) -> serde_json::Value {
     let mut doc = serde_json::to_value(openapi).unwrap_or_default();
     super::patterns::apply(&mut doc);
     super::contract_bodies::apply(&mut doc);
+    binary_bodies(&mut doc);
     // An import's body is a feed file: its schema is the parser's own rules.
     if let Some(body) = doc.pointer_mut(
         "/paths/~1v1~1vulndb~1imports/post/requestBody/content/application~1json/schema",
