@@ -41,6 +41,15 @@ pub enum ExportLine {
     Scope(crate::access::Scope),
     Job(crate::access::ScanJob),
     Schedule(crate::access::Schedule),
+    /// A finding step of the SIEM export's log.
+    #[serde(rename = "siem_step")]
+    SiemStep(crate::siem::LoggedStep),
+    /// A SIEM destination and how far its export went.
+    #[serde(rename = "siem_destination")]
+    SiemDestination {
+        destination: crate::siem::SiemDestination,
+        position: crate::siem::SiemPosition,
+    },
     /// Numbering state that records alone do not give.
     Counters {
         policy: u64,
@@ -153,6 +162,16 @@ impl Store {
         }
         for item in records(Rec::Schedule) {
             emit(&ExportLine::Schedule(serde_json::from_slice(&item?.1)?))?;
+        }
+        let (steps, destinations) = self.siem_records(tenant)?;
+        for s in steps {
+            emit(&ExportLine::SiemStep(s))?;
+        }
+        for (destination, position) in destinations {
+            emit(&ExportLine::SiemDestination {
+                destination,
+                position,
+            })?;
         }
         let counter = |name: &str| self.counter(tenant, name);
         emit(&ExportLine::Counters {
@@ -307,6 +326,11 @@ impl Store {
                 ExportLine::Schedule(s) => {
                     tx.put_json(keys::key(Rec::Schedule, &t, s.id.as_bytes()), &s)?
                 }
+                ExportLine::SiemStep(s) => crate::siem::import_step(&mut tx, &t, &s)?,
+                ExportLine::SiemDestination {
+                    destination,
+                    position,
+                } => crate::siem::import_destination(&mut tx, &t, &destination, &position)?,
                 ExportLine::Counters {
                     policy,
                     sanctions,
