@@ -152,6 +152,9 @@ pub struct SiemPosition {
     pub failures: u32,
 }
 
+/// A destination and its position.
+pub type Configured = (SiemDestination, SiemPosition);
+
 /// A logged finding step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoggedStep {
@@ -391,10 +394,7 @@ impl Store {
     }
 
     /// The tenant's destinations with their positions.
-    pub fn siem_destinations(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Vec<(SiemDestination, SiemPosition)>> {
+    pub fn siem_destinations(&self, tenant: &TenantId) -> Result<Vec<Configured>> {
         let mut out = Vec::new();
         for item in self.data.scan_prefix(sub_key(tenant, DEST, b"")) {
             let (_, v) = item?;
@@ -490,7 +490,7 @@ impl Store {
     pub(crate) fn siem_records(
         &self,
         tenant: &TenantId,
-    ) -> Result<(Vec<LoggedStep>, Vec<(SiemDestination, SiemPosition)>)> {
+    ) -> Result<(Vec<LoggedStep>, Vec<Configured>)> {
         let mut steps = Vec::new();
         for item in self.data.scan_prefix(sub_key(tenant, LOG, b"")) {
             steps.push(serde_json::from_slice(&item?.1)?);
