@@ -44,3 +44,11 @@ schemathesis.openapi.format(
     ),
 )
 schemathesis.openapi.format("cidr", st.one_of(cidr(4, 32), cidr(6, 128)))
+schemathesis.openapi.format(
+    "host-port",
+    st.one_of(
+        st.tuples(domain, port).map(lambda t: f"{t[0]}:{t[1]}"),
+        st.tuples(v4, port).map(lambda t: f"{t[0]}:{t[1]}"),
+        st.tuples(v6, port).map(lambda t: f"[{t[0]}]:{t[1]}"),
+    ),
+)

@@ -5,7 +5,7 @@
 use super::auth::{Caller, ANALYSTS, READERS};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::siem::{roots, MAX_CA_BYTES, VERSION};
+use super::siem::{roots, MAX_CA_CHARS, VERSION};
 use super::state::{now_ms, SharedState};
 use aperture_notify::ocsf::to_ocsf;
 use aperture_storage::siem::{
@@ -27,7 +27,11 @@ pub struct NewDestination {
     pub name: String,
     /// The receiver as `host:port`: a host name or an IPv4 address, or an IPv6 address
     /// in brackets (`[2001:db8::1]:6514`).
-    #[schema(format = "host-port", example = "siem.example.net:6514")]
+    #[schema(
+        format = "host-port",
+        max_length = 300,
+        example = "siem.example.net:6514"
+    )]
     pub address: String,
     /// Speak TLS (RFC 5425) to the receiver.
     #[serde(default)]
@@ -35,7 +39,7 @@ pub struct NewDestination {
     /// With TLS: the CA certificate(s), PEM, the receiver's certificate must chain to;
     /// absent: the system's roots.
     #[serde(default)]
-    #[schema(max_length = 65536)]
+    #[schema(max_length = 10000)]
     pub ca_pem: Option<String>,
     /// `syslog` (RFC 5424 with the OCSF JSON as message, octet-counted; the default) or
     /// `ocsf` (one OCSF JSON object per line).
@@ -194,11 +198,16 @@ pub async fn create_destination(
     ApiJson(body): ApiJson<NewDestination>,
 ) -> ApiResult<(StatusCode, Json<DestinationView>)> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    if body.address.chars().count() > 300 {
+        return Err(ApiError::bad_request(
+            "address: give host:port in at most 300 characters",
+        ));
+    }
     let (host, port) = parse_address(&body.address).map_err(ApiError::bad_request)?;
     if let Some(pem) = &body.ca_pem {
-        if pem.len() > MAX_CA_BYTES {
+        if pem.chars().count() > MAX_CA_CHARS {
             return Err(ApiError::bad_request(format!(
-                "ca_pem: give at most {MAX_CA_BYTES} bytes of PEM"
+                "ca_pem: give at most {MAX_CA_CHARS} characters of PEM (the receiver's CA, not a whole bundle)"
             )));
         }
     }

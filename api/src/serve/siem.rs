@@ -27,8 +27,11 @@ use std::time::{Duration, Instant};
 
 /// How often an idle exporter looks for new events.
 const IDLE: Duration = Duration::from_millis(200);
-/// Largest CA bundle a destination may carry.
-pub const MAX_CA_BYTES: usize = 64 * 1024;
+/// Most events one read of the store returns (its page cap).
+const MAX_BATCH: usize = 1000;
+/// Largest CA bundle a destination may carry, in characters (a handful of
+/// certificates): with JSON's escapes a body at this size stays within body_limit.
+pub const MAX_CA_CHARS: usize = 10_000;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -54,10 +57,9 @@ pub fn roots(ca_pem: Option<&str>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_pem {
         Some(pem) => {
-            if pem.len() > MAX_CA_BYTES {
+            if pem.chars().count() > MAX_CA_CHARS {
                 return Err(format!(
-                    "ca_pem: {} bytes is more than the {MAX_CA_BYTES} a CA bundle may have",
-                    pem.len()
+                    "ca_pem: give at most {MAX_CA_CHARS} characters of PEM (the receiver's CA, not a whole bundle)"
                 ));
             }
             let mut found = 0;
@@ -229,7 +231,7 @@ fn run(state: &SharedState) {
                 }
                 match export(state, &t.id, &d, &p, links.remove(&key), &host) {
                     Ok((n, link)) => {
-                        busy |= n >= state.config.siem_batch;
+                        busy |= n >= batch(state);
                         waits.remove(&key);
                         if let Some(link) = link {
                             links.insert(key, link);
@@ -276,7 +278,7 @@ fn export(
     };
     let store = &state.store;
     let (events, next) = store
-        .siem_events(t, p.cursor, state.config.siem_batch, feeds)
+        .siem_events(t, p.cursor, batch(state), feeds)
         .map_err(|e| e.to_string())?;
     if events.is_empty() {
         // Nothing to send; a feed not chosen may still move the cursor to its end.
@@ -308,6 +310,10 @@ fn export(
         .siem_sent(t, &d.id, p.cursor, next, events.len() as u64, now_ms())
         .map_err(|e| e.to_string())?;
     Ok((events.len(), moved.then_some(link)))
+}
+
+fn batch(state: &SharedState) -> usize {
+    state.config.siem_batch.clamp(1, MAX_BATCH)
 }
 
 /// A number in `[0, 1)` from the system's randomness.
