@@ -508,6 +508,11 @@ fn every_finding_and_change_reaches_rsyslog_once_and_bad_input_changes_nothing()
         assert_eq!(&m.ocsf, &all[&m.id], "the pushed and pulled forms agree");
     }
     check_findings(&api, &got);
+    for class in [2004, 5001] {
+        if let Some(m) = got.iter().find(|m| m.ocsf["class_uid"] == class) {
+            eprintln!("as rsyslog wrote it: {}", m.line);
+        }
+    }
     for p in &ports {
         let asset = format!("service:127.0.0.1:{p}/tcp");
         assert!(
