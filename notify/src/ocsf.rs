@@ -9,12 +9,12 @@
 //!   | Aperture                         | OCSF                                             |
 //!   |----------------------------------|--------------------------------------------------|
 //!   | first step of a finding (opened) | `activity_id` 1 Create                           |
-//!   | closed_*, false_positive         | `activity_id` 3 Close                            |
+//!   | closed-*, false-positive         | `activity_id` 3 Close                            |
 //!   | any other step                   | `activity_id` 2 Update                           |
 //!   | open                             | `status_id` 1 New                                |
-//!   | acknowledged, in_progress, fixed | `status_id` 2 In Progress                        |
-//!   | risk_accepted, false_positive    | `status_id` 3 Suppressed                         |
-//!   | closed_verified/sanctioned/policy| `status_id` 4 Resolved                           |
+//!   | acknowledged, in-progress, fixed | `status_id` 2 In Progress                        |
+//!   | risk-accepted, false-positive    | `status_id` 3 Suppressed                         |
+//!   | closed-verified/-sanctioned/-by-policy | `status_id` 4 Resolved                     |
 //!   | severity info…critical           | `severity_id` 1 Informational … 5 Critical       |
 //!   | finding id                       | `finding_info.uid`                               |
 //!   | title                            | `finding_info.title`                             |
@@ -49,7 +49,7 @@ pub struct FindingStep {
     pub asset: String,
     pub title: String,
     pub severity: Severity,
-    /// The state after the step (the policy's name: open, fixed, closed_verified…).
+    /// The state after the step (the policy's name: open, fixed, closed-verified…).
     pub state: String,
     /// The state before; none for the step that opened it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,8 +133,8 @@ fn severity_name(id: u8) -> &'static str {
 pub fn status(state: &str) -> (u8, &'static str) {
     match state {
         "open" => (1, "New"),
-        "acknowledged" | "in_progress" | "fixed" => (2, "In Progress"),
-        "risk_accepted" | "false_positive" => (3, "Suppressed"),
+        "acknowledged" | "in-progress" | "fixed" => (2, "In Progress"),
+        "risk-accepted" | "false-positive" => (3, "Suppressed"),
         s if s.starts_with("closed") => (4, "Resolved"),
         _ => (99, "Other"),
     }
@@ -144,7 +144,7 @@ pub fn status(state: &str) -> (u8, &'static str) {
 pub fn activity(step: &FindingStep) -> (u8, &'static str) {
     if step.from.is_none() {
         (1, "Create")
-    } else if step.state.starts_with("closed") || step.state == "false_positive" {
+    } else if step.state.starts_with("closed") || step.state == "false-positive" {
         (3, "Close")
     } else {
         (2, "Update")
@@ -288,17 +288,24 @@ mod tests {
         assert_eq!(v["metadata"]["uid"], "acme.f7");
         assert_eq!(v["metadata"]["product"]["name"], "Aperture");
         assert_eq!(v["resources"][0]["type"], "service");
-        let closed = to_ocsf(&step("closed_verified", Some("fixed")), "0.1.0");
+        let closed = to_ocsf(&step("closed-verified", Some("fixed")), "0.1.0");
         assert_eq!(
             (closed["activity_id"].clone(), closed["status_id"].clone()),
             (json!(3), json!(4))
         );
-        let moved = to_ocsf(&step("risk_accepted", Some("open")), "0.1.0");
+        let moved = to_ocsf(&step("risk-accepted", Some("open")), "0.1.0");
         assert_eq!(
             (moved["activity_id"].clone(), moved["status_id"].clone()),
             (json!(2), json!(3))
         );
         assert_eq!(moved["type_uid"], 200402);
+        let working = to_ocsf(&step("in-progress", Some("acknowledged")), "0.1.0");
+        assert_eq!(working["status_id"], 2);
+        let wrong = to_ocsf(&step("false-positive", Some("open")), "0.1.0");
+        assert_eq!(
+            (wrong["activity_id"].clone(), wrong["status_id"].clone()),
+            (json!(3), json!(3))
+        );
     }
 
     #[test]

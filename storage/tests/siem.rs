@@ -139,6 +139,32 @@ fn finding_steps_and_changes_read_from_a_cursor_with_stable_ids() {
 }
 
 #[test]
+fn every_policy_state_has_an_ocsf_status() {
+    use aperture_notify::ocsf::status;
+    for state in [
+        FindingState::Open,
+        FindingState::Acknowledged,
+        FindingState::InProgress,
+        FindingState::Fixed,
+        FindingState::ClosedVerified,
+        FindingState::ClosedSanctioned,
+        FindingState::ClosedByPolicy,
+        FindingState::RiskAccepted,
+        FindingState::FalsePositive,
+    ] {
+        let (id, _) = status(&state.name());
+        assert_ne!(id, 99, "{} has no OCSF status", state.name());
+        let closing = state.is_closed() || state == FindingState::FalsePositive;
+        assert_eq!(
+            id >= 3,
+            closing || state == FindingState::RiskAccepted,
+            "{}",
+            state.name()
+        );
+    }
+}
+
+#[test]
 fn cursors_move_forward_only_and_travel_with_the_tenant() {
     let (_dir, store, t) = fresh();
     scan_once(
