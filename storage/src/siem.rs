@@ -174,6 +174,27 @@ fn severity(s: crate::policy::Severity) -> Severity {
     }
 }
 
+/// Step `i` of `f` as the log keeps it.
+fn logged(seq: u64, f: &Finding, i: usize) -> Option<LoggedStep> {
+    let t = f.transitions.get(i)?;
+    Some(LoggedStep {
+        seq,
+        at: t.at,
+        step: FindingStep {
+            finding: f.id.clone(),
+            rule: f.rule.name(),
+            asset: f.asset.to_string(),
+            title: f.title.clone(),
+            severity: severity(f.severity),
+            state: t.to.name(),
+            from: t.from.map(|s| s.name()),
+            actor: t.actor.name().to_owned(),
+            comment: clip(&t.comment),
+            opened: f.opened,
+        },
+    })
+}
+
 /// Logs the steps of `f` past its first `before` (what the transaction that changed it
 /// added), in the same transaction.
 pub(crate) fn log_steps(
@@ -187,27 +208,95 @@ pub(crate) fn log_steps(
     }
     let count_key = sub_key(tenant, COUNT, b"");
     let mut seq = read_counter(tx, &count_key)?;
-    for t in f.transitions.iter().skip(before) {
-        let step = LoggedStep {
-            seq,
-            at: t.at,
-            step: FindingStep {
-                finding: f.id.clone(),
-                rule: f.rule.name(),
-                asset: f.asset.to_string(),
-                title: f.title.clone(),
-                severity: severity(f.severity),
-                state: t.to.name(),
-                from: t.from.map(|s| s.name()),
-                actor: t.actor.name().to_owned(),
-                comment: clip(&t.comment),
-                opened: f.opened,
-            },
-        };
-        tx.put_json(log_key(tenant, seq), &step)?;
-        seq += 1;
+    for i in before..f.transitions.len() {
+        if let Some(step) = logged(seq, f, i) {
+            tx.put_json(log_key(tenant, seq), &step)?;
+            seq += 1;
+        }
     }
     tx.put(count_key, seq.to_be_bytes().to_vec());
+    Ok(())
+}
+
+/// The marker, in the store's meta tree, of a store whose findings' earlier steps are in
+/// the log.
+const BACKFILLED: &[u8] = b"siem-steps-logged";
+/// Steps written per commit while backfilling.
+const BACKFILL_CHUNK: usize = 10_000;
+
+/// Once per store, at open (nothing else writes yet): logs the steps of findings made
+/// before the log existed, oldest first, so a destination that starts at the beginning
+/// gets every finding of an upgraded store too. A tenant that has a log is left alone.
+/// A crash midway repeats it from the start: the order, hence every number, is the same.
+pub(crate) fn backfill(store: &Store, meta: &sled::Tree) -> Result<()> {
+    if meta.contains_key(BACKFILLED)? {
+        return Ok(());
+    }
+    for tenant in store.tenants()? {
+        let t = &tenant.id;
+        let count_key = sub_key(t, COUNT, b"");
+        if store.data.contains_key(&count_key)? {
+            continue;
+        }
+        // Only (time, finding, step): a large tenant's order fits in memory; the steps
+        // themselves are read again chunk by chunk.
+        let mut order: Vec<(Millis, String, usize)> = Vec::new();
+        for item in store.data.scan_prefix(keys::prefix(Rec::Finding, t)) {
+            let f: Finding = serde_json::from_slice(&item?.1)?;
+            order.extend(
+                f.transitions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.at, f.id.clone(), i)),
+            );
+        }
+        order.sort();
+        let mut seq = 0u64;
+        for chunk in order.chunks(BACKFILL_CHUNK) {
+            let mut tx = store.tx();
+            for (_, id, i) in chunk {
+                let f: Option<Finding> =
+                    store.get_json(&keys::key(Rec::Finding, t, id.as_bytes()))?;
+                if let Some(step) = f.and_then(|f| logged(seq, &f, *i)) {
+                    tx.put_json(log_key(t, seq), &step)?;
+                    seq += 1;
+                }
+            }
+            tx.commit()?;
+        }
+        let mut tx = store.tx();
+        tx.put(count_key, seq.to_be_bytes().to_vec());
+        tx.commit()?;
+    }
+    meta.insert(BACKFILLED, b"1".as_slice())?;
+    store.durable()
+}
+
+/// An imported tenant whose export has no logged steps (written before the log existed):
+/// its findings' steps, oldest first, staged with the import.
+pub(crate) fn import_backfill(
+    tx: &mut Tx<'_>,
+    tenant: &TenantId,
+    findings: &[Finding],
+) -> Result<()> {
+    let mut order: Vec<(Millis, &str, usize, &Finding)> = Vec::new();
+    for f in findings {
+        order.extend(
+            f.transitions
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.at, f.id.as_str(), i, f)),
+        );
+    }
+    order.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    let mut seq = 0u64;
+    for (_, _, i, f) in order {
+        if let Some(step) = logged(seq, f, i) {
+            tx.put_json(log_key(tenant, seq), &step)?;
+            seq += 1;
+        }
+    }
+    tx.put(sub_key(tenant, COUNT, b""), seq.to_be_bytes().to_vec());
     Ok(())
 }
 
@@ -565,6 +654,72 @@ pub fn validate_destination(d: &SiemDestination) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::AssetKey;
+    use crate::policy::{self, Expected, PolicySettings, Rule};
+
+    /// A store of before the log: findings with steps, no log, no marker. Opening it
+    /// logs their steps, oldest first, once.
+    #[test]
+    fn opening_a_store_of_before_the_log_logs_its_findings_steps_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = TenantId::new("acme").expect("id");
+        let mut ids = Vec::new();
+        {
+            let store = Store::open(dir.path()).expect("opens");
+            store.create_tenant(&t, "Acme", 1_000).expect("tenant");
+            let mut tx = store.tx();
+            for (n, at) in [(2u16, 3_000), (1, 2_000)] {
+                let asset = AssetKey::Service("198.18.0.7".parse().expect("ip"), n);
+                let e = Expected {
+                    rule: Rule::Unsanctioned,
+                    detail: String::new(),
+                    severity: policy::Severity::High,
+                    title: format!("port {n}"),
+                    evidence: Default::default(),
+                };
+                let f = policy::open(&asset, &e, &PolicySettings::default(), at);
+                ids.push(f.id.clone());
+                tx.put_json(keys::key(Rec::Finding, &t, f.id.as_bytes()), &f)
+                    .expect("staged");
+            }
+            tx.commit().expect("committed");
+            // As an older aperture left it.
+            let meta = store.db.open_tree("meta").expect("meta");
+            meta.remove(BACKFILLED).expect("unmarked");
+            store
+                .data
+                .remove(sub_key(&t, COUNT, b""))
+                .expect("no count");
+            for item in store.data.scan_prefix(sub_key(&t, LOG, b"")) {
+                store.data.remove(item.expect("key").0).expect("no log");
+            }
+            assert_eq!(store.siem_end(&t).expect("end").steps, 0);
+        }
+        for _ in 0..2 {
+            let store = Store::open(dir.path()).expect("reopens");
+            let (events, end) = store
+                .siem_events(
+                    &t,
+                    Cursor::default(),
+                    100,
+                    Feeds {
+                        findings: true,
+                        changes: false,
+                    },
+                )
+                .expect("events");
+            assert_eq!(end.steps, 2, "each finding's one step, once");
+            let order: Vec<&str> = events
+                .iter()
+                .filter_map(|e| match &e.body {
+                    SiemBody::Finding(f) => Some(f.finding.as_str()),
+                    SiemBody::Change(_) => None,
+                })
+                .collect();
+            // Oldest first: the finding opened at 2000 (the second made).
+            assert_eq!(order, vec![ids[1].as_str(), ids[0].as_str()]);
+        }
+    }
 
     #[test]
     fn cursors_round_trip_and_bad_ones_say_what_to_give() {

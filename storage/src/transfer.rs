@@ -195,6 +195,9 @@ impl Store {
         let mut summary = Imported::default();
         let mut tenant: Option<TenantId> = None;
         let mut changes: Vec<Change> = Vec::new();
+        // An export written before the SIEM log existed has findings and no logged
+        // steps: the steps are rebuilt from the findings.
+        let (mut findings, mut logged_steps) = (Vec::new(), false);
         let (mut hosts, mut services) = (0u64, 0u64);
         let mut line_no = 0u64;
         let mut postings = crate::postings::Delta::default();
@@ -314,6 +317,7 @@ impl Store {
                         tx.put(keys::key(Rec::Awaiting, &t, f.id.as_bytes()), Vec::new());
                     }
                     tx.put_json(keys::key(Rec::Finding, &t, f.id.as_bytes()), &f)?;
+                    findings.push(f);
                 }
                 ExportLine::Verification(v) => {
                     tx.put_json(keys::key(Rec::Verification, &t, v.id.as_bytes()), &v)?
@@ -326,7 +330,10 @@ impl Store {
                 ExportLine::Schedule(s) => {
                     tx.put_json(keys::key(Rec::Schedule, &t, s.id.as_bytes()), &s)?
                 }
-                ExportLine::SiemStep(s) => crate::siem::import_step(&mut tx, &t, &s)?,
+                ExportLine::SiemStep(s) => {
+                    logged_steps = true;
+                    crate::siem::import_step(&mut tx, &t, &s)?
+                }
                 ExportLine::SiemDestination {
                     destination,
                     position,
@@ -364,6 +371,9 @@ impl Store {
             }
         }
         summary.changes = changes.len() as u64;
+        if !logged_steps {
+            crate::siem::import_backfill(&mut tx, &t, &findings)?;
+        }
         for block in changes.chunks(512) {
             if let Some(first) = block.first() {
                 tx.put_json(change_block_key(&t, first.seq), &block.to_vec())?;
