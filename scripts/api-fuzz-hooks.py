@@ -51,3 +51,11 @@ schemathesis.openapi.format(
         st.tuples(st.ip_addresses(v=6), st.integers(112, 128)),
     ).map(lambda t: str(ipaddress.ip_network(f"{t[0]}/{t[1]}", strict=False))),
 )
+schemathesis.openapi.format(
+    "host-port",
+    st.one_of(
+        st.tuples(domain, port).map(lambda t: f"{t[0]}:{t[1]}"),
+        st.tuples(v4, port).map(lambda t: f"{t[0]}:{t[1]}"),
+        st.tuples(v6, port).map(lambda t: f"[{t[0]}]:{t[1]}"),
+    ),
+)

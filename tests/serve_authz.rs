@@ -452,6 +452,38 @@ const ROUTES: &[Route] = &[
         Access::Tenant(WRITE),
         404,
     ),
+    // SIEM export: destinations are the analysts' (their receiver is a closed port of
+    // this machine); the export itself is readable like the change feed.
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/siem/destinations",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/siem/destinations",
+        Access::Tenant(WRITE),
+        201,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/siem/destinations/{destination}",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "DELETE",
+        "/v1/tenants/{tenant}/siem/destinations/{destination}",
+        Access::Tenant(WRITE),
+        204,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/siem/events",
+        Access::Tenant(READ),
+        200,
+    ),
 ];
 
 const TENANTS: [&str; 2] = ["alpha", "beta"];
@@ -851,6 +883,13 @@ struct Objects {
     rule: String,
     /// A generated report.
     report: String,
+    /// A SIEM destination.
+    destination: String,
+}
+
+fn destination_body(id: &str) -> Value {
+    // Port 9 (discard) of this machine: nothing listens, the exporter is refused.
+    json!({"id": id, "name": id, "address": "127.0.0.1:9"})
 }
 
 fn channel_body(id: &str) -> Value {
@@ -1118,6 +1157,7 @@ fn fill(path: &str, tenant: &str, ids: &BTreeMap<&'static str, String>) -> Optio
         "letter",
         "candidate",
         "report",
+        "destination",
     ] {
         let hole = format!("{{{param}}}");
         if out.contains(&hole) {
@@ -1138,6 +1178,7 @@ fn has_object_id(path: &str) -> bool {
         "{rule}",
         "{letter}",
         "{report}",
+        "{destination}",
     ]
     .iter()
     .any(|p| path.contains(p))
@@ -1153,6 +1194,7 @@ fn own_ids(fx: &Fixture, tenant: &str) -> BTreeMap<&'static str, String> {
         ("sanction", o.sanction.clone()),
         ("finding", o.finding.clone()),
         ("channel", o.channel.clone()),
+        ("destination", o.destination.clone()),
         ("rule", o.rule.clone()),
         ("letter", format!("{}.none.{}", o.finding, o.channel)),
         ("report", o.report.clone()),
@@ -1278,6 +1320,7 @@ fn body_for(
         }
         ("POST", x) if x.ends_with("/alerts/channels") => channel_body(&format!("ch-{n}")),
         ("POST", x) if x.ends_with("/alerts/rules") => rule_body(&format!("r-{n}"), &own.channel),
+        ("POST", x) if x.ends_with("/siem/destinations") => destination_body(&format!("d-{n}")),
         ("PUT", x) if x.ends_with("/{rule}") => rule_body(&own.rule, &own.channel),
         ("POST", x) if x.ends_with("/assign") => json!({"assignee": "remediation-team"}),
         ("POST", x) if x.ends_with("/comments") => json!({"text": "checked by the authz test"}),
@@ -1365,6 +1408,17 @@ fn fresh_object(
                 201,
             );
             Some(("channel", ch))
+        }
+        ("DELETE", x) if x.ends_with("/{destination}") => {
+            let d = format!("del-d-{n}");
+            c.expect(
+                admin,
+                "POST",
+                &format!("{base}/siem/destinations"),
+                Some(&destination_body(&d)),
+                201,
+            );
+            Some(("destination", d))
         }
         ("DELETE", x) if x.ends_with("/{rule}") => {
             let r = format!("del-r-{n}");
@@ -1500,12 +1554,21 @@ fn setup(c: &Client, fx: &mut Fixture, beta_port: u16, service_port: u16) {
                 Some(&rule_body(&r, &ch)),
                 201,
             );
+            let d = format!("{t}-d{n}");
+            c.expect(
+                &admin,
+                "POST",
+                &format!("{base}/siem/destinations"),
+                Some(&destination_body(&d)),
+                201,
+            );
             if n == 1 {
-                (o.channel, o.rule) = (ch, r);
+                (o.channel, o.rule, o.destination) = (ch, r, d);
             } else {
                 let foreign = fx.foreign.entry(t).or_default();
                 foreign.insert("channel", ch);
                 foreign.insert("rule", r);
+                foreign.insert("destination", d);
             }
         }
         fx.own.insert(t, o);

@@ -7,8 +7,10 @@
 pub mod channel;
 pub mod event;
 pub mod patterns;
+pub mod ocsf;
 pub mod rule;
 pub mod sign;
+pub mod syslog;
 
 pub use channel::{Channel, ChannelKind, EmailSettings, Outgoing};
 pub use event::{Event, EventKind, Severity};

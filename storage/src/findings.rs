@@ -380,8 +380,10 @@ impl Store {
     ) -> Result<(Finding, Option<VerificationRequest>)> {
         let _w = self.write_lock();
         let mut finding = self.finding(tenant, id)?;
+        let steps = finding.transitions.len();
         policy::transition(&mut finding, actor, request, now)?;
         let mut tx = self.tx();
+        crate::siem::log_steps(&mut tx, tenant, &finding, steps)?;
         let verification = if finding.state == FindingState::Fixed {
             let v = verification_for(&finding, actor, now);
             tx.put_json(keys::key(Rec::Verification, tenant, v.id.as_bytes()), &v)?;
@@ -1021,10 +1023,11 @@ impl Store {
             wanted.insert(id.clone());
             match existing.get_mut(&id) {
                 Some(f) => {
-                    let was = f.state;
+                    let (was, steps) = (f.state, f.transitions.len());
                     if policy::reconcile(f, Some(e), asset, sanctioned, settings, now) {
                         count(run, was, f.state);
                         crate::outbox::finding_moved(tx, tenant, was, f, now)?;
+                        crate::siem::log_steps(tx, tenant, f, steps)?;
                         self.put_finding(tx, tenant, f)?;
                     } else if repair {
                         index_finding(tx, tenant, f);
@@ -1034,6 +1037,7 @@ impl Store {
                     let f = policy::open(&asset.key, e, settings, now);
                     run.opened += 1;
                     crate::outbox::finding_opened(tx, tenant, &f, now)?;
+                    crate::siem::log_steps(tx, tenant, &f, 0)?;
                     tx.put(by_asset_key(tenant, &asset.key, &f.id), Vec::new());
                     self.put_finding(tx, tenant, &f)?;
                 }
@@ -1043,10 +1047,11 @@ impl Store {
             if wanted.contains(id) {
                 continue;
             }
-            let was = f.state;
+            let (was, steps) = (f.state, f.transitions.len());
             if policy::reconcile(f, None, asset, sanctioned, settings, now) {
                 count(run, was, f.state);
                 crate::outbox::finding_moved(tx, tenant, was, f, now)?;
+                crate::siem::log_steps(tx, tenant, f, steps)?;
                 self.put_finding(tx, tenant, f)?;
             } else if repair {
                 index_finding(tx, tenant, f);

@@ -372,6 +372,8 @@ pub(crate) enum Rec {
     Candidate,
     /// Discovery: the loop's settings and state.
     Loop,
+    /// SIEM export: the log of finding steps, destinations and their cursors (`siem`).
+    Siem,
 }
 
 impl Rec {
@@ -403,6 +405,7 @@ impl Rec {
             Rec::Alerting => b'K',
             Rec::Candidate => b'X',
             Rec::Loop => b'M',
+            Rec::Siem => b's',
         }
     }
 }

@@ -22,6 +22,7 @@ mod postings;
 mod query;
 mod records;
 pub mod reporting;
+pub mod siem;
 mod store;
 pub mod time;
 pub mod transfer;

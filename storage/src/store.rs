@@ -157,6 +157,7 @@ impl Store {
             }
             None => return Err(StoreError::NotAStore(path.to_owned())),
         }
+        crate::siem::backfill(&store, &meta)?;
         store.resume_completions()?;
         Ok(store)
     }

@@ -41,6 +41,15 @@ pub enum ExportLine {
     Scope(crate::access::Scope),
     Job(crate::access::ScanJob),
     Schedule(crate::access::Schedule),
+    /// A finding step of the SIEM export's log.
+    #[serde(rename = "siem_step")]
+    SiemStep(crate::siem::LoggedStep),
+    /// A SIEM destination and how far its export went.
+    #[serde(rename = "siem_destination")]
+    SiemDestination {
+        destination: crate::siem::SiemDestination,
+        position: crate::siem::SiemPosition,
+    },
     /// Numbering state that records alone do not give.
     Counters {
         policy: u64,
@@ -154,6 +163,16 @@ impl Store {
         for item in records(Rec::Schedule) {
             emit(&ExportLine::Schedule(serde_json::from_slice(&item?.1)?))?;
         }
+        let (steps, destinations) = self.siem_records(tenant)?;
+        for s in steps {
+            emit(&ExportLine::SiemStep(s))?;
+        }
+        for (destination, position) in destinations {
+            emit(&ExportLine::SiemDestination {
+                destination,
+                position,
+            })?;
+        }
         let counter = |name: &str| self.counter(tenant, name);
         emit(&ExportLine::Counters {
             policy: counter("policy")?,
@@ -176,6 +195,9 @@ impl Store {
         let mut summary = Imported::default();
         let mut tenant: Option<TenantId> = None;
         let mut changes: Vec<Change> = Vec::new();
+        // An export written before the SIEM log existed has findings and no logged
+        // steps: the steps are rebuilt from the findings.
+        let (mut findings, mut logged_steps) = (Vec::new(), false);
         let (mut hosts, mut services) = (0u64, 0u64);
         let mut line_no = 0u64;
         let mut postings = crate::postings::Delta::default();
@@ -295,6 +317,7 @@ impl Store {
                         tx.put(keys::key(Rec::Awaiting, &t, f.id.as_bytes()), Vec::new());
                     }
                     tx.put_json(keys::key(Rec::Finding, &t, f.id.as_bytes()), &f)?;
+                    findings.push(f);
                 }
                 ExportLine::Verification(v) => {
                     tx.put_json(keys::key(Rec::Verification, &t, v.id.as_bytes()), &v)?
@@ -307,6 +330,14 @@ impl Store {
                 ExportLine::Schedule(s) => {
                     tx.put_json(keys::key(Rec::Schedule, &t, s.id.as_bytes()), &s)?
                 }
+                ExportLine::SiemStep(s) => {
+                    logged_steps = true;
+                    crate::siem::import_step(&mut tx, &t, &s)?
+                }
+                ExportLine::SiemDestination {
+                    destination,
+                    position,
+                } => crate::siem::import_destination(&mut tx, &t, &destination, &position)?,
                 ExportLine::Counters {
                     policy,
                     sanctions,
@@ -340,6 +371,9 @@ impl Store {
             }
         }
         summary.changes = changes.len() as u64;
+        if !logged_steps {
+            crate::siem::import_backfill(&mut tx, &t, &findings)?;
+        }
         for block in changes.chunks(512) {
             if let Some(first) = block.first() {
                 tx.put_json(change_block_key(&t, first.seq), &block.to_vec())?;

@@ -43,10 +43,27 @@ fn export(store: &Store, tenant: &str) -> Vec<String> {
         .collect()
 }
 
-/// The export of a migrated store equals the old release's, but for the header's schema.
+/// The export of a migrated store equals the old release's, but for the header's schema
+/// and the SIEM log's steps, rebuilt at open from the findings (one per transition).
 fn assert_same_as_before(store: &Store) {
     for tenant in ["acme", "beta"] {
-        let (want, got) = (expected(tenant), export(store, tenant));
+        let (want, all) = (expected(tenant), export(store, tenant));
+        let (steps, got): (Vec<String>, Vec<String>) = all
+            .into_iter()
+            .partition(|l| l.starts_with(r#"{"type":"siem_step""#));
+        let transitions: usize = got
+            .iter()
+            .filter(|l| l.starts_with(r#"{"type":"finding""#))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                v["transitions"].as_array().map_or(0, Vec::len)
+            })
+            .sum();
+        assert_eq!(
+            steps.len(),
+            transitions,
+            "{tenant}: a logged step per transition"
+        );
         assert_eq!(
             got.first().map(String::as_str),
             Some(

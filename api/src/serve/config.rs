@@ -94,6 +94,8 @@ pub struct Config {
     /// Alerts: requests in flight at once, and each one's time-out in milliseconds.
     pub alert_concurrency: usize,
     pub alert_timeout_ms: u64,
+    /// SIEM export: events per write to a receiver; the cursor is committed after each.
+    pub siem_batch: usize,
 }
 
 impl Default for Config {
@@ -136,6 +138,7 @@ impl Default for Config {
             alert_max_attempts: 10,
             alert_concurrency: 16,
             alert_timeout_ms: 10_000,
+            siem_batch: 500,
         }
     }
 }
@@ -199,6 +202,7 @@ impl Config {
         env!("APERTURE_ALERT_MAX_ATTEMPTS", self.alert_max_attempts);
         env!("APERTURE_ALERT_CONCURRENCY", self.alert_concurrency);
         env!("APERTURE_ALERT_TIMEOUT_MS", self.alert_timeout_ms);
+        env!("APERTURE_SIEM_BATCH", self.siem_batch);
         for (key, field) in [
             ("APERTURE_BUS_URL", &mut self.bus_url),
             ("APERTURE_BUS_USER", &mut self.bus_user),
@@ -257,6 +261,7 @@ impl Config {
             ("alert_max_attempts", u64::from(self.alert_max_attempts)),
             ("alert_concurrency", self.alert_concurrency as u64),
             ("alert_timeout_ms", self.alert_timeout_ms),
+            ("siem_batch", self.siem_batch as u64),
         ];
         for (name, v) in positive {
             if v == 0 {

@@ -20,8 +20,10 @@ pub mod routes_assets;
 pub mod routes_discovery;
 pub mod routes_reports;
 pub mod routes_scans;
+pub mod routes_siem;
 pub mod routes_vulndb;
 pub mod routes_workers;
+pub mod siem;
 pub mod state;
 
 use crate::cli::ServeArgs;
@@ -143,6 +145,15 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(d::approve_candidate))
         .routes(routes!(d::dismiss_candidate))
         .routes(routes!(d::provenance))
+        .routes(routes!(
+            routes_siem::list_destinations,
+            routes_siem::create_destination
+        ))
+        .routes(routes!(
+            routes_siem::get_destination,
+            routes_siem::delete_destination
+        ))
+        .routes(routes!(routes_siem::events))
         .split_for_parts();
     let mut api = api;
     // After the routes: it completes each operation the router added.
@@ -238,6 +249,7 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let background = tokio::spawn(background(state.clone(), edits_rx));
     alerts::spawn(state.clone()).map_err(|e| format!("cannot start the alert sender: {e}"))?;
+    siem::spawn(state.clone()).map_err(|e| format!("cannot start the SIEM exporter: {e}"))?;
     let discovery = discovery::start(&state);
     let (app, _) = router(state.clone());
     // One line for scripts to wait on.
