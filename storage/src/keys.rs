@@ -359,6 +359,8 @@ pub(crate) enum Rec {
     Candidate,
     /// Discovery: the loop's settings and state.
     Loop,
+    /// The asset ledger: the client's attributes of an asset (see `ledger`).
+    Ledger,
 }
 
 impl Rec {
@@ -390,6 +392,7 @@ impl Rec {
             Rec::Alerting => b'K',
             Rec::Candidate => b'X',
             Rec::Loop => b'M',
+            Rec::Ledger => b'a',
         }
     }
 }

@@ -41,6 +41,8 @@ pub enum ExportLine {
     Scope(crate::access::Scope),
     Job(crate::access::ScanJob),
     Schedule(crate::access::Schedule),
+    /// The client's attributes of one asset (the ledger).
+    Ledger(crate::ledger::LedgerEntry),
     /// Numbering state that records alone do not give.
     Counters {
         policy: u64,
@@ -153,6 +155,9 @@ impl Store {
         }
         for item in records(Rec::Schedule) {
             emit(&ExportLine::Schedule(serde_json::from_slice(&item?.1)?))?;
+        }
+        for item in records(Rec::Ledger) {
+            emit(&ExportLine::Ledger(serde_json::from_slice(&item?.1)?))?;
         }
         let counter = |name: &str| self.counter(tenant, name);
         emit(&ExportLine::Counters {
@@ -307,6 +312,7 @@ impl Store {
                 ExportLine::Schedule(s) => {
                     tx.put_json(keys::key(Rec::Schedule, &t, s.id.as_bytes()), &s)?
                 }
+                ExportLine::Ledger(e) => tx.put_json(crate::ledger::entry_key(&t, &e.asset), &e)?,
                 ExportLine::Counters {
                     policy,
                     sanctions,

@@ -10,12 +10,14 @@ pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod ledger_csv;
 pub mod mail;
 pub mod reports;
 pub mod routes_admin;
 pub mod routes_alerts;
 pub mod routes_assets;
 pub mod routes_discovery;
+pub mod routes_ledger;
 pub mod routes_reports;
 pub mod routes_scans;
 pub mod routes_vulndb;
@@ -68,6 +70,7 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
     use routes_admin as a;
     use routes_assets as s;
     use routes_discovery as d;
+    use routes_ledger as l;
     use routes_reports as r;
     use routes_scans as c;
     use routes_vulndb as v;
@@ -88,8 +91,8 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(w::list_workers))
         .routes(routes!(c::list_schedules, c::create_schedule))
         .routes(routes!(c::get_schedule, c::delete_schedule))
-        .routes(routes!(s::list_assets))
-        .routes(routes!(s::export_assets))
+        .routes(routes!(l::list_assets))
+        .routes(routes!(l::export_assets))
         .routes(routes!(s::get_asset))
         .routes(routes!(s::changes))
         .routes(routes!(s::list_sanctions, s::create_sanction))
@@ -99,7 +102,7 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
             s::delete_sanction
         ))
         .routes(routes!(s::get_policy, s::put_policy))
-        .routes(routes!(s::list_findings))
+        .routes(routes!(l::list_findings))
         .routes(routes!(s::get_finding))
         .routes(routes!(s::transition))
         .routes(routes!(s::assign))
@@ -141,6 +144,14 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(d::approve_candidate))
         .routes(routes!(d::dismiss_candidate))
         .routes(routes!(d::provenance))
+        .routes(routes!(
+            l::get_attributes,
+            l::put_attributes,
+            l::patch_attributes
+        ))
+        .routes(routes!(l::bulk_attributes))
+        .routes(routes!(l::import_ledger))
+        .routes(routes!(l::list_ledger))
         .split_for_parts();
     let mut api = api;
     // After the routes: it completes each operation the router added.
