@@ -172,6 +172,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
             let page = api
                 .list_assets(
                     &tenant,
+                    None,
                     cursor.as_ref(),
                     None,
                     Some(&since),
@@ -180,6 +181,9 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                     None,
                     None,
                     NonZeroU32::new(1),
+                    None,
+                    None,
+                    None,
                     None,
                     None,
                     None,
@@ -218,7 +222,11 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 None,
                 None,
                 None,
+                None,
+                None,
+                None,
                 Some(i32::from(ports[1])),
+                None,
                 None,
                 None,
                 None,
@@ -237,7 +245,11 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 &tenant,
                 None,
                 None,
+                None,
                 Some(&later),
+                None,
+                None,
+                None,
                 None,
                 None,
                 None,
@@ -260,7 +272,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
         let err = api
             .list_assets(
                 &missing, None, None, None, None, None, None, None, None, None, None, None, None,
-                None, None,
+                None, None, None, None, None, None,
             )
             .await
             .expect_err("no such tenant");

@@ -862,9 +862,9 @@ fn findings_order_by_priority_and_bad_input_changes_nothing() {
         (
             "PATCH",
             p.clone(),
-            json!({"add_tags": [" spaced "]}),
+            json!({"add_tags": ["   "]}),
             400,
-            "surrounding spaces",
+            "not only spaces",
         ),
         (
             "PATCH",
@@ -887,7 +887,6 @@ fn findings_order_by_priority_and_bad_input_changes_nothing() {
             400,
             "host:ADDR",
         ),
-        ("POST", bulk.clone(), json!({}), 400, "changes nothing"),
         (
             "POST",
             format!("{bulk}?min_criticality=9"),

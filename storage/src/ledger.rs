@@ -33,7 +33,8 @@ pub const DEFAULT_CRITICALITY: u8 = 3;
 pub const HISTORY_KEPT: usize = 50;
 /// Assets one bulk edit or import may change: one transaction, bounded.
 pub const MAX_EDIT: usize = 10_000;
-pub const MAX_TAGS: usize = 32;
+/// Tags an asset may carry; one request gives at most 32 in each list.
+pub const MAX_TAGS: usize = 64;
 pub const MAX_TEXT: usize = 200;
 pub const MAX_TAG: usize = 64;
 pub const MAX_NOTES: usize = 4000;
@@ -67,7 +68,8 @@ pub struct Attributes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 200))]
     pub location: Option<String>,
-    /// At most 32 tags of 1-64 characters, without ',' ';' or control characters.
+    /// At most 32 tags of 1-64 characters without ',' or ';' (surrounding spaces are
+    /// dropped); an asset carries at most 64.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     #[cfg_attr(feature = "openapi", schema(max_items = 32, value_type = Vec<Tag>))]
     pub tags: BTreeSet<String>,
@@ -77,18 +79,41 @@ pub struct Attributes {
     pub notes: Option<String>,
 }
 
-/// A tag: 1-64 characters, no ',' ';' or control characters, no surrounding spaces.
+/// A tag in the description: 1-64 characters, not only spaces, without ',' or ';'.
 #[cfg(feature = "openapi")]
-#[derive(Debug, utoipa::ToSchema)]
-#[schema(pattern = r"^[^\s,;\x00-\x1f\x7f](?:[^,;\x00-\x1f\x7f]{0,62}[^\s,;\x00-\x1f\x7f])?$")]
-pub struct Tag(#[allow(dead_code)] String);
+#[derive(Debug)]
+pub struct Tag;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Tag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A tag: 1-64 characters, not only spaces, without ',' or ';' (surrounding spaces are dropped).",
+            ))
+            .pattern(Some(r"^[^,;]*[^\s,;][^,;]*$"))
+            .min_length(Some(1))
+            .max_length(Some(MAX_TAG))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Tag {}
 
 fn bad(what: &str, why: &str) -> StoreError {
     StoreError::Invalid(format!("{what}: {why}"))
 }
 
-fn check_text(field: &str, v: &str, max: usize, multiline: bool) -> Result<()> {
-    if v.trim().is_empty() {
+/// Space as the description's `\S` means it (Python's and ECMAScript's `\s`), which
+/// counts the information separators U+001C-U+001F that Rust's `trim` keeps.
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{1c}'..='\u{1f}')
+}
+
+fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
+    if v.chars().all(is_space) {
         return Err(bad(
             field,
             "give some text, or leave the field out to unset it",
@@ -97,28 +122,28 @@ fn check_text(field: &str, v: &str, max: usize, multiline: bool) -> Result<()> {
     if v.chars().count() > max {
         return Err(bad(field, &format!("at most {max} characters")));
     }
-    if v.chars()
-        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\t' | '\r')))
-    {
-        return Err(bad(field, "control characters are not allowed"));
-    }
     Ok(())
 }
 
-/// Checks one tag as [`Attributes::validate`] does.
+/// A tag as stored: without surrounding spaces.
+pub fn normal_tag(tag: &str) -> String {
+    tag.trim_matches(is_space).to_owned()
+}
+
+/// Checks one tag (after [`normal_tag`]).
 pub fn check_tag(tag: &str) -> Result<()> {
     let what = format!("tag {tag:?}");
-    if tag.is_empty() || tag.trim() != tag {
-        return Err(bad(
-            &what,
-            "give 1-64 characters without surrounding spaces",
-        ));
+    if tag.is_empty() {
+        return Err(bad(&what, "give 1-64 characters, not only spaces"));
     }
     if tag.chars().count() > MAX_TAG {
         return Err(bad(&what, "at most 64 characters"));
     }
-    if tag.chars().any(|c| c.is_control() || c == ',' || c == ';') {
-        return Err(bad(&what, "',' ';' and control characters are not allowed"));
+    if tag.contains([',', ';']) {
+        return Err(bad(
+            &what,
+            "',' and ';' separate tags: they cannot be in one",
+        ));
     }
     Ok(())
 }
@@ -136,6 +161,12 @@ pub fn check_level(field: &str, v: u8) -> Result<()> {
 }
 
 impl Attributes {
+    /// Tags without their surrounding spaces, as stored.
+    pub fn normalized(mut self) -> Attributes {
+        self.tags = self.tags.iter().map(|t| normal_tag(t)).collect();
+        self
+    }
+
     pub fn validate(&self) -> Result<()> {
         for (field, v) in [
             ("owner", &self.owner),
@@ -143,11 +174,11 @@ impl Attributes {
             ("location", &self.location),
         ] {
             if let Some(v) = v {
-                check_text(field, v, MAX_TEXT, false)?;
+                check_text(field, v, MAX_TEXT)?;
             }
         }
         if let Some(n) = &self.notes {
-            check_text("notes", n, MAX_NOTES, true)?;
+            check_text("notes", n, MAX_NOTES)?;
         }
         for (field, v) in [
             ("confidentiality", self.confidentiality),
@@ -282,12 +313,13 @@ impl AttributesPatch {
         if let Some(tags) = &self.tags {
             a.tags = tags.clone().unwrap_or_default();
         }
+        let mut a = a.normalized();
         for t in self.add_tags.iter().chain(&self.remove_tags) {
-            check_tag(t)?;
+            check_tag(&normal_tag(t))?;
         }
-        a.tags.extend(self.add_tags.iter().cloned());
+        a.tags.extend(self.add_tags.iter().map(|t| normal_tag(t)));
         for t in &self.remove_tags {
-            a.tags.remove(t);
+            a.tags.remove(&normal_tag(t));
         }
         a.validate()?;
         Ok(a)
@@ -574,7 +606,9 @@ impl Store {
         }
         for (k, change) in &edits {
             if let LedgerChange::Set(a) = change {
-                a.validate()
+                a.clone()
+                    .normalized()
+                    .validate()
                     .map_err(|e| StoreError::Invalid(format!("{k}: {e}")))?;
             }
         }
@@ -598,7 +632,7 @@ impl Store {
                 .map(|e| e.attributes.clone())
                 .unwrap_or_default();
             let attrs = match change {
-                LedgerChange::Set(a) => a,
+                LedgerChange::Set(a) => a.normalized(),
                 LedgerChange::Patch(p) => p
                     .apply(&before)
                     .map_err(|e| StoreError::Invalid(format!("{key}: {e}")))?,

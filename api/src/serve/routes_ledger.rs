@@ -383,6 +383,7 @@ pub struct FindingListQuery {
     pub overdue: Option<bool>,
     /// `id` (default) or `priority`: severity rank (info 1 … critical 5) times the
     /// asset's criticality (1-5, 3 when the ledger gives none), highest first.
+    #[param(inline)]
     pub sort: Option<FindingSort>,
     /// The `next` of the previous page: a finding id.
     #[param(pattern = "^f-[0-9a-fA-F]{32}$")]
@@ -561,8 +562,8 @@ pub struct AssetPath {
     pub asset: String,
 }
 
-/// An asset's ledger attributes (empty when the ledger says nothing about it). The
-/// asset need not have been seen by a scan.
+/// An asset's ledger attributes (empty when the ledger says nothing about it), of an
+/// asset seen by a scan or described by the ledger.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/assets/{asset}/attributes", tag = "ledger", security(("bearer" = [])),
     params(AssetPath),
     responses((status = 200, body = AssetAttributes), (status = 400, body = Problem), (status = 404, body = Problem)))]
@@ -573,12 +574,14 @@ pub async fn get_attributes(
 ) -> ApiResult<Json<AssetAttributes>> {
     let t = caller.tenant(&state, &p.tenant, READERS)?;
     let key: AssetKey = p.asset.parse()?;
+    known(&state, &t, &key)?;
     let e = state.store.ledger_entry(&t, &key)?;
     Ok(Json(AssetAttributes::of(key, e)))
 }
 
 /// Replaces an asset's attributes (admin, analyst): fields left out are unset; `{}`
-/// removes them all. The asset need not have been seen yet. Audited.
+/// removes them all. The asset is one a scan has seen or the ledger describes (assets
+/// not seen yet are described by an import). The entry records the edit.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/assets/{asset}/attributes", tag = "ledger", security(("bearer" = [])),
     params(AssetPath), request_body = Attributes,
     responses((status = 200, body = AssetAttributes), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -599,7 +602,8 @@ pub async fn put_attributes(
 }
 
 /// Changes some of an asset's attributes (admin, analyst): a field left out stays,
-/// `null` unsets it; `add_tags` / `remove_tags` edit the tag set. Audited.
+/// `null` unsets it; `add_tags` / `remove_tags` edit the tag set. The entry records
+/// the edit.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/assets/{asset}/attributes", tag = "ledger", security(("bearer" = [])),
     params(AssetPath), request_body = AttributesPatch,
     responses((status = 200, body = AssetAttributes), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -682,11 +686,6 @@ pub async fn bulk_attributes(
     ApiJson(body): ApiJson<AttributesPatch>,
 ) -> ApiResult<Json<LedgerResult>> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
-    if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "the patch changes nothing: give at least one attribute, add_tags or remove_tags",
-        ));
-    }
     let (aq, ledger) = AssetListQuery {
         kind: q.kind,
         net: q.net,
