@@ -92,7 +92,7 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(c::list_schedules, c::create_schedule))
         .routes(routes!(c::get_schedule, c::delete_schedule))
         .routes(routes!(l::list_assets))
-        .routes(routes!(l::export_assets))
+        .routes(routes!(ledger_csv::export_assets))
         .routes(routes!(s::get_asset))
         .routes(routes!(s::changes))
         .routes(routes!(s::list_sanctions, s::create_sanction))

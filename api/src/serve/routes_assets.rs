@@ -223,14 +223,14 @@ pub fn page_size(state: &SharedState, limit: Option<u32>) -> ApiResult<usize> {
 }
 
 /// Every asset matching the filters as CSV or JSON Lines, streamed with the ledger's
-/// attributes: the portal's call of the API's `routes_ledger::export_assets`.
+/// attributes: the portal's call of the API's `ledger_csv::export_assets`.
 pub async fn export_assets(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
     ApiPath(tenant): ApiPath<String>,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
-    super::routes_ledger::export_assets(
+    super::ledger_csv::export_assets(
         State(state),
         Extension(caller),
         ApiPath(tenant),

@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::ledger_csv;
 use super::routes_admin::TenantPath;
-use super::routes_assets::{page_size, AssetQuery, ExportQuery, FindingQuery, FindingView};
+use super::routes_assets::{page_size, AssetQuery, FindingQuery, FindingView};
 use super::state::{now_ms, SharedState};
 use aperture_storage::findings::FindingFilter;
 use aperture_storage::ledger::{
@@ -25,7 +25,6 @@ use aperture_storage::{Asset, AssetKey, Millis, Page, TenantId};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -109,7 +108,7 @@ pub struct AssetListQuery {
 }
 
 impl AssetListQuery {
-    fn split(self) -> ApiResult<(AssetQuery, LedgerFilter)> {
+    pub(crate) fn split(self) -> ApiResult<(AssetQuery, LedgerFilter)> {
         let ledger = ledger_filter(
             &self.owner,
             &self.business_system,
@@ -205,137 +204,6 @@ pub async fn list_assets(
         cursor.as_deref(),
         limit,
     )?))
-}
-
-/// The export's filters: the listing's and the ledger's, without paging, and the format.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AssetExportQuery {
-    /// host, service, domain or certificate.
-    #[param(pattern = "^(host|service|domain|certificate)$")]
-    pub kind: Option<String>,
-    /// Address or CIDR.
-    #[param(
-        format = "ip-or-cidr",
-        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}(/([0-9]|[12][0-9]|3[0-2]))?|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})(/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))?)$"
-    )]
-    pub net: Option<String>,
-    #[param(minimum = 0, maximum = 65535)]
-    pub port: Option<u16>,
-    pub service: Option<String>,
-    pub product: Option<String>,
-    /// Risk class, e.g. remote-administration, database.
-    pub risk: Option<String>,
-    /// A zone: its names and what they resolve to.
-    #[param(
-        pattern = r"^[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*$",
-        max_length = 253
-    )]
-    pub domain: Option<String>,
-    /// present, absent or unknown.
-    #[param(pattern = "^(present|absent|unknown)$")]
-    pub status: Option<String>,
-    #[param(value_type = Option<TimeInput>)]
-    pub first_seen_from: Option<String>,
-    #[param(value_type = Option<TimeInput>)]
-    pub first_seen_to: Option<String>,
-    #[param(value_type = Option<TimeInput>)]
-    pub last_seen_from: Option<String>,
-    #[param(value_type = Option<TimeInput>)]
-    pub last_seen_to: Option<String>,
-    /// Ledger: the owner (ignoring ASCII case).
-    pub owner: Option<String>,
-    /// Ledger: the business system (ignoring ASCII case).
-    pub business_system: Option<String>,
-    /// Ledger: assets carrying this tag.
-    pub tag: Option<String>,
-    /// Ledger: highest of C/I/A at least this (1-5).
-    #[param(minimum = 1, maximum = 5)]
-    pub min_criticality: Option<u8>,
-    /// csv (default) or jsonl.
-    #[param(pattern = "^(csv|jsonl)$")]
-    pub format: Option<String>,
-}
-
-impl From<ExportQuery> for AssetExportQuery {
-    fn from(q: ExportQuery) -> Self {
-        AssetExportQuery {
-            kind: q.kind,
-            net: q.net,
-            port: q.port,
-            service: q.service,
-            product: q.product,
-            risk: q.risk,
-            domain: q.domain,
-            status: q.status,
-            first_seen_from: q.first_seen_from,
-            first_seen_to: q.first_seen_to,
-            last_seen_from: q.last_seen_from,
-            last_seen_to: q.last_seen_to,
-            format: q.format,
-            ..AssetExportQuery::default()
-        }
-    }
-}
-
-impl AssetExportQuery {
-    fn split(self) -> ApiResult<(AssetQuery, LedgerFilter, Option<String>)> {
-        let format = self.format.clone();
-        let (q, l) = AssetListQuery {
-            kind: self.kind,
-            net: self.net,
-            port: self.port,
-            service: self.service,
-            product: self.product,
-            risk: self.risk,
-            domain: self.domain,
-            status: self.status,
-            first_seen_from: self.first_seen_from,
-            first_seen_to: self.first_seen_to,
-            last_seen_from: self.last_seen_from,
-            last_seen_to: self.last_seen_to,
-            owner: self.owner,
-            business_system: self.business_system,
-            tag: self.tag,
-            min_criticality: self.min_criticality,
-            cursor: None,
-            limit: None,
-        }
-        .split()?;
-        Ok((q, l, format))
-    }
-}
-
-/// Every asset matching the filters as CSV or JSON Lines, streamed, with the ledger's
-/// attributes (CSV: columns owner … notes; JSON Lines: `attributes`).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/exports/assets", tag = "assets", security(("bearer" = [])),
-    operation_id = "export_assets",
-    params(TenantPath, AssetExportQuery),
-    responses((status = 200, description = "Every matching asset: CSV with a header row, or one JSON asset per line",
-            content((String = "text/csv"), (String = "application/x-ndjson"))),
-        (status = 400, body = Problem), (status = 404, body = Problem)))]
-pub async fn export_assets(
-    State(state): State<SharedState>,
-    Extension(caller): Extension<Caller>,
-    ApiPath(tenant): ApiPath<String>,
-    ApiQuery(q): ApiQuery<AssetExportQuery>,
-) -> ApiResult<Response> {
-    let t = caller.tenant(&state, &tenant, READERS)?;
-    let (q, ledger, format) = q.split()?;
-    // The whole filter is checked before the body starts: once the status line is sent,
-    // an error can only cut the stream.
-    q.filter()?;
-    let csv = match format.as_deref() {
-        None | Some("csv") => true,
-        Some("jsonl") => false,
-        Some(f) => {
-            return Err(ApiError::bad_request(format!(
-                "format={f:?}: use csv or jsonl"
-            )))
-        }
-    };
-    Ok(ledger_csv::export(state, t, q, ledger, csv))
 }
 
 /// One page for the export's writer (see `ledger_csv::export`).
