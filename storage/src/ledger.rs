@@ -762,9 +762,11 @@ impl Store {
         let start = match cursor {
             None => 0,
             Some(c) => {
+                // A cursor is a finding of the previous page; an id of none cannot say
+                // where that page ended.
                 let at = self.finding(tenant, c).map_err(|_| {
-                    StoreError::Invalid(format!(
-                        "cursor {c:?} is not one this listing gave: start without a cursor"
+                    StoreError::NotFound(format!(
+                        "finding {c} (the cursor): start without a cursor"
                     ))
                 })?;
                 let p = self.finding_priority(tenant, &at)?;
