@@ -620,5 +620,22 @@ fn findings_order_by_priority_and_bad_input_changes_nothing() {
         );
         assert_eq!(got, 400, "{q}: {v}");
     }
+    // A cursor naming no finding cannot place a page in the priority order.
+    let (got, v) = api.call(
+        "GET",
+        &format!(
+            "/v1/tenants/{T}/findings?sort=priority&cursor=f-{}",
+            "0".repeat(32)
+        ),
+        None,
+    );
+    assert_eq!(got, 404, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("start without a cursor"),
+        "{v}"
+    );
     assert_eq!(snapshot(&api), before, "bad input changed nothing");
 }
