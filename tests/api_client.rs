@@ -176,6 +176,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
             let page = api
                 .list_assets(
                     &tenant,
+                    None,
                     cursor.as_ref(),
                     None,
                     Some(&since),
@@ -184,6 +185,9 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                     None,
                     None,
                     NonZeroU32::new(1),
+                    None,
+                    None,
+                    None,
                     None,
                     None,
                     None,
@@ -222,7 +226,11 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 None,
                 None,
                 None,
+                None,
+                None,
+                None,
                 Some(i32::from(ports[1])),
+                None,
                 None,
                 None,
                 None,
@@ -241,7 +249,11 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 &tenant,
                 None,
                 None,
+                None,
                 Some(&later),
+                None,
+                None,
+                None,
                 None,
                 None,
                 None,
@@ -283,7 +295,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
         let err = api
             .list_assets(
                 &missing, None, None, None, None, None, None, None, None, None, None, None, None,
-                None, None,
+                None, None, None, None, None, None,
             )
             .await
             .expect_err("no such tenant");

@@ -269,6 +269,45 @@ const ROUTES: &[Route] = &[
         Access::Tenant(READ),
         200,
     ),
+    // The asset ledger: edited by who edits sanctions, read by every role. The matrix
+    // sends JSON, so an allowed import is told to send CSV (415); tests/ledger.rs
+    // covers imports.
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/assets/{asset}/attributes",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "PUT",
+        "/v1/tenants/{tenant}/assets/{asset}/attributes",
+        Access::Tenant(WRITE),
+        200,
+    ),
+    route(
+        "PATCH",
+        "/v1/tenants/{tenant}/assets/{asset}/attributes",
+        Access::Tenant(WRITE),
+        200,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/assets/attributes",
+        Access::Tenant(WRITE),
+        200,
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/ledger/import",
+        Access::Tenant(WRITE),
+        415,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/ledger",
+        Access::Tenant(READ),
+        200,
+    ),
     route(
         "GET",
         "/v1/tenants/{tenant}/policy",
@@ -1308,6 +1347,12 @@ fn body_for(
         ("POST", x) if x.ends_with("/sanctions") => sanction_body(t, 100 + n),
         ("PUT", x) if x.ends_with("/{sanction}") => own.sanction_body.clone(),
         ("PUT", x) if x.ends_with("/policy") => fx.policy.clone(),
+        ("PUT", x) if x.ends_with("/attributes") => {
+            json!({"owner": "ledger-owner", "tags": ["authz"]})
+        }
+        ("PATCH", x) if x.ends_with("/attributes") => json!({"add_tags": ["patched"]}),
+        ("POST", x) if x.ends_with("/assets/attributes") => json!({"add_tags": ["bulk"]}),
+        ("POST", x) if x.ends_with("/ledger/import") => json!({"asset": "host:127.0.0.1"}),
         ("POST", x) if x.ends_with("/transitions") => {
             // Allowed callers walk the finding open → acknowledged → in-progress →
             // acknowledged, one valid step each (admin, analyst, remediator in that order).

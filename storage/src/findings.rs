@@ -63,7 +63,7 @@ pub struct NewSanction {
 }
 
 impl NewSanction {
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         self.matches.validate()?;
         if self.owner.trim().is_empty() {
             return Err(StoreError::Invalid(

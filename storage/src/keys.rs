@@ -374,6 +374,8 @@ pub(crate) enum Rec {
     Loop,
     /// SIEM export: the log of finding steps, destinations and their cursors (`siem`).
     Siem,
+    /// The asset ledger: the client's attributes of an asset (see `ledger`).
+    Ledger,
 }
 
 impl Rec {
@@ -406,6 +408,7 @@ impl Rec {
             Rec::Candidate => b'X',
             Rec::Loop => b'M',
             Rec::Siem => b's',
+            Rec::Ledger => b'a',
         }
     }
 }

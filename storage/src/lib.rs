@@ -14,6 +14,7 @@ pub mod facts;
 pub mod findings;
 mod ingest;
 pub mod keys;
+pub mod ledger;
 mod migrate;
 pub mod model;
 pub mod outbox;

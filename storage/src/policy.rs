@@ -312,6 +312,19 @@ impl SanctionMatch {
         }
         if let Some(d) = &self.domain {
             glob(d)?;
+            // Asset names are ASCII (punycode): a pattern of other characters would
+            // silently match nothing.
+            let labels_ok = d.len() <= 253
+                && d.split('.').all(|l| {
+                    (1..=63).contains(&l.len())
+                        && l.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
+                });
+            if !labels_ok {
+                return Err(StoreError::Invalid(format!(
+                    "sanction domain {d:?}: give a name or a glob of dot-separated labels of ASCII letters, digits, '-', '_' or '*' (punycode for other scripts)"
+                )));
+            }
         }
         Ok(())
     }

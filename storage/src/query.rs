@@ -254,7 +254,7 @@ impl Store {
     }
 
     /// Names at or under `domain` and the addresses they resolve to.
-    fn domain_scope(&self, tenant: &TenantId, domain: &str) -> Result<DomainScope> {
+    pub(crate) fn domain_scope(&self, tenant: &TenantId, domain: &str) -> Result<DomainScope> {
         let apex = AssetKey::domain(domain)?;
         let apex_name = match &apex {
             AssetKey::Domain(n) => n.clone(),
@@ -421,7 +421,7 @@ fn parse_cursor(c: &str) -> Result<AssetKey> {
     })
 }
 
-struct DomainScope {
+pub(crate) struct DomainScope {
     apex: String,
     addresses: BTreeSet<IpAddr>,
 }
@@ -433,7 +433,7 @@ fn under(name: &str, apex: &str) -> bool {
             .is_some_and(|head| head.ends_with('.'))
 }
 
-fn matches(a: &Asset, f: &AssetFilter, domain: Option<&DomainScope>) -> bool {
+pub(crate) fn matches(a: &Asset, f: &AssetFilter, domain: Option<&DomainScope>) -> bool {
     let lower_eq = |field: &str, want: &Option<String>| match want {
         Some(w) => a
             .facts

@@ -50,6 +50,8 @@ pub enum ExportLine {
         destination: crate::siem::SiemDestination,
         position: crate::siem::SiemPosition,
     },
+    /// The client's attributes of one asset (the ledger).
+    Ledger(crate::ledger::LedgerEntry),
     /// Numbering state that records alone do not give.
     Counters {
         policy: u64,
@@ -172,6 +174,9 @@ impl Store {
                 destination,
                 position,
             })?;
+        }
+        for item in records(Rec::Ledger) {
+            emit(&ExportLine::Ledger(serde_json::from_slice(&item?.1)?))?;
         }
         let counter = |name: &str| self.counter(tenant, name);
         emit(&ExportLine::Counters {
@@ -338,6 +343,7 @@ impl Store {
                     destination,
                     position,
                 } => crate::siem::import_destination(&mut tx, &t, &destination, &position)?,
+                ExportLine::Ledger(e) => tx.put_json(crate::ledger::entry_key(&t, &e.asset), &e)?,
                 ExportLine::Counters {
                     policy,
                     sanctions,

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod ledger_csv;
 pub mod mail;
 pub mod patterns;
 pub mod reports;
@@ -18,6 +19,7 @@ pub mod routes_admin;
 pub mod routes_alerts;
 pub mod routes_assets;
 pub mod routes_discovery;
+pub mod routes_ledger;
 pub mod routes_reports;
 pub mod routes_scans;
 pub mod routes_siem;
@@ -72,6 +74,7 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
     use routes_admin as a;
     use routes_assets as s;
     use routes_discovery as d;
+    use routes_ledger as l;
     use routes_reports as r;
     use routes_scans as c;
     use routes_vulndb as v;
@@ -92,8 +95,8 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(w::list_workers))
         .routes(routes!(c::list_schedules, c::create_schedule))
         .routes(routes!(c::get_schedule, c::delete_schedule))
-        .routes(routes!(s::list_assets))
-        .routes(routes!(s::export_assets))
+        .routes(routes!(l::list_assets))
+        .routes(routes!(ledger_csv::export_assets))
         .routes(routes!(s::get_asset))
         .routes(routes!(s::changes))
         .routes(routes!(s::list_sanctions, s::create_sanction))
@@ -103,7 +106,7 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
             s::delete_sanction
         ))
         .routes(routes!(s::get_policy, s::put_policy))
-        .routes(routes!(s::list_findings))
+        .routes(routes!(l::list_findings))
         .routes(routes!(s::get_finding))
         .routes(routes!(s::transition))
         .routes(routes!(s::assign))
@@ -154,6 +157,14 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
             routes_siem::delete_destination
         ))
         .routes(routes!(routes_siem::events))
+        .routes(routes!(
+            l::get_attributes,
+            l::put_attributes,
+            l::patch_attributes
+        ))
+        .routes(routes!(l::bulk_attributes))
+        .routes(routes!(l::import_ledger))
+        .routes(routes!(l::list_ledger))
         .split_for_parts();
     let mut api = api;
     // After the routes: it completes each operation the router added.

@@ -9,7 +9,7 @@ use super::reports::summary::Summary;
 use super::routes_admin::TenantPath;
 use super::state::{now_ms, SharedState};
 use aperture_storage::access::ScanRequest;
-use aperture_storage::findings::{FindingFilter, NewSanction, VerificationRequest};
+use aperture_storage::findings::{NewSanction, VerificationRequest};
 use aperture_storage::policy::{
     self, Finding, FindingState, PolicySettings, Rule, Sanction, Severity, TransitionRequest,
 };
@@ -17,10 +17,9 @@ use aperture_storage::time::TimeInput;
 use aperture_storage::{
     Asset, AssetFilter, AssetKey, AssetKind, AssetStatus, Change, Millis, Page, TenantId,
 };
-use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -115,27 +114,6 @@ pub struct ExportQuery {
     pub format: Option<String>,
 }
 
-impl ExportQuery {
-    fn filters(self) -> AssetQuery {
-        AssetQuery {
-            kind: self.kind,
-            net: self.net,
-            port: self.port,
-            service: self.service,
-            product: self.product,
-            risk: self.risk,
-            domain: self.domain,
-            status: self.status,
-            first_seen_from: self.first_seen_from,
-            first_seen_to: self.first_seen_to,
-            last_seen_from: self.last_seen_from,
-            last_seen_to: self.last_seen_to,
-            cursor: None,
-            limit: None,
-        }
-    }
-}
-
 /// A DNS name or glob: dot-separated labels of 1-63 letters, digits, '-', '_' or '*',
 /// at most 253 characters; the `domain` filter's pattern in the description says the same.
 pub fn domain_ok(d: &str) -> bool {
@@ -148,7 +126,7 @@ pub fn domain_ok(d: &str) -> bool {
 }
 
 impl AssetQuery {
-    fn filter(&self) -> ApiResult<AssetFilter> {
+    pub(crate) fn filter(&self) -> ApiResult<AssetFilter> {
         let net = match &self.net {
             Some(n) => Some(
                 n.parse::<ipnet::IpNet>()
@@ -200,10 +178,8 @@ impl AssetQuery {
     }
 }
 
-/// The tenant's assets with filters, one page at a time.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/assets", tag = "assets", security(("bearer" = [])),
-    params(TenantPath, AssetQuery),
-    responses((status = 200, body = Page<Asset>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+/// The tenant's assets with filters, one page at a time: the portal's call. The API's
+/// operation, with the ledger's filters and attributes, is `routes_ledger::list_assets`.
 pub async fn list_assets(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
@@ -237,131 +213,21 @@ pub fn page_size(state: &SharedState, limit: Option<u32>) -> ApiResult<usize> {
     Ok((limit as usize).min(state.config.page_cap.max(1)))
 }
 
-/// Channel-fed response body: the export is written while it is read.
-struct Chunks(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
-
-impl futures_core::Stream for Chunks {
-    type Item = Result<Bytes, std::io::Error>;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
-    }
-}
-
-/// Every asset matching the filters as CSV or JSON Lines, streamed.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/exports/assets", tag = "assets", security(("bearer" = [])),
-    params(TenantPath, ExportQuery),
-    responses((status = 200, description = "Every matching asset: CSV with a header row, or one JSON asset per line",
-            content((String = "text/csv"), (String = "application/x-ndjson"))),
-        (status = 400, body = Problem), (status = 404, body = Problem)))]
+/// Every asset matching the filters as CSV or JSON Lines, streamed with the ledger's
+/// attributes: the portal's call of the API's `ledger_csv::export_assets`.
 pub async fn export_assets(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
     ApiPath(tenant): ApiPath<String>,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
-    let t = caller.tenant(&state, &tenant, READERS)?;
-    let format = q.format.clone();
-    // The whole filter is checked before the body starts: once the status line is sent,
-    // an error can only cut the stream.
-    let filter = q.filters().filter()?;
-    let csv = match format.as_deref() {
-        None | Some("csv") => true,
-        Some("jsonl") => false,
-        Some(f) => {
-            return Err(ApiError::bad_request(format!(
-                "format={f:?}: use csv or jsonl"
-            )))
-        }
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut cursor: Option<String> = None;
-        let mut first = true;
-        loop {
-            let page = match store.list_assets(&t, &filter, cursor.as_deref(), 1000) {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                    return;
-                }
-            };
-            let chunk = if csv {
-                csv_chunk(&page.items, first)
-            } else {
-                let mut out = Vec::new();
-                for a in &page.items {
-                    if serde_json::to_writer(&mut out, a).is_ok() {
-                        out.push(b'\n');
-                    }
-                }
-                Ok(out)
-            };
-            first = false;
-            let chunk = chunk.map(Bytes::from).map_err(std::io::Error::other);
-            if tx.blocking_send(chunk).is_err() {
-                return;
-            }
-            match page.next {
-                Some(n) => cursor = Some(n),
-                None => return,
-            }
-        }
-    });
-    let content_type = if csv {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/x-ndjson"
-    };
-    Ok((
-        [(header::CONTENT_TYPE, content_type)],
-        Body::from_stream(Chunks(rx)),
+    super::ledger_csv::export_assets(
+        State(state),
+        Extension(caller),
+        ApiPath(tenant),
+        ApiQuery(q.into()),
     )
-        .into_response())
-}
-
-fn csv_chunk(items: &[Asset], header_row: bool) -> Result<Vec<u8>, String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let e = |e: csv::Error| e.to_string();
-    if header_row {
-        w.write_record([
-            "asset",
-            "kind",
-            "status",
-            "first_seen",
-            "last_seen",
-            "last_changed",
-            "times_seen",
-            "service",
-            "product",
-            "version",
-            "risk",
-            "facts",
-        ])
-        .map_err(e)?;
-    }
-    for a in items {
-        let fact = |k: &str| a.fact(k).unwrap_or_default().to_owned();
-        w.write_record([
-            a.key.to_string(),
-            a.kind.as_str().to_owned(),
-            a.status.as_str().to_owned(),
-            a.first_seen.to_string(),
-            a.last_seen.to_string(),
-            a.last_changed.to_string(),
-            a.times_seen.to_string(),
-            fact("service"),
-            fact("product"),
-            fact("version"),
-            fact("risk"),
-            serde_json::to_string(&a.facts).unwrap_or_default(),
-        ])
-        .map_err(e)?;
-    }
-    w.into_inner().map_err(|e| e.to_string())
+    .await
 }
 
 /// One asset with its history, links and findings.
@@ -371,6 +237,8 @@ pub struct AssetDetail {
     pub history: Vec<Change>,
     pub links: Vec<AssetKey>,
     pub findings: Vec<Finding>,
+    /// What the client's ledger says about the asset, and its latest edits.
+    pub ledger: Option<aperture_storage::ledger::LedgerEntry>,
 }
 
 /// One asset. Its key has a '/' (`service:198.18.1.20:22/tcp`): percent-encode it
@@ -391,6 +259,7 @@ pub async fn get_asset(
         history: state.store.history(&t, &key)?,
         links: state.store.links(&t, &key)?,
         findings: state.store.findings_of(&t, &key)?,
+        ledger: state.store.ledger_entry(&t, &key)?,
     }))
 }
 
@@ -588,58 +457,52 @@ pub struct FindingQuery {
     pub limit: Option<u32>,
 }
 
-/// The tenant's findings with filters.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/findings", tag = "findings", security(("bearer" = [])),
-    params(TenantPath, FindingQuery),
-    responses((status = 200, body = Page<FindingView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+/// The tenant's findings with filters: the portal's call of the API's
+/// `routes_ledger::list_findings` (by id).
 pub async fn list_findings(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
     ApiPath(tenant): ApiPath<String>,
     ApiQuery(q): ApiQuery<FindingQuery>,
 ) -> ApiResult<Json<Page<FindingView>>> {
-    let t = caller.tenant(&state, &tenant, READERS)?;
-    let now = now_ms();
-    let filter = FindingFilter {
-        state: q.state,
-        active: q.active,
-        severity: q.severity,
-        rule: q.rule,
-        asset: match &q.asset {
-            Some(a) => Some(a.parse()?),
-            None => None,
-        },
-        assignee: q.assignee.clone(),
-        overdue_at: q.overdue.filter(|o| *o).map(|_| now),
-    };
-    let limit = page_size(&state, q.limit)?;
-    let page = state
-        .store
-        .findings(&t, &filter, q.cursor.as_deref(), limit)?;
-    Ok(Json(Page {
-        items: page
-            .items
-            .into_iter()
-            .map(|f| FindingView::new(f, now))
-            .collect(),
-        next: page.next,
-    }))
+    super::routes_ledger::list_findings(
+        State(state),
+        Extension(caller),
+        ApiPath(tenant),
+        ApiQuery(q.into()),
+    )
+    .await
 }
 
-/// A finding with its overdue flag as of now.
+/// A finding with its overdue flag as of now and its priority.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FindingView {
     #[serde(flatten)]
     pub finding: Finding,
     pub overdue: bool,
+    /// Severity rank (info 1, low 2, medium 3, high 4, critical 5) times the asset's
+    /// criticality in the ledger (the highest of C/I/A, 1-5; a service without levels
+    /// takes its host's; 3 when none is given): 1 to 25, higher first.
+    #[schema(minimum = 1, maximum = 25)]
+    pub priority: u32,
 }
 
 impl FindingView {
-    fn new(finding: Finding, now: Millis) -> Self {
+    pub(crate) fn ranked(finding: Finding, now: Millis, priority: u32) -> Self {
         FindingView {
             overdue: finding.overdue(now),
+            priority,
             finding,
         }
+    }
+
+    fn of(state: &SharedState, t: &TenantId, finding: Finding, now: Millis) -> Self {
+        // A store that cannot read the ledger ranks the finding by severity alone.
+        let p = state
+            .store
+            .finding_priority(t, &finding)
+            .unwrap_or_else(|_| aperture_storage::ledger::priority(finding.severity, None));
+        FindingView::ranked(finding, now, p)
     }
 }
 
@@ -653,7 +516,9 @@ pub async fn get_finding(
     ApiPath((tenant, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<FindingView>> {
     let t = caller.tenant(&state, &tenant, READERS)?;
-    Ok(Json(FindingView::new(
+    Ok(Json(FindingView::of(
+        &state,
+        &t,
         state.store.finding(&t, &id)?,
         now_ms(),
     )))
@@ -752,7 +617,7 @@ pub async fn transition(
         None => None,
     };
     Ok(Json(TransitionResult {
-        finding: FindingView::new(finding, now_ms()),
+        finding: FindingView::of(&state, &t, finding, now_ms()),
         verification,
         verification_scan,
     }))
@@ -787,7 +652,7 @@ pub async fn assign(
     let f = state
         .store
         .assign_finding(&t, &id, &caller.actor(), body.assignee, now_ms())?;
-    Ok(Json(FindingView::new(f, now_ms())))
+    Ok(Json(FindingView::of(&state, &t, f, now_ms())))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -817,7 +682,7 @@ pub async fn comment(
     let f = state
         .store
         .comment_finding(&t, &id, &caller.actor(), &body.text, now_ms())?;
-    Ok(Json(FindingView::new(f, now_ms())))
+    Ok(Json(FindingView::of(&state, &t, f, now_ms())))
 }
 
 /// Runs the verification scan of a finding claimed fixed again.
@@ -843,7 +708,7 @@ pub async fn verify(
     };
     let scan = start_verification(&state, &t, &v).await;
     Ok(Json(TransitionResult {
-        finding: FindingView::new(state.store.finding(&t, &id)?, now_ms()),
+        finding: FindingView::of(&state, &t, state.store.finding(&t, &id)?, now_ms()),
         verification: Some(v),
         verification_scan: scan,
     }))
