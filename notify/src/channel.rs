@@ -94,7 +94,9 @@ fn yes() -> bool {
     true
 }
 
-fn plain_address(a: &str) -> bool {
+/// A plain address (`soc@example.com`): no display name, nothing a header could be
+/// split on.
+pub fn plain_address(a: &str) -> bool {
     let Some((local, domain)) = a.rsplit_once('@') else {
         return false;
     };
