@@ -17,7 +17,7 @@ use aperture_notify::{AlertRule, Channel, Event, EventKind, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-const CHANNEL: u8 = b'c';
+pub(crate) const CHANNEL: u8 = b'c';
 const RULE: u8 = b'r';
 const QUEUE: u8 = b'q';
 const DEAD: u8 = b'd';
@@ -44,13 +44,13 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
-fn sub_key(tenant: &TenantId, rec: Rec, kind: u8, rest: &[u8]) -> Vec<u8> {
+pub(crate) fn sub_key(tenant: &TenantId, rec: Rec, kind: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = keys::key(rec, tenant, &[kind]);
     k.extend_from_slice(rest);
     k
 }
 
-fn queue_key(tenant: &TenantId, due: Millis, id: &str) -> Vec<u8> {
+pub(crate) fn queue_key(tenant: &TenantId, due: Millis, id: &str) -> Vec<u8> {
     let mut rest = (due.max(0) as u64).to_be_bytes().to_vec();
     rest.extend_from_slice(id.as_bytes());
     sub_key(tenant, Rec::Outbox, QUEUE, &rest)
@@ -339,6 +339,15 @@ impl Store {
             return Err(StoreError::Conflict(format!(
                 "channel {id} is used by rules {}: change or delete them first",
                 users.join(", ")
+            )));
+        }
+        if crate::reporting::schedule_in(&tx, tenant)?
+            .channel
+            .as_deref()
+            == Some(id)
+        {
+            return Err(StoreError::Conflict(format!(
+                "channel {id} mails the tenant's reports: name another channel in PUT …/reports/schedule first"
             )));
         }
         tx.delete(key);
