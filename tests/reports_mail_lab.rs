@@ -258,7 +258,7 @@ fn check_mail(
     let pdf = find("application/pdf");
     assert!(
         first(&pdf.headers, "content-disposition")
-            .starts_with(&format!("attachment; filename=\"aperture-{period}-20")),
+            .starts_with(&format!("attachment; filename=\"report-{period}-20")),
         "{:?}",
         pdf.headers
     );

@@ -53,7 +53,7 @@ const EN: Words = Words {
     overdue: "Findings overdue now",
     opened: "Findings opened in the period",
     closed: "Findings closed in the period",
-    verified: "of them verified by a rescan",
+    verified: "verified by a rescan",
     mttr: "Mean time to remediate (verified)",
     hours: "hours",
     none_closed: "no verified closure yet",
@@ -130,6 +130,17 @@ pub fn subject(d: &ReportData) -> String {
     }
 }
 
+fn severity_word(lang: Lang, s: &str) -> String {
+    match (lang, s) {
+        (Lang::ZhCn, "critical") => "严重".into(),
+        (Lang::ZhCn, "high") => "高危".into(),
+        (Lang::ZhCn, "medium") => "中危".into(),
+        (Lang::ZhCn, "low") => "低危".into(),
+        (Lang::ZhCn, "info") => "信息".into(),
+        _ => s.to_uppercase(),
+    }
+}
+
 fn period_word(w: &Words, p: Period) -> &'static str {
     match p {
         Period::Daily => w.daily,
@@ -150,12 +161,20 @@ fn figures(d: &ReportData) -> Vec<(&'static str, String)> {
         (w.opened, n(d.opened_in_period)),
         (
             w.closed,
-            format!(
-                "{} ({} {})",
-                n(d.closed_in_period),
-                w.verified,
-                n(d.verified_in_period)
-            ),
+            match d.lang {
+                Lang::En => format!(
+                    "{} ({}: {})",
+                    n(d.closed_in_period),
+                    w.verified,
+                    n(d.verified_in_period)
+                ),
+                Lang::ZhCn => format!(
+                    "{}（{}：{}）",
+                    n(d.closed_in_period),
+                    w.verified,
+                    n(d.verified_in_period)
+                ),
+            },
         ),
         (
             w.mttr,
@@ -172,12 +191,19 @@ fn figures(d: &ReportData) -> Vec<(&'static str, String)> {
 pub fn bodies(d: &ReportData, meta: &ReportMeta) -> (String, String) {
     let w = words(d.lang);
     let p = portal(d.lang);
-    let heading = format!(
-        "{} · {} {}",
-        clean(&d.tenant_name, 120),
-        period_word(w, d.period),
-        w.report
-    );
+    let heading = match d.lang {
+        Lang::En => format!(
+            "{} · {} {}",
+            clean(&d.tenant_name, 120),
+            period_word(w, d.period),
+            w.report
+        ),
+        Lang::ZhCn => format!(
+            "{} · 暴露面运营{}",
+            clean(&d.tenant_name, 120),
+            period_word(w, d.period)
+        ),
+    };
     let window = format!(
         "{}: {} — {}",
         w.window,
@@ -190,11 +216,16 @@ pub fn bodies(d: &ReportData, meta: &ReportMeta) -> (String, String) {
         .iter()
         .take(3)
         .map(|r| {
+            // Most titles name their asset already.
+            let asset = if r.title.contains(&r.asset) {
+                String::new()
+            } else {
+                format!(" — {}", clean(&r.asset, 200))
+            };
             format!(
-                "[{}] {} — {} ({})",
-                r.severity.to_uppercase(),
+                "[{}] {}{asset} ({})",
+                severity_word(d.lang, &r.severity),
                 clean(&r.title, 200),
-                clean(&r.asset, 200),
                 r.owner
                     .as_deref()
                     .map_or_else(|| w.unassigned.to_owned(), |o| clean(o, 80))
@@ -302,7 +333,7 @@ pub fn message(data_dir: &Path, channel: &Channel, event: &Event) -> Result<Mess
     let dir = super::dir(data_dir, &t);
     // Short enough to stay a plain `filename="…"` (longer ones are split the RFC 2231
     // way, which some mail programs show badly).
-    let name = format!("aperture-{}-{}", meta.period.name(), day(meta.to));
+    let name = format!("report-{}-{}", meta.period.name(), day(meta.to));
     let read = |ext: &str| {
         let path = dir.join(format!("{}.{ext}", meta.id));
         std::fs::read(&path).map_err(|e| format!("report file {}: {e}", path.display()))
@@ -345,4 +376,119 @@ pub fn send(
         })?;
     let code = response.code().to_string().parse::<u16>().unwrap_or(250);
     Ok((code, response.message().collect::<Vec<_>>().join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::summary::Summary;
+    use super::*;
+    use aperture_notify::{ChannelKind, EmailSettings};
+    use aperture_storage::reporting::report_event;
+
+    fn data(lang: Lang, name: &str) -> ReportData {
+        ReportData {
+            tenant: "acme".into(),
+            tenant_name: name.into(),
+            period: Period::Monthly,
+            lang,
+            from: 1_793_000_000_000,
+            to: 1_795_592_000_000,
+            opened_in_period: 7,
+            closed_in_period: 3,
+            verified_in_period: 2,
+            summary: Summary {
+                exposed_services: 1234,
+                ..Summary::default()
+            },
+            top_risks: Vec::new(),
+            candidates_awaiting: 0,
+            candidates: Vec::new(),
+        }
+    }
+
+    fn channel() -> Channel {
+        Channel {
+            id: "mail".into(),
+            name: "mail".into(),
+            kind: ChannelKind::Email,
+            url: String::new(),
+            secret: None,
+            email: Some(EmailSettings {
+                host: "smtp.example.com".into(),
+                port: 587,
+                starttls: true,
+                username: None,
+                password: None,
+                from: "reports@example.com".into(),
+                to: vec!["soc@example.com".into()],
+                ca_pem: None,
+            }),
+            created: 0,
+            created_by: "t".into(),
+        }
+    }
+
+    #[test]
+    fn the_mail_carries_the_figures_the_attachments_and_no_injected_header() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = TenantId::new("acme").expect("tenant");
+        for (lang, name, want_subject) in [
+            (
+                Lang::En,
+                "Acme\r\nBcc: x@evil.example",
+                "Monthly exposure operations report",
+            ),
+            (Lang::ZhCn, "华东\r\nBcc: x@evil.example", ""),
+        ] {
+            let d = data(lang, name);
+            let meta = super::super::generate(
+                dir.path(),
+                Path::new("/nonexistent/chromium"),
+                &d,
+                "t",
+                d.to,
+                0,
+                None,
+            )
+            .expect("generated");
+            assert!(meta.pdf_bytes.is_none(), "no browser here: no PDF");
+            let ev = report_event(
+                &t,
+                &meta.id,
+                "monthly",
+                &["a@x.example".into(), "b@y.example".into()],
+                0,
+            );
+            let m = message(dir.path(), &channel(), &ev).expect("a mail");
+            let raw = String::from_utf8(m.formatted()).expect("utf-8");
+            let (head, body) = raw.split_once("\r\n\r\n").expect("head");
+            assert!(head.is_ascii(), "{head}");
+            assert!(!head.contains("\r\nBcc:"), "{head}");
+            assert!(head.contains(&format!(
+                "Message-ID: <acme.report-{}@aperture.invalid>",
+                meta.id
+            )));
+            assert!(head.contains("To: a@x.example, b@y.example"), "{head}");
+            assert!(head.contains("Date: "), "{head}");
+            assert!(subject(&d).contains(want_subject));
+            assert!(!subject(&d).contains('\n'));
+            let (text, _) = bodies(&d, &meta);
+            let services = match lang {
+                Lang::En => "Exposed services: 1,234",
+                Lang::ZhCn => "暴露服务: 1,234",
+            };
+            assert!(text.contains(services), "{text}");
+            // Without a PDF the page is attached and the body says why.
+            assert!(body.contains("filename=\"report-monthly-"), "{body}");
+            assert!(!body.contains("application/pdf"));
+            assert!(text.contains(match lang {
+                Lang::En => "could not be printed",
+                Lang::ZhCn => "PDF 未能生成",
+            }));
+        }
+        // A report that is not kept any more is an error the outbox retries and shows.
+        let ev = report_event(&t, "r1-daily-en", "x", &["a@x.example".into()], 0);
+        let e = message(dir.path(), &channel(), &ev).expect_err("missing");
+        assert!(e.contains("not kept"), "{e}");
+    }
 }
