@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub(crate) const CHANNEL: u8 = b'c';
-const RULE: u8 = b'r';
+pub(crate) const RULE: u8 = b'r';
 const QUEUE: u8 = b'q';
 const DEAD: u8 = b'd';
 /// Markers of overdue findings already alerted: `<finding id>@<due>`.
@@ -320,6 +320,35 @@ impl Store {
         let mut tx = self.tx();
         tx.put_json(key, channel)?;
         tx.commit()
+    }
+
+    /// Gives a channel new settings (its secrets again after an import, a new URL or
+    /// relay); its kind stays, as do the rules and report settings that name it.
+    pub fn replace_channel(&self, tenant: &TenantId, channel: &Channel) -> Result<Channel> {
+        channel.validate().map_err(invalid)?;
+        let _w = self.write_lock();
+        self.require_tenant(tenant)?;
+        let key = sub_key(tenant, Rec::Alerting, CHANNEL, channel.id.as_bytes());
+        let mut tx = self.tx();
+        let old: Channel = tx
+            .get_json(&key)?
+            .ok_or_else(|| StoreError::NotFound(format!("channel {}", channel.id)))?;
+        if old.kind != channel.kind {
+            return Err(StoreError::Invalid(format!(
+                "kind: channel {} is of kind {}; a channel's kind cannot change (create a new channel instead)",
+                channel.id,
+                old.kind.name()
+            )));
+        }
+        let new = Channel {
+            created: old.created,
+            created_by: old.created_by,
+            needs_secret: false,
+            ..channel.clone()
+        };
+        tx.put_json(key, &new)?;
+        tx.commit()?;
+        Ok(new)
     }
 
     /// Deletes a channel no rule names.

@@ -79,6 +79,9 @@ pub fn deliver(
     id: &str,
     events: &[Event],
 ) -> Result<(u16, String), String> {
+    if let Some(why) = channel.unusable() {
+        return Err(why);
+    }
     if let Some(settings) = &channel.email {
         return super::mail::send(settings, id, events, agent_timeout(agent));
     }

@@ -361,6 +361,9 @@ pub fn send(
     event: &Event,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
+    if let Some(why) = channel.unusable() {
+        return Err(why);
+    }
     let settings = channel
         .email
         .as_ref()
@@ -425,6 +428,7 @@ mod tests {
             }),
             created: 0,
             created_by: "t".into(),
+            needs_secret: false,
         }
     }
 
