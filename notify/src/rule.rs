@@ -150,6 +150,36 @@ impl QuietHours {
     }
 }
 
+/// The last instant at or before `now` at which the wall clock of zone `tz` (UTC when
+/// none) read `at` (`HH:MM`): when a report scheduled "daily at 07:00 Asia/Shanghai" was
+/// last due. Errors name the field (`at`, `tz`) and what to give.
+pub fn last_time_of_day(tz: Option<&str>, at: &str, now: i64) -> Result<i64, NotifyError> {
+    let minute = clock_minutes(at, "at").map_err(|_| {
+        NotifyError::Invalid(format!(
+            "at {:?}: give the time of day as HH:MM, e.g. 07:00",
+            crate::event::clean(at, 20)
+        ))
+    })?;
+    let tz = match tz {
+        Some(name) => parse_tz("tz", name)?,
+        None => Tz::UTC,
+    };
+    let bad = || NotifyError::Invalid(format!("time {now} is out of range"));
+    let local = tz.timestamp_millis_opt(now).single().ok_or_else(bad)?;
+    let today = local.date_naive();
+    let yesterday = today.pred_opt().ok_or_else(bad)?;
+    for day in [today, yesterday] {
+        let wall = day
+            .and_hms_opt((minute / 60) as u32, (minute % 60) as u32, 0)
+            .ok_or_else(bad)?;
+        let t = local_instant(tz, wall);
+        if t <= now {
+            return Ok(t);
+        }
+    }
+    Err(bad())
+}
+
 /// [`QuietHours::release`] on the clock of a zone with daylight saving time: the window
 /// is read on the local date of `at`, and its end is the instant the local clock first
 /// shows it.
@@ -507,5 +537,26 @@ mod tests {
                 .expect("old form");
         assert_eq!(old.tz, None);
         old.validate().expect("valid");
+    }
+
+    #[test]
+    fn a_time_of_day_in_a_zone_is_found_across_clock_changes() {
+        // 07:00 in Shanghai is 23:00 UTC the day before.
+        let at = |now| last_time_of_day(Some("Asia/Shanghai"), "07:00", now).expect("ok");
+        assert_eq!(at(utc(2026, 3, 2, 0, 0)), utc(2026, 3, 1, 23, 0));
+        assert_eq!(at(utc(2026, 3, 1, 22, 59)), utc(2026, 2, 28, 23, 0));
+        // Berlin, the morning clocks went forward: 07:00 CEST is 05:00 UTC.
+        let be = |now| last_time_of_day(Some("Europe/Berlin"), "07:00", now).expect("ok");
+        assert_eq!(be(utc(2026, 3, 29, 12, 0)), utc(2026, 3, 29, 5, 0));
+        assert_eq!(be(utc(2026, 3, 28, 12, 0)), utc(2026, 3, 28, 6, 0));
+        // Without a zone: UTC.
+        assert_eq!(
+            last_time_of_day(None, "07:00", utc(2026, 3, 29, 12, 0)).expect("ok"),
+            utc(2026, 3, 29, 7, 0)
+        );
+        let e = last_time_of_day(Some("Berlin"), "07:00", 0).expect_err("zone");
+        assert!(e.to_string().contains("tz \"Berlin\""), "{e}");
+        let e = last_time_of_day(None, "7am", 0).expect_err("time");
+        assert!(e.to_string().starts_with("at "), "{e}");
     }
 }

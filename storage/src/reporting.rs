@@ -50,6 +50,14 @@ pub struct ReportSchedule {
     /// relay, STARTTLS and login, from its sender address. Needs `recipients`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// The time of day (`HH:MM`, on the clock of `tz`) scheduled reports are made at,
+    /// e.g. `07:00`. Without it a report is made when the last one is a period old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The IANA time zone of `at` (`Asia/Shanghai`, `Europe/Berlin`; UTC when left out):
+    /// "daily at 07:00" stays 07:00 on the tenant's wall clock when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
 }
 
 fn default_lang() -> String {
@@ -65,6 +73,8 @@ impl Default for ReportSchedule {
             lang: default_lang(),
             recipients: Vec::new(),
             channel: None,
+            at: None,
+            tz: None,
         }
     }
 }
@@ -95,6 +105,18 @@ impl ReportSchedule {
                 aperture_notify::event::clean(bad, 80)
             )));
         }
+        match (&self.at, &self.tz) {
+            (None, Some(_)) => {
+                return Err(StoreError::Invalid(
+                    "tz: give at too (the time of day reports are made at, e.g. 07:00), or leave tz out".into(),
+                ))
+            }
+            (Some(at), tz) => {
+                aperture_notify::rule::last_time_of_day(tz.as_deref(), at, 0)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            }
+            (None, None) => {}
+        }
         match (&self.channel, self.recipients.is_empty()) {
             (Some(_), true) => Err(StoreError::Invalid(
                 "recipients: give at least one address to mail reports to, or leave channel out"
@@ -105,6 +127,28 @@ impl ReportSchedule {
                     .into(),
             )),
             _ => Ok(()),
+        }
+    }
+}
+
+impl ReportSchedule {
+    /// Whether a scheduled report covering `days` days is due at `now`, the last one of
+    /// its period made at `last`. Without `at`: when the last is `days` old (or there is
+    /// none). With `at`: at the time of day on the tenant's clock — the first report at
+    /// the first such time (within the hour after it), then once the last one is older
+    /// than the period less half a day (a day of 23 or 25 hours does not skip one; a
+    /// report made late after an outage is followed by the next on time).
+    pub fn due(&self, days: i64, last: Option<Millis>, now: Millis) -> bool {
+        const DAY: Millis = 86_400_000;
+        let Some(at) = &self.at else {
+            return last.is_none_or(|l| now - l >= days * DAY);
+        };
+        let Ok(slot) = aperture_notify::rule::last_time_of_day(self.tz.as_deref(), at, now) else {
+            return false;
+        };
+        match last {
+            None => now - slot < 3_600_000,
+            Some(l) => l < slot - (days * DAY - DAY / 2),
         }
     }
 }
@@ -230,5 +274,92 @@ impl Store {
         tx.put_json(queue_key(tenant, now, &current.id), &current)?;
         tx.commit()?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: Millis = 3_600_000;
+    const DAY: Millis = 24 * H;
+    /// 2026-03-27 00:00 UTC: two days before Berlin's clocks go forward.
+    const MAR27: Millis = 1_774_569_600_000;
+
+    #[test]
+    fn daily_at_seven_follows_the_tenants_clock_through_a_change() {
+        let s = ReportSchedule {
+            daily: true,
+            at: Some("07:00".into()),
+            tz: Some("Europe/Berlin".into()),
+            ..ReportSchedule::default()
+        };
+        s.validate().expect("valid");
+        // 27 March, 07:00 CET = 06:00 UTC: the first report waits for it.
+        assert!(!s.due(1, None, MAR27 + 5 * H));
+        assert!(s.due(1, None, MAR27 + 6 * H));
+        assert!(
+            !s.due(1, None, MAR27 + 8 * H),
+            "the first waits for the next 07:00"
+        );
+        let made = MAR27 + 6 * H;
+        assert!(!s.due(1, Some(made), MAR27 + 12 * H));
+        // 28 March 06:00 UTC (07:00 CET) again.
+        assert!(!s.due(1, Some(made), MAR27 + DAY + 5 * H));
+        assert!(s.due(1, Some(made), MAR27 + DAY + 6 * H));
+        // 29 March, clocks forward: 07:00 CEST is 05:00 UTC, 23 hours after the last.
+        let made = MAR27 + DAY + 6 * H;
+        assert!(!s.due(1, Some(made), MAR27 + 2 * DAY + 4 * H));
+        assert!(s.due(1, Some(made), MAR27 + 2 * DAY + 5 * H));
+        // A week: due seven days on, not before.
+        assert!(!s.due(7, Some(made), MAR27 + 7 * DAY + 5 * H));
+        assert!(s.due(7, Some(made), MAR27 + 8 * DAY + 5 * H));
+    }
+
+    #[test]
+    fn without_a_time_of_day_a_report_is_due_a_period_after_the_last() {
+        let s = ReportSchedule::default();
+        assert!(s.due(1, None, MAR27));
+        assert!(!s.due(7, Some(MAR27), MAR27 + 6 * DAY));
+        assert!(s.due(7, Some(MAR27), MAR27 + 7 * DAY));
+    }
+
+    #[test]
+    fn bad_times_and_zones_are_refused_naming_the_field() {
+        for (s, want) in [
+            (
+                ReportSchedule {
+                    at: Some("7am".into()),
+                    ..ReportSchedule::default()
+                },
+                "at \"7am\"",
+            ),
+            (
+                ReportSchedule {
+                    at: Some("07:00".into()),
+                    tz: Some("Shanghai".into()),
+                    ..ReportSchedule::default()
+                },
+                "Asia/Shanghai",
+            ),
+            (
+                ReportSchedule {
+                    tz: Some("Asia/Shanghai".into()),
+                    ..ReportSchedule::default()
+                },
+                "tz: give at too",
+            ),
+            (
+                ReportSchedule {
+                    recipients: vec!["ciso@example.com\r\nBcc: x@y.z".into()],
+                    channel: Some("mail".into()),
+                    ..ReportSchedule::default()
+                },
+                "recipients",
+            ),
+        ] {
+            let e = s.validate().expect_err(want).to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 }

@@ -530,7 +530,8 @@ static SCHEDULED_RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// Makes the scheduled reports that are due: a tenant's daily (weekly, monthly) report
 /// is due when its last scheduled one of that period is a day (7, 30 days) old, or there
-/// is none. Runs beside the scheduler, never twice at once: printing takes seconds.
+/// is none; with a time of day (`at`, `tz`), at that time on the tenant's clock
+/// (`ReportSchedule::due`). Runs beside the scheduler, never twice at once: printing takes seconds.
 pub fn run_scheduled(state: &SharedState) {
     if SCHEDULED_RUNNING.swap(true, Ordering::SeqCst) {
         return;
@@ -571,7 +572,7 @@ fn scheduled_for(state: &SharedState, t: &TenantId) -> ApiResult<()> {
             .filter(|m| m.requested_by == SCHEDULED && m.period == period)
             .map(|m| m.generated)
             .max();
-        if on && last.is_none_or(|at| now - at >= period.days() * DAY_MS) {
+        if on && schedule.due(period.days(), last, now) {
             make(state, t, period, lang, SCHEDULED, schedule.mails())?;
         }
     }
