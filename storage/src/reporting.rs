@@ -44,7 +44,7 @@ pub struct ReportSchedule {
     pub lang: String,
     /// Who receives every scheduled report (and those made with `mail: true`) by
     /// e-mail: plain addresses like `ciso@example.com`, at most 50. Needs `channel`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<String>,
     /// The id of one of the tenant's e-mail alert channels: reports go through its SMTP
     /// relay, STARTTLS and login, from its sender address. Needs `recipients`.
