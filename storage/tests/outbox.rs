@@ -427,3 +427,56 @@ fn channels_rules_and_report_settings_travel_without_their_secrets() {
     let e = store.delete_channel(&copy, "mail").expect_err("in use");
     assert!(e.to_string().contains("reports"), "{e}");
 }
+
+/// A report's mail is queued (durably) before the report is printed, due later; made
+/// due once the report exists. Either way it survives a restart, and only an e-mail
+/// channel of the tenant can carry it.
+#[test]
+fn report_mail_waits_in_the_outbox_across_a_restart() {
+    use aperture_notify::EmailSettings;
+    use aperture_storage::reporting::report_event;
+    let (dir, store, t) = fresh();
+    let mut mail = channel("mail");
+    mail.kind = ChannelKind::Email;
+    mail.url = String::new();
+    mail.secret = None;
+    mail.email = Some(EmailSettings {
+        host: "smtp.example.com".into(),
+        port: 587,
+        starttls: true,
+        username: None,
+        password: None,
+        from: "reports@example.com".into(),
+        to: vec!["soc@example.com".into()],
+        ca_pem: None,
+    });
+    store.create_channel(&t, &mail).expect("mail channel");
+    store.create_channel(&t, &channel("hook")).expect("hook");
+    let to = vec!["ciso@example.com".to_owned(), "soc@example.com".to_owned()];
+    let event = report_event(&t, "r1795000000000-weekly-zh", "weekly", &to, T0);
+    assert_eq!(event.id, "acme.report-r1795000000000-weekly-zh");
+    for wrong in ["hook", "nope"] {
+        let e = store
+            .enqueue_report_mail(&t, wrong, &event, T0, T0)
+            .expect_err("not an e-mail channel");
+        assert!(e.to_string().contains("e-mail channel"), "{e}");
+    }
+    let d = store
+        .enqueue_report_mail(&t, "mail", &event, T0 + 150_000, T0)
+        .expect("queued");
+    assert!(store.due_deliveries(T0 + 1000, 10).expect("due").is_empty());
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopens");
+    let waiting = store.pending_deliveries(&t).expect("pending");
+    assert_eq!(waiting, vec![d.clone()]);
+    assert_eq!(
+        waiting[0].event.detail["to"],
+        "ciso@example.com, soc@example.com"
+    );
+    assert!(store.delivery_due_now(&t, &d, T0 + 2000).expect("moved"));
+    let due = store.due_deliveries(T0 + 2000, 10).expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1.id, "acme.report-r1795000000000-weekly-zh.mail");
+    // Already moved (or sent): nothing to move.
+    assert!(!store.delivery_due_now(&t, &d, T0 + 3000).expect("gone"));
+}
