@@ -118,6 +118,7 @@ fn main() {
             email: None,
             created: 0,
             created_by: "bench".into(),
+            needs_secret: false,
         };
         store.create_channel(&t, &channel).expect("channel");
         let rule = AlertRule {

@@ -94,7 +94,9 @@ fn yes() -> bool {
     true
 }
 
-fn plain_address(a: &str) -> bool {
+/// A plain address (`soc@example.com`): no display name, nothing a header could be
+/// split on (the published pattern, `patterns::ADDRESS`).
+pub fn plain_address(a: &str) -> bool {
     crate::patterns::is_address(a)
 }
 
@@ -191,6 +193,10 @@ pub struct Channel {
     pub email: Option<EmailSettings>,
     pub created: i64,
     pub created_by: String,
+    /// Imported without its secrets (an export never carries them): nothing is sent
+    /// through it until they are given again (`PUT …/alerts/channels/{id}`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_secret: bool,
 }
 
 /// One HTTP request to make.
@@ -557,6 +563,7 @@ mod tests {
             email: None,
             created: 0,
             created_by: "t".into(),
+            needs_secret: false,
         }
     }
 

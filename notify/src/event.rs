@@ -28,6 +28,10 @@ pub enum EventKind {
     /// Sent by `POST …/channels/{id}/test` only; rules cannot choose it.
     #[serde(rename = "test")]
     Test,
+    /// A generated operations report mailed to the tenant's report recipients (the
+    /// report settings choose it, not rules).
+    #[serde(rename = "report")]
+    Report,
 }
 
 impl EventKind {
@@ -49,6 +53,7 @@ impl EventKind {
             EventKind::CertificateExpiring => "certificate.expiring",
             EventKind::ScanFailed => "scan.failed",
             EventKind::Test => "test",
+            EventKind::Report => "report",
         }
     }
 

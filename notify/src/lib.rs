@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod event;
+pub mod export;
 pub mod patterns;
 pub mod ocsf;
 pub mod rule;

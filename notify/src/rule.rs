@@ -3,22 +3,56 @@
 
 use crate::event::{Event, EventKind, Severity};
 use crate::NotifyError;
+use chrono::{NaiveDateTime, TimeZone, Timelike};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// Hours in which nothing is sent; what falls in them waits for their end. `start` and
-/// `end` are `HH:MM` on the clock of `utc_offset` (`+08:00`, `-05:00`, `Z`); a window
-/// whose end is before its start spans midnight.
+/// `end` are `HH:MM` on the clock of `tz` (an IANA zone such as `Asia/Shanghai` or
+/// `Europe/Berlin`, which follows daylight saving time) or, without `tz`, of the fixed
+/// `utc_offset` (`+08:00`, `-05:00`, `Z`); a window whose end is before its start spans
+/// midnight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QuietHours {
     pub start: String,
     pub end: String,
+    /// A fixed offset; `tz` is the better choice where clocks change.
     #[serde(default = "utc")]
     pub utc_offset: String,
+    /// An IANA time zone name (`Asia/Shanghai`, `Europe/Berlin`, `America/New_York`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+}
+
+/// An IANA time zone by name, or what to give instead.
+pub fn parse_tz(field: &str, name: &str) -> Result<Tz, NotifyError> {
+    name.parse::<Tz>().map_err(|_| {
+        NotifyError::Invalid(format!(
+            "{field} {:?}: give an IANA time zone name such as Asia/Shanghai or Europe/Berlin",
+            crate::event::clean(name, 60)
+        ))
+    })
+}
+
+/// The first instant at which the wall clock of `tz` reads `local`: the earlier of two
+/// when clocks go back, and the end of the gap when `local` is skipped as they go
+/// forward.
+pub fn local_instant(tz: Tz, local: NaiveDateTime) -> i64 {
+    for skip in 0..=180 {
+        if let Some(t) = tz
+            .from_local_datetime(&(local + chrono::Duration::minutes(skip)))
+            .earliest()
+        {
+            return t.timestamp_millis();
+        }
+    }
+    // No zone skips three hours; were one to, UTC is the nearest honest answer.
+    local.and_utc().timestamp_millis()
 }
 
 fn utc() -> String {
@@ -82,6 +116,14 @@ impl QuietHours {
         clock_minutes(&self.start, "start")?;
         clock_minutes(&self.end, "end")?;
         offset_minutes(&self.utc_offset)?;
+        if let Some(tz) = &self.tz {
+            parse_tz("quiet hours tz", tz)?;
+            if offset_minutes(&self.utc_offset) != Ok(0) {
+                return Err(NotifyError::Invalid(
+                    "quiet hours: give tz (e.g. Europe/Berlin) or utc_offset, not both".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -96,6 +138,9 @@ impl QuietHours {
         };
         if start == end {
             return at;
+        }
+        if let Some(tz) = self.tz.as_deref().and_then(|n| n.parse::<Tz>().ok()) {
+            return release_in(tz, start, end, at);
         }
         let local = at + offset * MINUTE_MS;
         let day = local.div_euclid(DAY_MS) * DAY_MS;
@@ -115,6 +160,67 @@ impl QuietHours {
         };
         end_local - offset * MINUTE_MS
     }
+}
+
+/// The last instant at or before `now` at which the wall clock of zone `tz` (UTC when
+/// none) read `at` (`HH:MM`): when a report scheduled "daily at 07:00 Asia/Shanghai" was
+/// last due. Errors name the field (`at`, `tz`) and what to give.
+pub fn last_time_of_day(tz: Option<&str>, at: &str, now: i64) -> Result<i64, NotifyError> {
+    let minute = clock_minutes(at, "at").map_err(|_| {
+        NotifyError::Invalid(format!(
+            "at {:?}: give the time of day as HH:MM, e.g. 07:00",
+            crate::event::clean(at, 20)
+        ))
+    })?;
+    let tz = match tz {
+        Some(name) => parse_tz("tz", name)?,
+        None => Tz::UTC,
+    };
+    let bad = || NotifyError::Invalid(format!("time {now} is out of range"));
+    let local = tz.timestamp_millis_opt(now).single().ok_or_else(bad)?;
+    let today = local.date_naive();
+    let yesterday = today.pred_opt().ok_or_else(bad)?;
+    for day in [today, yesterday] {
+        let wall = day
+            .and_hms_opt((minute / 60) as u32, (minute % 60) as u32, 0)
+            .ok_or_else(bad)?;
+        let t = local_instant(tz, wall);
+        if t <= now {
+            return Ok(t);
+        }
+    }
+    Err(bad())
+}
+
+/// [`QuietHours::release`] on the clock of a zone with daylight saving time: the window
+/// is read on the local date of `at`, and its end is the instant the local clock first
+/// shows it.
+fn release_in(tz: Tz, start: i64, end: i64, at: i64) -> i64 {
+    let Some(local) = tz.timestamp_millis_opt(at).single() else {
+        return at;
+    };
+    let minute = i64::from(local.hour() * 60 + local.minute());
+    let today = local.date_naive();
+    let end_day = if start < end {
+        if minute >= start && minute < end {
+            today
+        } else {
+            return at;
+        }
+    } else if minute >= start {
+        match today.succ_opt() {
+            Some(d) => d,
+            None => return at,
+        }
+    } else if minute < end {
+        today
+    } else {
+        return at;
+    };
+    let Some(end_local) = end_day.and_hms_opt((end / 60) as u32, (end % 60) as u32, 0) else {
+        return at;
+    };
+    local_instant(tz, end_local).max(at)
 }
 
 /// A rule of a tenant.
@@ -183,7 +289,12 @@ impl AlertRule {
                 "rule name: give 1-200 characters".into(),
             ));
         }
-        if self.events.is_empty() || self.events.contains(&EventKind::Test) {
+        if self.events.is_empty()
+            || self
+                .events
+                .iter()
+                .any(|e| matches!(e, EventKind::Test | EventKind::Report))
+        {
             return Err(NotifyError::Invalid(format!(
                 "events: name at least one of {}",
                 choices()
@@ -332,6 +443,7 @@ mod tests {
             start: "22:00".into(),
             end: "07:00".into(),
             utc_offset: "+08:00".into(),
+            tz: None,
         };
         q.validate().expect("valid");
         let day = 20 * DAY_MS;
@@ -351,6 +463,7 @@ mod tests {
         );
         let bad = QuietHours {
             utc_offset: "Europe/Paris".into(),
+            tz: None,
             ..q.clone()
         };
         assert!(bad
@@ -364,5 +477,97 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
+        chrono::Utc
+            .with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .single()
+            .expect("a valid UTC time")
+            .timestamp_millis()
+    }
+
+    fn zone(tz: &str, start: &str, end: &str) -> QuietHours {
+        let q = QuietHours {
+            start: start.into(),
+            end: end.into(),
+            utc_offset: "Z".into(),
+            tz: Some(tz.into()),
+        };
+        q.validate().expect("valid");
+        q
+    }
+
+    #[test]
+    fn quiet_hours_follow_a_named_zone_across_daylight_saving_changes() {
+        // Asia/Shanghai has no DST: the same as +08:00.
+        let sh = zone("Asia/Shanghai", "22:00", "07:00");
+        assert_eq!(sh.release(utc(2026, 3, 1, 15, 0)), utc(2026, 3, 1, 23, 0));
+        // Berlin, night of the spring change (29 March 2026, 02:00 CET → 03:00 CEST):
+        // 00:00 CET is quiet until 07:00 CEST, which is 05:00 UTC, not 06:00.
+        let be = zone("Europe/Berlin", "22:00", "07:00");
+        assert_eq!(be.release(utc(2026, 3, 28, 23, 0)), utc(2026, 3, 29, 5, 0));
+        // The evening before, on winter time: 22:30 CET → 07:00 CEST next morning.
+        assert_eq!(be.release(utc(2026, 3, 28, 21, 30)), utc(2026, 3, 29, 5, 0));
+        // A normal winter night: 07:00 CET is 06:00 UTC.
+        assert_eq!(be.release(utc(2026, 1, 10, 23, 0)), utc(2026, 1, 11, 6, 0));
+        // The autumn change (25 October 2026, 03:00 CEST → 02:00 CET): 23:00 CEST
+        // waits for 07:00 CET, 06:00 UTC.
+        assert_eq!(
+            be.release(utc(2026, 10, 24, 21, 0)),
+            utc(2026, 10, 25, 6, 0)
+        );
+        // Daytime is not quiet, in summer either.
+        let noon = utc(2026, 7, 1, 10, 0);
+        assert_eq!(be.release(noon), noon);
+        // A window ending in the skipped hour ends when the clock jumps (03:00 CEST).
+        let gap = zone("Europe/Berlin", "01:00", "02:30");
+        assert_eq!(gap.release(utc(2026, 3, 29, 0, 30)), utc(2026, 3, 29, 1, 0));
+        // New York springs forward on 8 March 2026: 07:00 EDT is 11:00 UTC.
+        let ny = zone("America/New_York", "22:00", "07:00");
+        assert_eq!(ny.release(utc(2026, 3, 8, 4, 0)), utc(2026, 3, 8, 11, 0));
+        assert_eq!(ny.release(utc(2026, 3, 7, 4, 0)), utc(2026, 3, 7, 12, 0));
+    }
+
+    #[test]
+    fn unknown_zones_and_two_clocks_are_refused_with_an_example() {
+        let mut q = zone("Europe/Berlin", "22:00", "07:00");
+        q.tz = Some("Mars/Olympus_Mons".into());
+        let e = q.validate().expect_err("unknown zone").to_string();
+        assert!(
+            e.contains("quiet hours tz") && e.contains("Asia/Shanghai"),
+            "{e}"
+        );
+        q.tz = Some("Europe/Berlin".into());
+        q.utc_offset = "+01:00".into();
+        let e = q.validate().expect_err("both").to_string();
+        assert!(e.contains("not both"), "{e}");
+        // Stored rules of before keep reading: no tz, an offset.
+        let old: QuietHours =
+            serde_json::from_str(r#"{"start":"22:00","end":"07:00","utc_offset":"+08:00"}"#)
+                .expect("old form");
+        assert_eq!(old.tz, None);
+        old.validate().expect("valid");
+    }
+
+    #[test]
+    fn a_time_of_day_in_a_zone_is_found_across_clock_changes() {
+        // 07:00 in Shanghai is 23:00 UTC the day before.
+        let at = |now| last_time_of_day(Some("Asia/Shanghai"), "07:00", now).expect("ok");
+        assert_eq!(at(utc(2026, 3, 2, 0, 0)), utc(2026, 3, 1, 23, 0));
+        assert_eq!(at(utc(2026, 3, 1, 22, 59)), utc(2026, 2, 28, 23, 0));
+        // Berlin, the morning clocks went forward: 07:00 CEST is 05:00 UTC.
+        let be = |now| last_time_of_day(Some("Europe/Berlin"), "07:00", now).expect("ok");
+        assert_eq!(be(utc(2026, 3, 29, 12, 0)), utc(2026, 3, 29, 5, 0));
+        assert_eq!(be(utc(2026, 3, 28, 12, 0)), utc(2026, 3, 28, 6, 0));
+        // Without a zone: UTC.
+        assert_eq!(
+            last_time_of_day(None, "07:00", utc(2026, 3, 29, 12, 0)).expect("ok"),
+            utc(2026, 3, 29, 7, 0)
+        );
+        let e = last_time_of_day(Some("Berlin"), "07:00", 0).expect_err("zone");
+        assert!(e.to_string().contains("tz \"Berlin\""), "{e}");
+        let e = last_time_of_day(None, "7am", 0).expect_err("time");
+        assert!(e.to_string().starts_with("at "), "{e}");
     }
 }

@@ -17,8 +17,8 @@ use aperture_notify::{AlertRule, Channel, Event, EventKind, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-const CHANNEL: u8 = b'c';
-const RULE: u8 = b'r';
+pub(crate) const CHANNEL: u8 = b'c';
+pub(crate) const RULE: u8 = b'r';
 const QUEUE: u8 = b'q';
 const DEAD: u8 = b'd';
 /// Markers of overdue findings already alerted: `<finding id>@<due>`.
@@ -44,13 +44,13 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
-fn sub_key(tenant: &TenantId, rec: Rec, kind: u8, rest: &[u8]) -> Vec<u8> {
+pub(crate) fn sub_key(tenant: &TenantId, rec: Rec, kind: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = keys::key(rec, tenant, &[kind]);
     k.extend_from_slice(rest);
     k
 }
 
-fn queue_key(tenant: &TenantId, due: Millis, id: &str) -> Vec<u8> {
+pub(crate) fn queue_key(tenant: &TenantId, due: Millis, id: &str) -> Vec<u8> {
     let mut rest = (due.max(0) as u64).to_be_bytes().to_vec();
     rest.extend_from_slice(id.as_bytes());
     sub_key(tenant, Rec::Outbox, QUEUE, &rest)
@@ -322,6 +322,35 @@ impl Store {
         tx.commit()
     }
 
+    /// Gives a channel new settings (its secrets again after an import, a new URL or
+    /// relay); its kind stays, as do the rules and report settings that name it.
+    pub fn replace_channel(&self, tenant: &TenantId, channel: &Channel) -> Result<Channel> {
+        channel.validate().map_err(invalid)?;
+        let _w = self.write_lock();
+        self.require_tenant(tenant)?;
+        let key = sub_key(tenant, Rec::Alerting, CHANNEL, channel.id.as_bytes());
+        let mut tx = self.tx();
+        let old: Channel = tx
+            .get_json(&key)?
+            .ok_or_else(|| StoreError::NotFound(format!("channel {}", channel.id)))?;
+        if old.kind != channel.kind {
+            return Err(StoreError::Invalid(format!(
+                "kind: channel {} is of kind {}; a channel's kind cannot change (create a new channel instead)",
+                channel.id,
+                old.kind.name()
+            )));
+        }
+        let new = Channel {
+            created: old.created,
+            created_by: old.created_by,
+            needs_secret: false,
+            ..channel.clone()
+        };
+        tx.put_json(key, &new)?;
+        tx.commit()?;
+        Ok(new)
+    }
+
     /// Deletes a channel no rule names.
     pub fn delete_channel(&self, tenant: &TenantId, id: &str) -> Result<()> {
         let _w = self.write_lock();
@@ -339,6 +368,15 @@ impl Store {
             return Err(StoreError::Conflict(format!(
                 "channel {id} is used by rules {}: change or delete them first",
                 users.join(", ")
+            )));
+        }
+        if crate::reporting::schedule_in(&tx, tenant)?
+            .channel
+            .as_deref()
+            == Some(id)
+        {
+            return Err(StoreError::Conflict(format!(
+                "channel {id} mails the tenant's reports: name another channel in PUT …/reports/schedule first"
             )));
         }
         tx.delete(key);

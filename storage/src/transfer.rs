@@ -7,6 +7,7 @@ use crate::findings::VerificationRequest;
 use crate::ingest::{change_block_key, counter_key, index_entries, link_prefix, receipt_key};
 use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
 use crate::model::{Asset, AssetStatus, Change, DayCount, Receipt, Scan, Tenant};
+use crate::outbox::{sub_key, CHANNEL, RULE};
 use crate::policy::{Finding, PolicySettings, Sanction};
 use crate::store::{Store, PREVIOUS_SCHEMA, STORE_SCHEMA};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,14 @@ pub enum ExportLine {
     },
     /// The client's attributes of one asset (the ledger).
     Ledger(crate::ledger::LedgerEntry),
+    /// An alert channel without its secrets (URL, signing secret, e-mail password):
+    /// imported with `needs_secret`, it sends nothing until they are given again.
+    Channel(aperture_notify::Channel),
+    #[serde(rename = "alert_rule")]
+    AlertRule(aperture_notify::AlertRule),
+    /// Which reports the tenant gets, and who receives them by mail.
+    #[serde(rename = "report_settings")]
+    ReportSettings(crate::reporting::ReportSchedule),
     /// Numbering state that records alone do not give.
     Counters {
         policy: u64,
@@ -177,6 +186,15 @@ impl Store {
         }
         for item in records(Rec::Ledger) {
             emit(&ExportLine::Ledger(serde_json::from_slice(&item?.1)?))?;
+        }
+        for c in self.channels(tenant)? {
+            emit(&ExportLine::Channel(c.without_secrets()))?;
+        }
+        for r in self.alert_rules(tenant)? {
+            emit(&ExportLine::AlertRule(r))?;
+        }
+        if let Some(s) = self.get_json(&keys::key(Rec::Settings, tenant, b"reports"))? {
+            emit(&ExportLine::ReportSettings(s))?;
         }
         let counter = |name: &str| self.counter(tenant, name);
         emit(&ExportLine::Counters {
@@ -344,6 +362,18 @@ impl Store {
                     position,
                 } => crate::siem::import_destination(&mut tx, &t, &destination, &position)?,
                 ExportLine::Ledger(e) => tx.put_json(crate::ledger::entry_key(&t, &e.asset), &e)?,
+                ExportLine::Channel(c) => {
+                    crate::outbox::validate_id("channel", &c.id)?;
+                    let k = sub_key(&t, Rec::Alerting, CHANNEL, c.id.as_bytes());
+                    tx.put_json(k, &c.without_secrets())?
+                }
+                ExportLine::AlertRule(r) => {
+                    crate::outbox::validate_id("rule", &r.id)?;
+                    tx.put_json(sub_key(&t, Rec::Alerting, RULE, r.id.as_bytes()), &r)?
+                }
+                ExportLine::ReportSettings(s) => {
+                    tx.put_json(keys::key(Rec::Settings, &t, b"reports"), &s)?
+                }
                 ExportLine::Counters {
                     policy,
                     sanctions,

@@ -20,6 +20,7 @@ fn channel(id: &str) -> Channel {
         email: None,
         created: T0,
         created_by: "test".into(),
+        needs_secret: false,
     }
 }
 
@@ -327,4 +328,155 @@ fn verification_results_and_reopenings_are_alerted() {
             (EventKind::VerificationResult, "still-exposed".to_owned()),
         ]
     );
+}
+
+/// Export and import carry a tenant's channels, rules and report settings; secrets stay
+/// behind, and an imported channel that lost one sends nothing until it is given again.
+#[test]
+fn channels_rules_and_report_settings_travel_without_their_secrets() {
+    use aperture_notify::{EmailSettings, QuietHours};
+    use aperture_storage::reporting::ReportSchedule;
+    let (_dir, store, t) = fresh();
+    let hook = channel("hook");
+    let mut robot = channel("ding");
+    robot.kind = ChannelKind::DingTalk;
+    robot.url = "https://oapi.dingtalk.com/robot/send?access_token=tok-0123".into();
+    robot.secret = Some("SEC-ding-secret".into());
+    let email = |id: &str, login: bool| {
+        let mut c = channel(id);
+        c.kind = ChannelKind::Email;
+        c.url = String::new();
+        c.secret = None;
+        c.email = Some(EmailSettings {
+            host: "smtp.example.com".into(),
+            port: 587,
+            starttls: true,
+            username: login.then(|| "reports".into()),
+            password: login.then(|| "mail-password-42".into()),
+            from: "reports@example.com".into(),
+            to: vec!["soc@example.com".into()],
+            ca_pem: None,
+        });
+        c
+    };
+    for c in [&hook, &robot, &email("mail", true), &email("relay", false)] {
+        store.create_channel(&t, c).expect("channel");
+    }
+    let mut night = rule("night", vec![EventKind::FindingOpened], &["hook", "ding"]);
+    night.quiet_hours = Some(QuietHours {
+        start: "22:00".into(),
+        end: "07:00".into(),
+        utc_offset: "Z".into(),
+        tz: Some("Asia/Shanghai".into()),
+    });
+    store.put_alert_rule(&t, &night, true).expect("rule");
+    let reports = ReportSchedule {
+        weekly: true,
+        lang: "zh-CN".into(),
+        recipients: vec!["ciso@example.com".into()],
+        channel: Some("mail".into()),
+        ..ReportSchedule::default()
+    };
+    store.set_report_schedule(&t, &reports).expect("settings");
+
+    let mut out = Vec::new();
+    store.export_tenant(&t, &mut out).expect("export");
+    let text = String::from_utf8(out.clone()).expect("utf-8");
+    for secret in [
+        "0123456789abcdef",
+        "tok-0123",
+        "SEC-ding-secret",
+        "mail-password-42",
+    ] {
+        assert!(!text.contains(secret), "the export carries {secret}");
+    }
+    let copy = TenantId::new("copy").expect("id");
+    store
+        .import_tenant(&mut out.as_slice(), Some(&copy))
+        .expect("import");
+    let by_id = |id: &str| store.channel(&copy, id).expect("imported channel");
+    assert!(by_id("hook").needs_secret && by_id("hook").secret.is_none());
+    assert_eq!(by_id("ding").url, "https://oapi.dingtalk.com/…");
+    assert!(by_id("ding").needs_secret);
+    let mail = by_id("mail");
+    assert!(mail.needs_secret);
+    assert_eq!(mail.email.as_ref().and_then(|e| e.password.clone()), None);
+    assert_eq!(
+        mail.email.as_ref().map(|e| e.to.clone()),
+        Some(vec!["soc@example.com".to_owned()])
+    );
+    // Nothing was secret: usable as it is.
+    assert!(!by_id("relay").needs_secret);
+    assert_eq!(store.alert_rules(&copy).expect("rules"), vec![night]);
+    assert_eq!(store.report_schedule(&copy).expect("settings"), reports);
+
+    // The secret given again: usable; the kind cannot change on the way.
+    let mut again = hook.clone();
+    again.created = 0;
+    let fixed = store.replace_channel(&copy, &again).expect("replaced");
+    assert!(!fixed.needs_secret);
+    assert_eq!(fixed.created, T0, "a channel keeps its creation time");
+    assert_eq!(by_id("hook").secret.as_deref(), Some("0123456789abcdef"));
+    let mut other = email("hook", false);
+    other.id = "hook".into();
+    let e = store.replace_channel(&copy, &other).expect_err("kind");
+    assert!(e.to_string().contains("kind"), "{e}");
+    assert!(store.replace_channel(&copy, &email("nope", false)).is_err());
+
+    // A channel the report settings use stays until they name another.
+    let e = store.delete_channel(&copy, "mail").expect_err("in use");
+    assert!(e.to_string().contains("reports"), "{e}");
+}
+
+/// A report's mail is queued (durably) before the report is printed, due later; made
+/// due once the report exists. Either way it survives a restart, and only an e-mail
+/// channel of the tenant can carry it.
+#[test]
+fn report_mail_waits_in_the_outbox_across_a_restart() {
+    use aperture_notify::EmailSettings;
+    use aperture_storage::reporting::report_event;
+    let (dir, store, t) = fresh();
+    let mut mail = channel("mail");
+    mail.kind = ChannelKind::Email;
+    mail.url = String::new();
+    mail.secret = None;
+    mail.email = Some(EmailSettings {
+        host: "smtp.example.com".into(),
+        port: 587,
+        starttls: true,
+        username: None,
+        password: None,
+        from: "reports@example.com".into(),
+        to: vec!["soc@example.com".into()],
+        ca_pem: None,
+    });
+    store.create_channel(&t, &mail).expect("mail channel");
+    store.create_channel(&t, &channel("hook")).expect("hook");
+    let to = vec!["ciso@example.com".to_owned(), "soc@example.com".to_owned()];
+    let event = report_event(&t, "r1795000000000-weekly-zh", "weekly", &to, T0);
+    assert_eq!(event.id, "acme.report-r1795000000000-weekly-zh");
+    for wrong in ["hook", "nope"] {
+        let e = store
+            .enqueue_report_mail(&t, wrong, &event, T0, T0)
+            .expect_err("not an e-mail channel");
+        assert!(e.to_string().contains("e-mail channel"), "{e}");
+    }
+    let d = store
+        .enqueue_report_mail(&t, "mail", &event, T0 + 150_000, T0)
+        .expect("queued");
+    assert!(store.due_deliveries(T0 + 1000, 10).expect("due").is_empty());
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopens");
+    let waiting = store.pending_deliveries(&t).expect("pending");
+    assert_eq!(waiting, vec![d.clone()]);
+    assert_eq!(
+        waiting[0].event.detail["to"],
+        "ciso@example.com, soc@example.com"
+    );
+    assert!(store.delivery_due_now(&t, &d, T0 + 2000).expect("moved"));
+    let due = store.due_deliveries(T0 + 2000, 10).expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1.id, "acme.report-r1795000000000-weekly-zh.mail");
+    // Already moved (or sent): nothing to move.
+    assert!(!store.delivery_due_now(&t, &d, T0 + 3000).expect("gone"));
 }

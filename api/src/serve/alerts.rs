@@ -9,7 +9,7 @@
 
 use super::state::{now_ms, SharedState};
 use aperture_notify::channel::accepted;
-use aperture_notify::{backoff_ms, Channel, Event, Outgoing};
+use aperture_notify::{backoff_ms, Channel, Event, EventKind, Outgoing};
 use aperture_storage::outbox::Delivery;
 use aperture_storage::TenantId;
 use std::collections::{BTreeMap, HashMap};
@@ -79,6 +79,9 @@ pub fn deliver(
     id: &str,
     events: &[Event],
 ) -> Result<(u16, String), String> {
+    if let Some(why) = channel.unusable() {
+        return Err(why);
+    }
     if let Some(settings) = &channel.email {
         return super::mail::send(settings, id, events, agent_timeout(agent));
     }
@@ -168,7 +171,17 @@ fn pass(state: &SharedState, agent: &ureq::Agent) -> Result<usize, String> {
                     Some(Some(ch)) => {
                         let events: Vec<Event> =
                             m.deliveries.iter().map(|d| d.event.clone()).collect();
-                        deliver(agent, ch, &m.id, &events).map(|_| ())
+                        match events.as_slice() {
+                            // A report's mail: the report's files, to its recipients.
+                            [e] if e.kind == EventKind::Report => super::reports::mail::send(
+                                &state.config.data_dir,
+                                ch,
+                                e,
+                                agent_timeout(agent),
+                            )
+                            .map(|_| ()),
+                            _ => deliver(agent, ch, &m.id, &events).map(|_| ()),
+                        }
                     }
                     _ => Err(format!("channel {} no longer exists", m.channel)),
                 };

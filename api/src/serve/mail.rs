@@ -39,6 +39,18 @@ pub fn send(
     let message = builder
         .body(body)
         .map_err(|e| format!("cannot build the mail: {e}"))?;
+    let response = transport(settings, timeout)?.send(&message).map_err(|e| {
+        format!(
+            "cannot deliver to the SMTP relay {}:{}: {e}",
+            settings.host, settings.port
+        )
+    })?;
+    let code = response.code().to_string().parse::<u16>().unwrap_or(250);
+    Ok((code, response.message().collect::<Vec<_>>().join(" ")))
+}
+
+/// The channel's relay: STARTTLS (with its own CA when it has one) and its login.
+pub fn transport(settings: &EmailSettings, timeout: Duration) -> Result<SmtpTransport, String> {
     let tls = if settings.starttls {
         let mut params = TlsParameters::builder(settings.host.clone());
         if let Some(pem) = &settings.ca_pem {
@@ -61,12 +73,5 @@ pub fn send(
     if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
         transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
     }
-    let response = transport.build().send(&message).map_err(|e| {
-        format!(
-            "cannot deliver to the SMTP relay {}:{}: {e}",
-            settings.host, settings.port
-        )
-    })?;
-    let code = response.code().to_string().parse::<u16>().unwrap_or(250);
-    Ok((code, response.message().collect::<Vec<_>>().join(" ")))
+    Ok(transport.build())
 }

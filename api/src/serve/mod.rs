@@ -18,6 +18,7 @@ pub mod reports;
 pub mod routes_admin;
 pub mod routes_alerts;
 pub mod routes_assets;
+pub mod routes_channels;
 pub mod routes_discovery;
 pub mod routes_ledger;
 pub mod routes_reports;
@@ -126,7 +127,8 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(
             routes_alerts::get_channel,
-            routes_alerts::delete_channel
+            routes_alerts::delete_channel,
+            routes_channels::put_channel
         ))
         .routes(routes!(routes_alerts::test_channel))
         .routes(routes!(

@@ -51,6 +51,9 @@ pub struct ChannelView {
     /// An email channel's recipients.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<String>,
+    /// Imported without its URL, secret or password: nothing is sent through it until
+    /// they are given again with `PUT …/alerts/channels/{channel}`.
+    pub needs_secret: bool,
     pub created: i64,
     pub created_by: String,
 }
@@ -68,6 +71,7 @@ impl From<Channel> for ChannelView {
             has_secret: c.secret.is_some()
                 || c.email.as_ref().is_some_and(|e| e.password.is_some()),
             recipients: c.email.map(|e| e.to).unwrap_or_default(),
+            needs_secret: c.needs_secret,
             created: c.created,
             created_by: c.created_by,
         }
@@ -188,6 +192,7 @@ pub async fn create_channel(
         email: body.email,
         created: now_ms(),
         created_by: caller.name(),
+        needs_secret: false,
     };
     let store = state.store.clone();
     let stored = channel.clone();
@@ -262,7 +267,7 @@ pub async fn test_channel(
                 delivered: false,
                 event_id: event.id,
                 status: 0,
-                answer: format!("the test message was not delivered: {e}. Check the channel's URL and secret (delete and create the channel again to change them) and that the receiver is up"),
+                answer: format!("the test message was not delivered: {e}. Check the channel's URL and secret (PUT the channel again to change them) and that the receiver is up"),
             })),
         }
     })

@@ -5,7 +5,7 @@ use super::auth::{Caller, ANALYSTS, READERS};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath};
 use super::reports::{self, Lang, Period, ReportMeta};
-use super::state::{now_ms, SharedState};
+use super::state::SharedState;
 use aperture_storage::reporting::ReportSchedule;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -21,6 +21,10 @@ pub struct ReportRequest {
     /// `en` (the default) or `zh-CN`.
     #[serde(default)]
     pub lang: Lang,
+    /// Also mail it to the recipients of the tenant's report settings (`recipients`
+    /// and `channel` of `PUT …/reports/schedule`), through the alert outbox.
+    #[serde(default)]
+    pub mail: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -30,7 +34,9 @@ pub struct ReportList {
 
 /// Makes a report now: the numbers, the HTML page and its PDF (analyst or admin). Takes
 /// a few seconds: the PDF is printed by headless Chromium. When it cannot print,
-/// the report is still kept, with `pdf_error` saying why.
+/// the report is still kept, with `pdf_error` saying why. With `mail: true` it is also
+/// mailed to the report settings' recipients (400 when there are none); `mail` in the
+/// answer is its delivery in the alert outbox.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/reports", tag = "reports", security(("bearer" = [])),
     params(("tenant" = String, Path)),
     request_body = ReportRequest,
@@ -46,17 +52,7 @@ pub async fn create_report(
     let who = caller.name();
     let st = state.clone();
     let meta = tokio::task::spawn_blocking(move || {
-        let now = now_ms();
-        let started = std::time::Instant::now();
-        let data = reports::gather(&st.store, &t, req.period, req.lang, now)?;
-        reports::generate(
-            &st.config.data_dir,
-            &st.config.report_chromium,
-            &data,
-            &who,
-            now,
-            started.elapsed().as_millis() as u64,
-        )
+        reports::make(&st, &t, req.period, req.lang, &who, req.mail)
     })
     .await
     .map_err(|e| ApiError::internal(format!("report task: {e}")))??;
@@ -151,7 +147,10 @@ pub async fn get_report_schedule(
 }
 
 /// Sets the schedule (analyst or admin). A report that is on and has never been made
-/// is made at the scheduler's next pass; then once per day, 7 days or 30 days.
+/// is made at the scheduler's next pass; then once per day, 7 days or 30 days. With
+/// `recipients` and `channel` (an e-mail alert channel of the tenant), every scheduled
+/// report is mailed to them; a malformed address or a channel that is unknown or not
+/// e-mail is refused (400) and nothing changes.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/reports/schedule", tag = "reports", security(("bearer" = [])),
     params(("tenant" = String, Path)),
     request_body = ReportSchedule,

@@ -13,6 +13,7 @@
 //! they are derived from it, and large.
 
 pub mod html;
+pub mod mail;
 pub mod summary;
 
 use crate::serve::error::{ApiError, ApiResult};
@@ -20,6 +21,7 @@ use crate::serve::state::{now_ms, SharedState};
 use aperture_storage::candidates::CandidateState;
 use aperture_storage::model::Millis;
 use aperture_storage::policy::{Finding, FindingState};
+use aperture_storage::reporting::report_event;
 use aperture_storage::{Store, TenantId};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,10 @@ pub const KEEP_PER_TENANT: usize = 400;
 /// Longest a PDF print may take before it is abandoned (the HTML is kept).
 const PRINT_DEADLINE: Duration = Duration::from_secs(90);
 const DAY_MS: Millis = 86_400_000;
+/// A report's mail is queued before the report is printed, due after the longest print
+/// plus a margin: a crash while printing leaves a mail that fails visibly (a dead letter
+/// naming the missing report), never a report that was silently not mailed.
+const MAIL_WAIT_MS: Millis = PRINT_DEADLINE.as_millis() as Millis + 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -53,7 +59,7 @@ impl Period {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Period::Daily => "daily",
             Period::Weekly => "weekly",
@@ -137,6 +143,10 @@ pub struct ReportMeta {
     pub gather_ms: u64,
     /// Printing the PDF.
     pub print_ms: u64,
+    /// The outbox delivery that mails the report to the tenant's recipients (see
+    /// `GET …/alerts/outbox` and `…/alerts/dead-letters`); absent when not mailed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<String>,
 }
 
 /// Gathers the numbers of one report.
@@ -238,17 +248,11 @@ pub fn generate(
     requested_by: &str,
     now: Millis,
     gather_ms: u64,
+    mail: Option<String>,
 ) -> ApiResult<ReportMeta> {
     let dir = dir(data_dir, &data.tenant.parse_tenant()?);
     std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-    let id = format!(
-        "r{now}-{}-{}",
-        data.period.name(),
-        match data.lang {
-            Lang::En => "en",
-            Lang::ZhCn => "zh",
-        }
-    );
+    let id = report_id(now, data.period, data.lang);
     let page = html::render(data);
     let html_path = dir.join(format!("{id}.html"));
     write_atomic(&html_path, page.as_bytes())?;
@@ -272,6 +276,7 @@ pub fn generate(
         pdf_error,
         gather_ms,
         print_ms,
+        mail,
     };
     let record = serde_json::json!({"meta": meta, "data": data});
     write_atomic(
@@ -280,6 +285,90 @@ pub fn generate(
     )?;
     prune(&dir);
     Ok(meta)
+}
+
+/// The id of the report made at `now`: it sorts by time.
+pub fn report_id(now: Millis, period: Period, lang: Lang) -> String {
+    format!(
+        "r{now}-{}-{}",
+        period.name(),
+        match lang {
+            Lang::En => "en",
+            Lang::ZhCn => "zh",
+        }
+    )
+}
+
+/// Makes a report now and, with `mail`, mails it to the recipients of the tenant's
+/// report settings through their e-mail channel (400 when they name none; nothing is
+/// made then). Blocking: run it off the async threads.
+pub fn make(
+    state: &SharedState,
+    t: &TenantId,
+    period: Period,
+    lang: Lang,
+    requested_by: &str,
+    mail: bool,
+) -> ApiResult<ReportMeta> {
+    let now = now_ms();
+    let started = Instant::now();
+    let id = report_id(now, period, lang);
+    let queued = if mail {
+        let settings = state.store.report_schedule(t)?;
+        let channel = settings
+            .channel
+            .filter(|_| !settings.recipients.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "mail: the tenant's report settings name no recipients; give recipients and an e-mail channel with PUT …/reports/schedule first, or leave mail out",
+                )
+            })?;
+        let title = format!("{} report {id}", period.name());
+        let event = report_event(t, &id, &title, &settings.recipients, now);
+        Some(
+            state
+                .store
+                .enqueue_report_mail(t, &channel, &event, now + MAIL_WAIT_MS, now)?,
+        )
+    } else {
+        None
+    };
+    let made = gather(&state.store, t, period, lang, now).and_then(|data| {
+        generate(
+            &state.config.data_dir,
+            &state.config.report_chromium,
+            &data,
+            requested_by,
+            now,
+            started.elapsed().as_millis() as u64,
+            queued.as_ref().map(|d| d.id.clone()),
+        )
+    });
+    if let Some(d) = &queued {
+        match &made {
+            Ok(_) => {
+                state.store.delivery_due_now(t, d, now_ms())?;
+            }
+            // No report, no mail: the delivery would only fail.
+            Err(_) => {
+                let _ = state.store.delivered(&[(t.clone(), d.clone())]);
+            }
+        }
+    }
+    made
+}
+
+/// A kept report's metadata and numbers.
+pub fn record(data_dir: &Path, t: &TenantId, id: &str) -> Option<(ReportMeta, ReportData)> {
+    if !valid_id(id) {
+        return None;
+    }
+    let text = std::fs::read_to_string(dir(data_dir, t).join(format!("{id}.json"))).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some((
+        serde_json::from_value(v.get("meta")?.clone()).ok()?,
+        serde_json::from_value(v.get("data")?.clone()).ok()?,
+    ))
 }
 
 trait ParseTenant {
@@ -441,7 +530,8 @@ static SCHEDULED_RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// Makes the scheduled reports that are due: a tenant's daily (weekly, monthly) report
 /// is due when its last scheduled one of that period is a day (7, 30 days) old, or there
-/// is none. Runs beside the scheduler, never twice at once: printing takes seconds.
+/// is none; with a time of day (`at`, `tz`), at that time on the tenant's clock
+/// (`ReportSchedule::due`). Runs beside the scheduler, never twice at once: printing takes seconds.
 pub fn run_scheduled(state: &SharedState) {
     if SCHEDULED_RUNNING.swap(true, Ordering::SeqCst) {
         return;
@@ -482,17 +572,8 @@ fn scheduled_for(state: &SharedState, t: &TenantId) -> ApiResult<()> {
             .filter(|m| m.requested_by == SCHEDULED && m.period == period)
             .map(|m| m.generated)
             .max();
-        if on && last.is_none_or(|at| now - at >= period.days() * DAY_MS) {
-            let started = Instant::now();
-            let data = gather(&state.store, t, period, lang, now)?;
-            generate(
-                &state.config.data_dir,
-                &state.config.report_chromium,
-                &data,
-                SCHEDULED,
-                now,
-                started.elapsed().as_millis() as u64,
-            )?;
+        if on && schedule.due(period.days(), last, now) {
+            make(state, t, period, lang, SCHEDULED, schedule.mails())?;
         }
     }
     Ok(())
