@@ -452,6 +452,41 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_shard_survives_json_and_names_its_protocols() {
+        let req = TargetRequest {
+            targets: vec!["198.18.0.0/28".into()],
+            ports: Some("T:53,U:53,161,5300=dns".into()),
+            allow_special: true,
+            udp: true,
+            ..TargetRequest::default()
+        };
+        let p = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(plan(&req))
+            .expect("plan");
+        let udp = p.udp.as_ref().expect("a UDP space");
+        let size = udp.space.size();
+        assert_eq!(size, 16 * 3);
+        let spec = ShardSpec::from_udp_plan(&p, udp, 9, vec![(0, size)], settings("scan-u"));
+        let json = serde_json::to_string(&spec).expect("json");
+        assert!(json.contains("\"udp\":{\"5300\":\"dns\"}"), "{json}");
+        let back: ShardSpec = serde_json::from_str(&json).expect("parse");
+        let (rebuilt, _) = back.build().expect("consistent");
+        assert!(!rebuilt.tcp);
+        let again = rebuilt.udp.as_ref().expect("a UDP plan");
+        assert_eq!(again.space, udp.space);
+        assert_eq!(again.protocols, udp.protocols);
+        let m = back.membership().expect("membership");
+        let ip: IpAddr = "198.18.0.3".parse().expect("ip");
+        assert!(m.contains(ip, 161) && m.contains(ip, 5300) && !m.contains(ip, 443));
+        // A TCP spec stays as it was: no `udp` field.
+        let tcp = ShardSpec::from_plan(&p, 9, vec![(0, 1)], settings("scan-t"));
+        assert!(!serde_json::to_string(&tcp).expect("json").contains("\"udp\""));
+    }
+
+    #[test]
     fn the_login_opt_in_reaches_the_worker() {
         let mut on = settings("s");
         if let Some(g) = on.grab.as_mut() {
