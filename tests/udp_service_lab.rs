@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::cluster::{lab_ready, Cluster};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -458,4 +459,61 @@ fn the_service_stores_udp_services_and_judges_them() {
         .filter_map(|c| c["asset"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(gone, set(&["service:198.19.5.161:1161/udp"]), "{feed}");
+}
+
+/// The distributed path: a remote worker (its own namespace and source address) runs
+/// the UDP shards of a scan the coordinator cut, and the coordinator stores them as
+/// UDP services with their facts and findings.
+#[test]
+fn a_remote_worker_runs_the_udp_shards() {
+    if truth().is_err() || !lab_ready() {
+        return;
+    }
+    let _lab = lab_lock();
+    let mut c = Cluster::new(&[]);
+    c.start_worker(1, &[]);
+    c.api_ok(
+        "PUT",
+        "/v1/tenants/acme/scope",
+        Some(&json!({"cidrs": ["198.18.0.0/16", udp_env("LAB_UDP_NET")], "allow_special": true})),
+    );
+    let v = c.api_ok(
+        "POST",
+        "/v1/tenants/acme/scans",
+        Some(&json!({
+            "targets": ["198.19.5.48/28", "198.19.5.160/30"],
+            "ports": "T:53,U:53,161,1161=snmp",
+            "rate": 2000,
+            "grab": false,
+        })),
+    );
+    let id = v["id"].as_str().expect("scan id").to_owned();
+    let done = c.wait_completed(&id);
+    assert!(
+        done["workers"]["shard_map"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()),
+        "the worker ran it: {done}"
+    );
+    let services = c.services();
+    let want = set(&[
+        "service:198.19.5.53:53/udp",
+        "service:198.19.5.54:53/tcp",
+        "service:198.19.5.54:53/udp",
+        "service:198.19.5.161:161/udp",
+        "service:198.19.5.161:1161/udp",
+    ]);
+    assert_eq!(services, want);
+    let resolver = c.api_ok(
+        "GET",
+        "/v1/tenants/acme/findings?rule=open-resolver&limit=100",
+        None,
+    );
+    let keys: BTreeSet<&str> = resolver["items"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["asset"].as_str())
+        .collect();
+    assert_eq!(keys, BTreeSet::from(["service:198.19.5.53:53/udp"]));
 }

@@ -102,7 +102,9 @@ pub struct ScanRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "openapi",
-        schema(pattern = "^[A-Za-z0-9-]+(,[A-Za-z0-9-]+)*$")
+        schema(
+            pattern = "^(common|all|amplifiers|dns|ntp|ntp-control|snmp|snmp1|snmp2c|snmpv2c|snmpv1|ssdp|netbios|netbios-ns|nbns|mdns|memcached|coap|ipmi|rmcp|stun|sip|quic|ike|ikev2|isakmp|wsd|ws-discovery|tftp)(,(common|all|amplifiers|dns|ntp|ntp-control|snmp|snmp1|snmp2c|snmpv2c|snmpv1|ssdp|netbios|netbios-ns|nbns|mdns|memcached|coap|ipmi|rmcp|stun|sip|quic|ike|ikev2|isakmp|wsd|ws-discovery|tftp))*$"
+        )
     )]
     pub udp: Option<String>,
 }

@@ -657,6 +657,9 @@ pub(super) async fn port_work(
         }),
     };
     let udp_settings = EngineSettings {
+        // Raw datagrams whatever the TCP probe: a worker that cannot open raw sockets
+        // hands the shard back, as it does a SYN shard.
+        use_connect: false,
         show_closed: true,
         grab: None,
         ..settings.clone()

@@ -483,7 +483,9 @@ mod tests {
         assert!(m.contains(ip, 161) && m.contains(ip, 5300) && !m.contains(ip, 443));
         // A TCP spec stays as it was: no `udp` field.
         let tcp = ShardSpec::from_plan(&p, 9, vec![(0, 1)], settings("scan-t"));
-        assert!(!serde_json::to_string(&tcp).expect("json").contains("\"udp\""));
+        assert!(!serde_json::to_string(&tcp)
+            .expect("json")
+            .contains("\"udp\""));
     }
 
     #[test]
