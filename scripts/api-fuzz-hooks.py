@@ -39,6 +39,7 @@ schemathesis.openapi.format(
     st.one_of(
         v4.map(lambda a: f"host:{a}"),
         st.tuples(v4, port).map(lambda t: f"service:{t[0]}:{t[1]}/tcp"),
+        st.tuples(v4, port).map(lambda t: f"service:{t[0]}:{t[1]}/udp"),
         domain.map(lambda d: f"domain:{d}"),
         st.from_regex(r"\A[0-9a-f]{64}\Z").map(lambda h: f"certificate:{h}"),
     ),

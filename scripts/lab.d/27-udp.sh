@@ -290,7 +290,10 @@ udp_up() {
         sleep 0.5
     done
     # minissdpd answers M-SEARCH for the services submitted to it (request type 4:
-    # ST, USN, server, location, each length-prefixed).
+    # ST, USN, server, location, each length-prefixed). A gateway announces its root
+    # device and every device and service under it, so one `ssdp:all` gets one reply
+    # per entry: eight here, the reflection amplifier the service's policy must flag
+    # (replies above ten times the request).
     "${PYTHON:-python3}" - "$d/minissdpd.sock" "$LAB_TGT_IP" <<'EOF'
 import socket, sys
 def field(s):
@@ -298,21 +301,28 @@ def field(s):
     assert len(b) < 128
     return bytes([len(b)]) + b
 ip = sys.argv[2]
-req = b"\x04" + field("urn:schemas-upnp-org:device:InternetGatewayDevice:1") \
-    + field("uuid:aperture-lab-0001::urn:schemas-upnp-org:device:InternetGatewayDevice:1") \
-    + field("Debian/12 UPnP/1.1 ApertureLab/1.0") + field(f"http://{ip}:5000/rootDesc.xml")
+types = ["urn:schemas-upnp-org:device:InternetGatewayDevice:1", "upnp:rootdevice",
+         "urn:schemas-upnp-org:device:WANDevice:1",
+         "urn:schemas-upnp-org:device:WANConnectionDevice:1",
+         "urn:schemas-upnp-org:service:Layer3Forwarding:1",
+         "urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1",
+         "urn:schemas-upnp-org:service:WANIPConnection:1",
+         "urn:schemas-upnp-org:service:WANIPConnection:2"]
 import time
-for attempt in range(50):
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(sys.argv[1])
-        s.sendall(req)
-        s.close()
-        break
-    except OSError as e:
-        if attempt == 49:
-            sys.exit(f"lab: udp: error: cannot submit a service to minissdpd: {e}")
-        time.sleep(0.2)
+for st in types:
+    req = b"\x04" + field(st) + field(f"uuid:aperture-lab-0001::{st}") \
+        + field("Debian/12 UPnP/1.1 ApertureLab/1.0") + field(f"http://{ip}:5000/rootDesc.xml")
+    for attempt in range(50):
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sys.argv[1])
+            s.sendall(req)
+            s.close()
+            break
+        except OSError as e:
+            if attempt == 49:
+                sys.exit(f"lab: udp: error: cannot submit a service to minissdpd: {e}")
+            time.sleep(0.2)
 EOF
     udp_truth
 }

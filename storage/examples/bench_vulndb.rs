@@ -386,6 +386,7 @@ fn stage(args: &Args, name: &str, dir: &Path) -> serde_json::Value {
                 ports: vec![(1, 65535)],
                 probes: ["syn", "grab"].iter().map(|s| s.to_string()).collect(),
                 domains: vec![],
+                udp_ports: Vec::new(),
             };
             store
                 .begin_scan(&t, "s1", coverage, 1, None, 1_795_000_000_000)

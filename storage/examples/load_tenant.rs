@@ -335,6 +335,7 @@ fn run(args: Args) -> Result<(), String> {
         ports,
         probes: ["syn".to_owned(), "grab".to_owned()].into(),
         domains: Vec::new(),
+        udp_ports: Vec::new(),
     };
     let scan = format!("load-{}", now_ms());
     store

@@ -73,7 +73,8 @@ pub struct ScanRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(inline, value_type = Vec<String>, format = "scan-target"))]
     pub targets: Vec<String>,
-    /// Ports as `aperture scan -p` takes them (`22,80,443`, `1-1024`).
+    /// Ports as `aperture scan -p` takes them (`22,80,443`, `1-1024`); `U:` makes the
+    /// ports after it UDP and `T:` TCP again (`T:22,443,U:53,161`, `U:5300=dns`).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(format = "port-list"))]
     pub ports: Option<String>,
@@ -96,10 +97,24 @@ pub struct ScanRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(syn|connect)$"))]
     pub probe: Option<aperture_fingerprints::Probe>,
+    /// UDP presets as `aperture scan --udp` takes them: `common`, `amplifiers` or
+    /// protocol names (`dns,snmp,ntp`), comma-separated. UDP needs raw sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^(common|all|amplifiers|dns|ntp|ntp-control|snmp|snmp1|snmp2c|snmpv2c|snmpv1|ssdp|netbios|netbios-ns|nbns|mdns|memcached|coap|ipmi|rmcp|stun|sip|quic|ike|ikev2|isakmp|wsd|ws-discovery|tftp)(,(common|all|amplifiers|dns|ntp|ntp-control|snmp|snmp1|snmp2c|snmpv2c|snmpv1|ssdp|netbios|netbios-ns|nbns|mdns|memcached|coap|ipmi|rmcp|stun|sip|quic|ike|ikev2|isakmp|wsd|ws-discovery|tftp))*$"
+        )
+    )]
+    pub udp: Option<String>,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +146,9 @@ pub struct ScanJob {
     pub seed: u64,
     /// Port-probe shards; a DNS enumeration, if any, is one more shard after them.
     pub port_shards: u32,
+    /// How many of the port shards (the last ones) probe the scan's UDP ports.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub udp_shards: u32,
     pub probes_total: u64,
     pub state: JobState,
     pub requested: Millis,

@@ -506,7 +506,7 @@ impl Store {
         };
         match (own(asset)?, asset) {
             (Some(p), _) => Ok(Some(p)),
-            (None, AssetKey::Service(ip, _)) => own(&AssetKey::Host(*ip)),
+            (None, AssetKey::Service(ip, ..)) => own(&AssetKey::Host(*ip)),
             (None, _) => Ok(None),
         }
     }

@@ -105,8 +105,26 @@ pub fn service(report: Option<&ServiceReport>) -> Option<Facts> {
         put("unauth.open", Some(if u.open { "true" } else { "false" }));
         put("unauth.evidence", Some(&u.evidence));
     }
+    if let Some(u) = &report.udp {
+        // The ratio, not the byte counts: the counts grow with the replies a pass lost
+        // or got twice, the ratio is what the exposure is.
+        put("protocol", Some(&u.protocol));
+        let x = u.amplification_x100;
+        put(
+            "amplification",
+            Some(&format!("{}.{:02}", x / 100, x % 100)),
+        );
+        for (k, v) in &u.facts {
+            if !VOLATILE_UDP_FACTS.contains(&k.as_str()) {
+                put(&format!("udp.{k}"), Some(v));
+            }
+        }
+    }
     Some(f)
 }
+
+/// UDP reply facts that measure a reply rather than describe the service.
+const VOLATILE_UDP_FACTS: &[&str] = &["control_reply_bytes"];
 
 /// Facts of a leaf certificate. Validity flags are judged by the policy against its own
 /// clock, from `not_after_unix`, so a certificate does not "change" by growing older.

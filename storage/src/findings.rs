@@ -1302,10 +1302,15 @@ fn by_asset_key(tenant: &TenantId, asset: &AssetKey, id: &str) -> Vec<u8> {
 fn verification_for(f: &Finding, actor: &Actor, now: Millis) -> VerificationRequest {
     let mut coverage = Coverage::default();
     match &f.asset {
-        AssetKey::Service(ip, port) => {
+        AssetKey::Service(ip, port, crate::keys::Proto::Tcp) => {
             coverage.targets = vec![IpNet::from(*ip)];
             coverage.ports = vec![(*port, *port)];
             coverage.probes = ["syn", "grab"].iter().map(|s| (*s).to_owned()).collect();
+        }
+        AssetKey::Service(ip, port, crate::keys::Proto::Udp) => {
+            coverage.targets = vec![IpNet::from(*ip)];
+            coverage.udp_ports = vec![(*port, *port)];
+            coverage.probes = ["udp"].iter().map(|s| (*s).to_owned()).collect();
         }
         AssetKey::Host(ip) => {
             coverage.targets = vec![IpNet::from(*ip)];

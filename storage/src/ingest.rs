@@ -11,7 +11,7 @@
 use crate::error::{Result, StoreError};
 use crate::evidence;
 use crate::facts::{self, Facts, NameVerdict};
-use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
+use crate::keys::{self, AssetKey, AssetKind, Proto, Rec, TenantId};
 use crate::model::{
     day_string, Applied, Asset, AssetStatus, Batch, Change, ChangeKind, DayCount, Millis,
     Observation, Receipt, Scan, ScanState, Sweep, Vantage,
@@ -103,7 +103,9 @@ impl Store {
             scan.observations += observations;
             let all_in = scan.shards_done.len() as u32 == scan.shards;
             if all_in {
-                if scan.coverage.port_probe() && !scan.coverage.targets.is_empty() {
+                if (scan.coverage.port_probe() || scan.coverage.udp_probe())
+                    && !scan.coverage.targets.is_empty()
+                {
                     scan.sweep = Some(Sweep {
                         net: 0,
                         after: None,
@@ -377,7 +379,7 @@ pub(crate) struct Ingest<'a> {
     /// Certificates that may have lost their last present service in this batch.
     cert_candidates: BTreeSet<AssetKey>,
     /// Ports of hosts that opened (true) or closed (false) in this batch.
-    host_ports: BTreeMap<IpAddr, BTreeMap<u16, bool>>,
+    host_ports: BTreeMap<IpAddr, BTreeMap<(u16, Proto), bool>>,
     /// Who observed this batch (see [`evidence`]), and the hosts it heard.
     vantage: String,
     heard: BTreeSet<IpAddr>,
@@ -577,7 +579,7 @@ impl<'a> Ingest<'a> {
 
     /// Notes a port of a host opening or closing; the host's port list is settled once
     /// per batch (one change event, not one per port).
-    fn set_host_port(&mut self, ip: IpAddr, port: u16, open: bool) -> Result<()> {
+    fn set_host_port(&mut self, ip: IpAddr, port: (u16, Proto), open: bool) -> Result<()> {
         self.host_ports.entry(ip).or_default().insert(port, open);
         if open {
             self.see(&AssetKey::Host(ip), None)?;
@@ -601,9 +603,9 @@ impl<'a> Ingest<'a> {
                 .as_ref()
                 .filter(|b| b.status != AssetStatus::Absent);
             let appeared_now = before.is_none();
-            let mut set: BTreeSet<u16> = before
+            let mut set: BTreeSet<(u16, Proto)> = before
                 .and_then(|b| b.facts.get("open_ports"))
-                .map(|s| s.split(' ').filter_map(|p| p.parse().ok()).collect())
+                .map(|s| parse_ports(s))
                 .unwrap_or_default();
             for (port, open) in ports {
                 if open {
@@ -644,9 +646,38 @@ impl<'a> Ingest<'a> {
         Ok(())
     }
 
+    /// A UDP port that did not answer with data. ICMP port unreachable quoting our probe
+    /// is the host saying nothing listens there: positive evidence, so a service on
+    /// record there is gone now. Admin-prohibited says a filter stands in the way: the
+    /// look could not tell. Both show that the host answers.
+    fn udp_not_open(&mut self, p: &aperture_fingerprints::PortObservation) -> Result<()> {
+        if self.host_record(p.ip)?.is_none() {
+            return Ok(());
+        }
+        self.heard.insert(p.ip);
+        let key = AssetKey::udp(p.ip, p.port);
+        let scan = self.scan.clone();
+        let Some(asset) = self.load(&key)? else {
+            return Ok(());
+        };
+        if asset.status == AssetStatus::Absent || asset.last_scan == scan {
+            return Ok(());
+        }
+        if p.state == PortState::Closed {
+            self.gone(&key)?;
+            self.set_host_port(p.ip, (p.port, Proto::Udp), false)?;
+        } else {
+            self.unknown(&key)?;
+        }
+        Ok(())
+    }
+
     pub fn observe(&mut self, obs: &Observation) -> Result<()> {
         match obs {
             Observation::Port(p) => {
+                if p.state != PortState::Open && p.proto == Proto::Udp {
+                    return self.udp_not_open(p);
+                }
                 if p.state != PortState::Open {
                     // A closed port is covered-and-not-open; the scan's completion
                     // handles it like any port it did not see open. It is also the
@@ -658,7 +689,7 @@ impl<'a> Ingest<'a> {
                     return Ok(());
                 }
                 self.heard.insert(p.ip);
-                let key = AssetKey::Service(p.ip, p.port);
+                let key = AssetKey::Service(p.ip, p.port, p.proto);
                 let report = p.service.as_ref();
                 let mut new_facts = facts::service(report);
                 let leaf = report.and_then(|r| r.certificate.first());
@@ -670,13 +701,13 @@ impl<'a> Ingest<'a> {
                     // Fields borrowed apart: no copy of the scan id per observation.
                     let seen = match self.hosts.get_mut(&p.ip) {
                         Some(Some(r)) => {
-                            r.seen_unchanged(p.port, bytes.as_deref(), &self.scan, self.at)
+                            r.seen_unchanged(p.port, p.proto, bytes.as_deref(), &self.scan, self.at)
                         }
                         _ => false,
                     };
                     if seen {
                         self.dirty.insert(p.ip);
-                        return self.set_host_port(p.ip, p.port, true);
+                        return self.set_host_port(p.ip, (p.port, p.proto), true);
                     }
                 }
                 let old_cert = self
@@ -692,7 +723,7 @@ impl<'a> Ingest<'a> {
                     }
                 }
                 self.see(&key, new_facts)?;
-                self.set_host_port(p.ip, p.port, true)?;
+                self.set_host_port(p.ip, (p.port, p.proto), true)?;
                 if let Some(leaf) = leaf {
                     let cert = AssetKey::Certificate(leaf.sha256.clone());
                     self.see(&cert, Some(facts::certificate(leaf)))?;
@@ -772,6 +803,7 @@ impl<'a> Ingest<'a> {
             }
             // (service, whether its host answered this scan from every vantage)
             let mut gone = Vec::new();
+            let mut silent_udp = Vec::new();
             let mut last = None;
             for item in self.tx.store_range(&lo, &hi) {
                 let (k, v) = item?;
@@ -780,14 +812,25 @@ impl<'a> Ingest<'a> {
                 read += 1;
                 let record = HostRecord::decode(&v)?;
                 let first = gone.len();
-                for (port, status, last_scan) in record.service_states() {
-                    if status == AssetStatus::Absent
-                        || last_scan == scan.id
-                        || !scan.coverage.covers_service(ip, port)
-                    {
+                for (port, proto, status, last_scan) in record.service_states() {
+                    if status == AssetStatus::Absent || last_scan == scan.id {
                         continue;
                     }
-                    gone.push((AssetKey::Service(ip, port), true));
+                    match proto {
+                        Proto::Tcp if scan.coverage.covers_service(ip, port) => {
+                            gone.push((AssetKey::tcp(ip, port), true));
+                        }
+                        // Silence from a UDP port proves nothing (a lost datagram, a
+                        // daemon that ignores our probe): the look could not tell.
+                        // Only ICMP port unreachable closes it (`udp_not_open`).
+                        Proto::Udp
+                            if status == AssetStatus::Present
+                                && scan.coverage.covers_udp(ip, port) =>
+                        {
+                            silent_udp.push(AssetKey::udp(ip, port));
+                        }
+                        _ => {}
+                    }
                 }
                 if gone.len() > first {
                     let heard = evidence::heard_by(&self.tx, &self.tenant, &scan.id, ip)?;
@@ -812,6 +855,13 @@ impl<'a> Ingest<'a> {
                 }
             }
             let (created, scan_id) = (self.scan_created, self.scan.clone());
+            for key in silent_udp {
+                if let Some(asset) = self.load(&key)? {
+                    if asset.last_seen <= created && asset.last_scan != scan_id {
+                        self.unknown(&key)?;
+                    }
+                }
+            }
             for (key, answered) in gone {
                 let Some(asset) = self.load(&key)? else {
                     continue;
@@ -827,8 +877,8 @@ impl<'a> Ingest<'a> {
                     continue;
                 }
                 self.gone(&key)?;
-                if let AssetKey::Service(ip, port) = key {
-                    self.set_host_port(ip, port, false)?;
+                if let AssetKey::Service(ip, port, proto) = key {
+                    self.set_host_port(ip, (port, proto), false)?;
                 }
                 if let Some(sha) = self
                     .assets
@@ -990,12 +1040,26 @@ impl<'a> Ingest<'a> {
     }
 }
 
-fn join_ports(ports: &BTreeSet<u16>) -> String {
+/// A host's `open_ports` fact: TCP ports bare (as before UDP), UDP ports as `53/udp`,
+/// in port order.
+fn join_ports(ports: &BTreeSet<(u16, Proto)>) -> String {
     ports
         .iter()
-        .map(|p| p.to_string())
+        .map(|(p, proto)| match proto {
+            Proto::Tcp => p.to_string(),
+            Proto::Udp => format!("{p}/udp"),
+        })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn parse_ports(text: &str) -> BTreeSet<(u16, Proto)> {
+    text.split(' ')
+        .filter_map(|t| match t.strip_suffix("/udp") {
+            Some(p) => p.parse().ok().map(|p| (p, Proto::Udp)),
+            None => t.parse().ok().map(|p| (p, Proto::Tcp)),
+        })
+        .collect()
 }
 
 fn placeholder(key: &AssetKey) -> Asset {

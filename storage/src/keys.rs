@@ -7,6 +7,7 @@
 //! key range.
 
 use crate::error::StoreError;
+pub use aperture_fingerprints::Proto;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
@@ -107,16 +108,18 @@ impl FromStr for AssetKind {
 }
 
 /// The stable identity of an asset. Its text form (`service:198.18.0.7:443/tcp`,
-/// `domain:www.example.com`, `certificate:<sha256>`, `host:198.18.0.7`) is what users and
-/// URLs see; the byte form orders addresses numerically and domains by reversed labels,
-/// so a zone's names are one key range.
+/// `service:198.18.0.7:53/udp`, `domain:www.example.com`, `certificate:<sha256>`,
+/// `host:198.18.0.7`) is what users and URLs see; the byte form orders addresses
+/// numerically and domains by reversed labels, so a zone's names are one key range.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum AssetKey {
     Host(IpAddr),
-    /// Address, port; the protocol is TCP (the only one probed so far) and kept in the
-    /// text form so UDP can arrive without renaming keys.
-    Service(IpAddr, u16),
+    /// Address, port, transport. TCP keys are what they were before UDP arrived (text
+    /// `…/tcp`, bytes `s<addr><port>`); a UDP key appends `u` to the bytes, so stores
+    /// written before need no migration and TCP 53 and UDP 53 of a host are two assets
+    /// that sort next to each other.
+    Service(IpAddr, u16, Proto),
     /// ASCII (punycode), lowercase, no trailing dot.
     Domain(String),
     /// Lowercase hex SHA-256 of the DER.
@@ -135,16 +138,33 @@ impl AssetKey {
 
     pub fn address(&self) -> Option<IpAddr> {
         match self {
-            AssetKey::Host(ip) | AssetKey::Service(ip, _) => Some(*ip),
+            AssetKey::Host(ip) | AssetKey::Service(ip, ..) => Some(*ip),
             _ => None,
         }
     }
 
     pub fn port(&self) -> Option<u16> {
         match self {
-            AssetKey::Service(_, port) => Some(*port),
+            AssetKey::Service(_, port, _) => Some(*port),
             _ => None,
         }
+    }
+
+    /// The transport of a service; `None` for other kinds.
+    pub fn proto(&self) -> Option<Proto> {
+        match self {
+            AssetKey::Service(_, _, proto) => Some(*proto),
+            _ => None,
+        }
+    }
+
+    /// A TCP service (every service key before UDP).
+    pub fn tcp(ip: IpAddr, port: u16) -> AssetKey {
+        AssetKey::Service(ip, port, Proto::Tcp)
+    }
+
+    pub fn udp(ip: IpAddr, port: u16) -> AssetKey {
+        AssetKey::Service(ip, port, Proto::Udp)
     }
 
     pub fn domain(name: &str) -> Result<AssetKey, StoreError> {
@@ -183,9 +203,12 @@ impl AssetKey {
         out.push(self.kind().tag());
         match self {
             AssetKey::Host(ip) => out.extend_from_slice(&ip_bytes(*ip)),
-            AssetKey::Service(ip, port) => {
+            AssetKey::Service(ip, port, proto) => {
                 out.extend_from_slice(&ip_bytes(*ip));
                 out.extend_from_slice(&port.to_be_bytes());
+                if *proto == Proto::Udp {
+                    out.push(UDP_TAG);
+                }
             }
             AssetKey::Domain(name) => out.extend_from_slice(reversed_labels(name).as_bytes()),
             AssetKey::Certificate(sha) => out.extend_from_slice(sha.as_bytes()),
@@ -200,10 +223,15 @@ impl AssetKey {
             b'h' => Ok(AssetKey::Host(ip_from(rest).ok_or_else(bad)?)),
             b's' => {
                 let (ip, port) = rest.split_at_checked(16).ok_or_else(bad)?;
-                let port: [u8; 2] = port.try_into().map_err(|_| bad())?;
+                let (port, proto) = match port {
+                    [a, b] => ([*a, *b], Proto::Tcp),
+                    [a, b, UDP_TAG] => ([*a, *b], Proto::Udp),
+                    _ => return Err(bad()),
+                };
                 Ok(AssetKey::Service(
                     ip_from(ip).ok_or_else(bad)?,
                     u16::from_be_bytes(port),
+                    proto,
                 ))
             }
             b'd' => {
@@ -223,8 +251,10 @@ impl fmt::Display for AssetKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AssetKey::Host(ip) => write!(f, "host:{ip}"),
-            AssetKey::Service(IpAddr::V6(ip), port) => write!(f, "service:[{ip}]:{port}/tcp"),
-            AssetKey::Service(ip, port) => write!(f, "service:{ip}:{port}/tcp"),
+            AssetKey::Service(IpAddr::V6(ip), port, proto) => {
+                write!(f, "service:[{ip}]:{port}/{proto}")
+            }
+            AssetKey::Service(ip, port, proto) => write!(f, "service:{ip}:{port}/{proto}"),
             AssetKey::Domain(name) => write!(f, "domain:{name}"),
             AssetKey::Certificate(sha) => write!(f, "certificate:{sha}"),
         }
@@ -236,7 +266,7 @@ impl FromStr for AssetKey {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
             StoreError::Invalid(format!(
-                "asset {s:?}: write host:ADDR, service:ADDR:PORT/tcp, domain:NAME or certificate:SHA256"
+                "asset {s:?}: write host:ADDR, service:ADDR:PORT/tcp (or /udp), domain:NAME or certificate:SHA256"
             ))
         };
         let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
@@ -244,8 +274,12 @@ impl FromStr for AssetKey {
             "host" => Ok(AssetKey::Host(rest.parse().map_err(|_| bad())?)),
             "service" => {
                 // `ADDR:PORT` or `[V6]:PORT`, the port in decimal without leading zeros and
-                // no zone index: one spelling per port, as the API's pattern says.
-                let rest = rest.strip_suffix("/tcp").unwrap_or(rest);
+                // no zone index: one spelling per port, as the API's pattern says. The bare
+                // form is TCP: every key before UDP, and URLs that leave the '/' out.
+                let (rest, proto) = match rest.strip_suffix("/udp") {
+                    Some(r) => (r, Proto::Udp),
+                    None => (rest.strip_suffix("/tcp").unwrap_or(rest), Proto::Tcp),
+                };
                 let (addr, port) = rest.rsplit_once(':').ok_or_else(bad)?;
                 if port.is_empty()
                     || (port.len() > 1 && port.starts_with('0'))
@@ -258,7 +292,7 @@ impl FromStr for AssetKey {
                     Some(v6) => IpAddr::V6(v6.parse().map_err(|_| bad())?),
                     None => IpAddr::V4(addr.parse().map_err(|_| bad())?),
                 };
-                Ok(AssetKey::Service(ip, port))
+                Ok(AssetKey::Service(ip, port, proto))
             }
             "domain" => AssetKey::domain(rest),
             "certificate" => AssetKey::certificate(rest),
@@ -286,7 +320,7 @@ impl utoipa::PartialSchema for AssetKey {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .description(Some(
-                "host:ADDR, service:ADDR:PORT/tcp, domain:NAME or certificate:SHA256",
+                "host:ADDR, service:ADDR:PORT/tcp, service:ADDR:PORT/udp, domain:NAME or certificate:SHA256",
             ))
             .examples(["service:198.18.1.20:22/tcp"])
             .into()
@@ -295,6 +329,9 @@ impl utoipa::PartialSchema for AssetKey {
 
 #[cfg(feature = "openapi")]
 impl utoipa::ToSchema for AssetKey {}
+
+/// The byte after a service key's port that makes it UDP (TCP keys end at the port).
+const UDP_TAG: u8 = b'u';
 
 /// IPv4 as IPv4-mapped IPv6, so both families share one ordered 16-byte space.
 pub fn ip_bytes(ip: IpAddr) -> [u8; 16] {
@@ -455,6 +492,8 @@ mod tests {
             "host:198.18.0.7",
             "service:198.18.0.7:443/tcp",
             "service:[2001:db8::1]:22/tcp",
+            "service:198.18.0.7:53/udp",
+            "service:[2001:db8::1]:161/udp",
             "domain:www.example.com",
             "certificate:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
         ] {
@@ -470,6 +509,8 @@ mod tests {
             "",
             "host:",
             "service:1.2.3.4",
+            "service:1.2.3.4:53/sctp",
+            "service:1.2.3.4:53/udp/tcp",
             "port:1",
             "domain:a..b",
             "certificate:zz",
@@ -494,12 +535,49 @@ mod tests {
         assert!(!other.starts_with(&apex));
     }
 
+    #[test]
+    fn tcp_keys_are_unchanged_and_udp_keys_are_distinct() {
+        let ip: IpAddr = "198.18.0.1".parse().expect("ip");
+        let tcp = AssetKey::tcp(ip, 53);
+        // The bytes and text every store and URL had before UDP.
+        let mut before = vec![b's'];
+        before.extend_from_slice(&ip_bytes(ip));
+        before.extend_from_slice(&53u16.to_be_bytes());
+        assert_eq!(tcp.to_bytes(), before);
+        assert_eq!(tcp.to_string(), "service:198.18.0.1:53/tcp");
+        for text in ["service:198.18.0.1:53", "service:198.18.0.1:53/tcp"] {
+            assert_eq!(text.parse::<AssetKey>().expect("tcp"), tcp);
+        }
+        let udp: AssetKey = "service:198.18.0.1:53/udp".parse().expect("udp");
+        assert_eq!(udp, AssetKey::udp(ip, 53));
+        assert_ne!(udp, tcp);
+        assert_ne!(udp.to_bytes(), tcp.to_bytes());
+        assert_eq!(udp.proto(), Some(Proto::Udp));
+        assert_eq!(udp.kind(), AssetKind::Service);
+        // Same kind range, next to each other: a service listing walks both.
+        assert!(udp.to_bytes().starts_with(&tcp.to_bytes()));
+        assert!(udp.to_bytes() < AssetKey::tcp(ip, 54).to_bytes());
+        assert!(AssetKey::from_bytes(&[&tcp.to_bytes()[..], b"x"].concat()).is_err());
+        let json = serde_json::to_string(&udp).expect("json");
+        assert_eq!(json, "\"service:198.18.0.1:53/udp\"");
+    }
+
     proptest! {
         #[test]
         fn service_keys_sort_like_address_then_port(a: u32, b: u32, pa: u16, pb: u16) {
-            let ka = AssetKey::Service(IpAddr::V4(a.into()), pa);
-            let kb = AssetKey::Service(IpAddr::V4(b.into()), pb);
+            let ka = AssetKey::tcp(IpAddr::V4(a.into()), pa);
+            let kb = AssetKey::tcp(IpAddr::V4(b.into()), pb);
             prop_assert_eq!(ka.to_bytes().cmp(&kb.to_bytes()), (a, pa).cmp(&(b, pb)));
+        }
+
+        #[test]
+        fn every_service_key_round_trips(a: u32, p: u16, udp: bool) {
+            let proto = if udp { Proto::Udp } else { Proto::Tcp };
+            let k = AssetKey::Service(IpAddr::V4(a.into()), p, proto);
+            prop_assert_eq!(AssetKey::from_bytes(&k.to_bytes()).expect("bytes"), k.clone());
+            prop_assert_eq!(k.to_string().parse::<AssetKey>().expect("text"), k.clone());
+            prop_assert_eq!(k.to_bytes().cmp(&AssetKey::tcp(IpAddr::V4(a.into()), p).to_bytes()),
+                k.cmp(&AssetKey::tcp(IpAddr::V4(a.into()), p)));
         }
 
         #[test]

@@ -31,7 +31,7 @@ pub mod vulns;
 
 pub use aperture_fingerprints::SCHEMA_VERSION as OBSERVATION_SCHEMA_VERSION;
 pub use error::StoreError;
-pub use keys::{AssetKey, AssetKind, TenantId};
+pub use keys::{AssetKey, AssetKind, Proto, TenantId};
 pub use model::*;
 pub use query::{AssetFilter, MAX_PAGE};
 pub use store::{Store, StoreOptions, PREVIOUS_SCHEMA, STORE_SCHEMA};

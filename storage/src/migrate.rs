@@ -103,7 +103,7 @@ fn regroup_hosts(store: &Store, t: &crate::TenantId) -> Result<()> {
             // A host's services may sit after the batch's cut (all `h` keys sort before
             // all `s` keys): gather them now so each host is regrouped at once.
             let mut sprefix = asset_prefix.clone();
-            sprefix.extend_from_slice(&AssetKey::Service(ip, 0).to_bytes());
+            sprefix.extend_from_slice(&AssetKey::tcp(ip, 0).to_bytes());
             sprefix.truncate(sprefix.len() - 2);
             for item in store.data.scan_prefix(&sprefix) {
                 let (k, v) = item?;

@@ -107,9 +107,9 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
-/// What a scan looks at: a service is covered when its address is in `targets`, its port
-/// in `ports` and the scan ran a port probe; a domain when it is, or is under, one of
-/// `domains`.
+/// What a scan looks at: a TCP service is covered when its address is in `targets`, its
+/// port in `ports` and the scan ran a port probe; a UDP service likewise with
+/// `udp_ports` and the `udp` probe; a domain when it is, or is under, one of `domains`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Coverage {
@@ -117,9 +117,13 @@ pub struct Coverage {
     pub targets: Vec<IpNet>,
     /// Inclusive ranges.
     pub ports: Vec<(u16, u16)>,
-    /// `syn`, `connect`, `grab`, `dns`.
+    /// `syn`, `connect`, `grab`, `dns`, `udp`.
     pub probes: BTreeSet<String>,
     pub domains: Vec<String>,
+    /// UDP ports, inclusive ranges. A covered UDP service that stays silent is not gone
+    /// (UDP answers only what it understands): only ICMP port unreachable says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub udp_ports: Vec<(u16, u16)>,
 }
 
 impl Coverage {
@@ -130,6 +134,20 @@ impl Coverage {
     pub fn covers_service(&self, ip: IpAddr, port: u16) -> bool {
         self.port_probe()
             && self.ports.iter().any(|&(lo, hi)| (lo..=hi).contains(&port))
+            && self.targets.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether the scan probed UDP ports.
+    pub fn udp_probe(&self) -> bool {
+        self.probes.contains("udp") && !self.udp_ports.is_empty()
+    }
+
+    pub fn covers_udp(&self, ip: IpAddr, port: u16) -> bool {
+        self.udp_probe()
+            && self
+                .udp_ports
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&port))
             && self.targets.iter().any(|net| net.contains(&ip))
     }
 
@@ -331,8 +349,16 @@ mod tests {
             ports: vec![(20, 25), (443, 443)],
             probes: ["syn".to_owned()].into(),
             domains: vec!["example.com".into()],
+            udp_ports: Vec::new(),
         };
         let ip = "198.18.0.9".parse().expect("ip");
+        assert!(!cov.covers_udp(ip, 22));
+        let both = Coverage {
+            probes: ["syn".to_owned(), "udp".to_owned()].into(),
+            udp_ports: vec![(53, 53)],
+            ..cov.clone()
+        };
+        assert!(both.covers_udp(ip, 53) && !both.covers_udp(ip, 22) && both.covers_service(ip, 22));
         assert!(cov.covers_service(ip, 22));
         assert!(cov.covers_service(ip, 443));
         assert!(!cov.covers_service(ip, 80));

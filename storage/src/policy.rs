@@ -43,10 +43,16 @@ pub enum Rule {
     /// A service whose product and version fall in the vulnerable configurations of
     /// CVEs of the imported vulnerability data (see [`crate::vulns`]).
     VulnerableVersion,
+    /// A DNS server that offers recursion to the scanner: it resolves for anyone.
+    OpenResolver,
+    /// A UDP service whose replies are at least `amplifier_factor` times its request.
+    Amplifier,
+    /// SNMP that answers the default community `public`.
+    SnmpDefaultCommunity,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 17] = [
         Rule::Unsanctioned,
         Rule::StaleSanction,
         Rule::Zombie,
@@ -61,6 +67,9 @@ impl Rule {
         Rule::NewAsset,
         Rule::UnauthenticatedAccess,
         Rule::VulnerableVersion,
+        Rule::OpenResolver,
+        Rule::Amplifier,
+        Rule::SnmpDefaultCommunity,
     ];
 
     pub fn name(self) -> String {
@@ -114,6 +123,11 @@ pub struct PolicySettings {
     /// Off by default; every change is audited.
     #[serde(default)]
     pub login_checks: bool,
+    /// A UDP service whose replies carry at least this many times the bytes of its
+    /// request (1 to 10000) is an amplifier.
+    #[serde(default = "udp::default_amplifier_factor")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
+    pub amplifier_factor: u32,
 }
 
 /// The most days a policy setting may give: a hundred years.
@@ -154,6 +168,13 @@ impl PolicySettings {
                     "{name}: {d} days is beyond the limit of {MAX_DAYS}"
                 )));
             }
+        }
+        if !(1..=udp::MAX_AMPLIFIER_FACTOR).contains(&self.amplifier_factor) {
+            return Err(StoreError::Invalid(format!(
+                "amplifier_factor: {} is not 1 to {}",
+                self.amplifier_factor,
+                udp::MAX_AMPLIFIER_FACTOR
+            )));
         }
         Ok(())
     }
@@ -196,6 +217,11 @@ impl Default for PolicySettings {
                 (UnauthenticatedAccess, Critical),
                 // The CVSS score decides; this is for CVEs that carry none.
                 (VulnerableVersion, Medium),
+                // Each lends the host to attacks on others (reflection, spoofed
+                // floods) or reads its configuration to anyone.
+                (OpenResolver, High),
+                (Amplifier, High),
+                (SnmpDefaultCommunity, High),
             ]
             .into(),
             sla_days: [(Critical, 7), (High, 14), (Medium, 30), (Low, 90)].into(),
@@ -216,6 +242,7 @@ impl Default for PolicySettings {
             cleartext_auth_is_risky: true,
             unauth_severities: default_unauth_severities(),
             login_checks: false,
+            amplifier_factor: udp::DEFAULT_AMPLIFIER_FACTOR,
         }
     }
 }
@@ -421,7 +448,7 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Evaluation {
     };
     let mut out = Vec::new();
     // Unauthenticated-access findings take a per-check severity, so they are built
-    // apart from `add` (which reads only the rule's).
+    // apart from `add` (which reads only the rule's); so are the UDP rules' (`udp`).
     let mut unauth: Vec<Expected> = Vec::new();
     let mut add = |rule: Rule, detail: String, title: String, evidence: &[(&str, String)]| {
         out.push(Expected {
@@ -555,6 +582,9 @@ pub fn evaluate(asset: &Asset, cx: &Context<'_>) -> Evaluation {
                 e.severity = *s;
             }
             unauth.push(e);
+        }
+        if asset.key.proto() == Some(crate::keys::Proto::Udp) {
+            unauth.extend(udp::expected(asset, cx.settings, &label));
         }
         if let (Some(sha), Some(cert)) = (asset.fact("certificate"), cx.certificate) {
             let ev = |extra: (&'static str, String)| vec![("certificate", sha.to_owned()), extra];
@@ -820,6 +850,10 @@ pub fn settings_reach(
         if !out.contains(&reach) {
             out.push(reach);
         }
+    }
+    if old.amplifier_factor != new.amplifier_factor {
+        // No index holds the ratio: every service is looked at again.
+        out.push(Reach::Services);
     }
     if old.cleartext_auth_is_risky != new.cleartext_auth_is_risky {
         out.push(if new.cleartext_auth_is_risky {
@@ -1291,3 +1325,4 @@ pub fn may_annotate(actor: &Actor) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+mod udp;

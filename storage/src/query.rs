@@ -4,7 +4,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::ingest::{change_block_key, counter_key, link_prefix};
-use crate::keys::{self, AssetKey, AssetKind, Rec, TenantId};
+use crate::keys::{self, AssetKey, AssetKind, Proto, Rec, TenantId};
 use crate::model::{Asset, AssetStatus, Change, DayCount, Millis, Page};
 use crate::postings;
 use crate::records::{self, HostRecord};
@@ -23,6 +23,8 @@ pub struct AssetFilter {
     /// Address or CIDR (an address is a /32 or /128).
     pub net: Option<IpNet>,
     pub port: Option<u16>,
+    /// Services of this transport only (other kinds never match).
+    pub protocol: Option<Proto>,
     pub service: Option<String>,
     pub product: Option<String>,
     /// Risk class in its kebab-case name (`remote-administration`, `database`...).
@@ -448,6 +450,7 @@ pub(crate) fn matches(a: &Asset, f: &AssetFilter, domain: Option<&DomainScope>) 
         && f.net
             .is_none_or(|net| a.key.address().is_some_and(|ip| net.contains(&ip)))
         && f.port.is_none_or(|p| a.key.port() == Some(p))
+        && f.protocol.is_none_or(|p| a.key.proto() == Some(p))
         && lower_eq("service", &f.service)
         && lower_eq("product", &f.product)
         && lower_eq("risk", &f.risk)

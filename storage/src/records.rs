@@ -18,7 +18,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::facts::Facts;
-use crate::keys::{self, ip_bytes, AssetKey, Rec, TenantId};
+use crate::keys::{self, ip_bytes, AssetKey, Proto, Rec, TenantId};
 use crate::model::{Asset, AssetStatus, Millis};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -82,40 +82,101 @@ impl Stored {
 }
 
 /// A host and its services: what one address exposes, in one value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// On disk: the postcard of (host, TCP services) exactly as records were before UDP,
+/// followed — only when the host has any — by the postcard of its UDP services. A
+/// record without UDP services is byte for byte what older versions wrote and read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct HostRecord {
     host: Option<Stored>,
-    /// Sorted by port.
+    /// TCP services, sorted by port.
     services: Vec<(u16, Stored)>,
+    /// UDP services, sorted by port.
+    udp: Vec<(u16, Stored)>,
+}
+
+/// The part of a host record older versions wrote (and still the head of every record).
+#[derive(Serialize, Deserialize)]
+struct Head {
+    host: Option<Stored>,
+    services: Vec<(u16, Stored)>,
+}
+
+#[derive(Serialize)]
+struct HeadRef<'a> {
+    host: &'a Option<Stored>,
+    services: &'a Vec<(u16, Stored)>,
 }
 
 impl HostRecord {
     pub fn decode(bytes: &[u8]) -> Result<HostRecord> {
-        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("host record: {e}")))
+        let corrupt = |e: postcard::Error| StoreError::Corrupt(format!("host record: {e}"));
+        let (head, rest): (Head, &[u8]) = postcard::take_from_bytes(bytes).map_err(corrupt)?;
+        let udp = if rest.is_empty() {
+            Vec::new()
+        } else {
+            let (udp, tail): (Vec<(u16, Stored)>, &[u8]) =
+                postcard::take_from_bytes(rest).map_err(corrupt)?;
+            if !tail.is_empty() {
+                return Err(StoreError::Corrupt(format!(
+                    "host record: {} bytes after its UDP services",
+                    tail.len()
+                )));
+            }
+            udp
+        };
+        Ok(HostRecord {
+            host: head.host,
+            services: head.services,
+            udp,
+        })
     }
 
     pub fn encode(&self) -> Result<Vec<u8>> {
         let size: usize = self
             .host
             .iter()
-            .chain(self.services.iter().map(|(_, s)| s))
+            .chain(self.services.iter().chain(&self.udp).map(|(_, s)| s))
             .map(|s| s.facts.len() + s.last_scan.len() + 10 * s.changes.len() + 48)
             .sum();
-        postcard::to_extend(self, Vec::with_capacity(size + 8))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+        let head = HeadRef {
+            host: &self.host,
+            services: &self.services,
+        };
+        let out = postcard::to_extend(&head, Vec::with_capacity(size + 8))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if self.udp.is_empty() {
+            return Ok(out);
+        }
+        postcard::to_extend(&self.udp, out).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    fn list(&self, proto: Proto) -> &Vec<(u16, Stored)> {
+        match proto {
+            Proto::Tcp => &self.services,
+            Proto::Udp => &self.udp,
+        }
+    }
+
+    fn list_mut(&mut self, proto: Proto) -> &mut Vec<(u16, Stored)> {
+        match proto {
+            Proto::Tcp => &mut self.services,
+            Proto::Udp => &mut self.udp,
+        }
     }
 
     /// The host or one of its services; `None` for keys of other kinds.
     pub fn get(&self, key: &AssetKey) -> Result<Option<Asset>> {
         match key {
             AssetKey::Host(_) => self.host.as_ref().map(|s| s.asset(key.clone())).transpose(),
-            AssetKey::Service(_, port) => self
-                .services
-                .binary_search_by_key(port, |(p, _)| *p)
-                .ok()
-                .and_then(|i| self.services.get(i))
-                .map(|(_, s)| s.asset(key.clone()))
-                .transpose(),
+            AssetKey::Service(_, port, proto) => {
+                let list = self.list(*proto);
+                list.binary_search_by_key(port, |(p, _)| *p)
+                    .ok()
+                    .and_then(|i| list.get(i))
+                    .map(|(_, s)| s.asset(key.clone()))
+                    .transpose()
+            }
             _ => Ok(None),
         }
     }
@@ -127,14 +188,16 @@ impl HostRecord {
     pub fn seen_unchanged(
         &mut self,
         port: u16,
+        proto: Proto,
         facts: Option<&[u8]>,
         scan: &str,
         at: Millis,
     ) -> bool {
-        let Ok(i) = self.services.binary_search_by_key(&port, |(p, _)| *p) else {
+        let list = self.list_mut(proto);
+        let Ok(i) = list.binary_search_by_key(&port, |(p, _)| *p) else {
             return false;
         };
-        let Some((_, s)) = self.services.get_mut(i) else {
+        let Some((_, s)) = list.get_mut(i) else {
             return false;
         };
         if s.status != AssetStatus::Present || facts.is_some_and(|f| f != s.facts.as_slice()) {
@@ -152,15 +215,16 @@ impl HostRecord {
     pub fn set(&mut self, asset: Asset) -> Result<()> {
         match asset.key {
             AssetKey::Host(_) => self.host = Some(Stored::of(asset)?),
-            AssetKey::Service(_, port) => {
+            AssetKey::Service(_, port, proto) => {
                 let stored = Stored::of(asset)?;
-                match self.services.binary_search_by_key(&port, |(p, _)| *p) {
+                let list = self.list_mut(proto);
+                match list.binary_search_by_key(&port, |(p, _)| *p) {
                     Ok(i) => {
-                        if let Some(slot) = self.services.get_mut(i) {
+                        if let Some(slot) = list.get_mut(i) {
                             slot.1 = stored;
                         }
                     }
-                    Err(i) => self.services.insert(i, (port, stored)),
+                    Err(i) => list.insert(i, (port, stored)),
                 }
             }
             _ => {}
@@ -175,19 +239,35 @@ impl HostRecord {
             .transpose()
     }
 
-    /// The services in port order.
+    /// The services in key order: by port, TCP before UDP on the same port.
     pub fn services(&self, ip: IpAddr) -> impl Iterator<Item = Result<Asset>> + '_ {
-        self.services
-            .iter()
-            .map(move |(port, s)| s.asset(AssetKey::Service(ip, *port)))
+        self.entries()
+            .map(move |(port, proto, s)| s.asset(AssetKey::Service(ip, port, proto)))
     }
 
-    /// Ports of services, with whether each is present-or-unknown (not absent), and the
-    /// scan that last saw it: what a completing scan needs, without cloning facts.
-    pub fn service_states(&self) -> impl Iterator<Item = (u16, AssetStatus, &str)> + '_ {
-        self.services
-            .iter()
-            .map(|(p, s)| (*p, s.status, s.last_scan.as_str()))
+    fn entries(&self) -> impl Iterator<Item = (u16, Proto, &Stored)> + '_ {
+        let mut tcp = self.services.iter().peekable();
+        let mut udp = self.udp.iter().peekable();
+        std::iter::from_fn(move || {
+            let take_tcp = match (tcp.peek(), udp.peek()) {
+                (Some((pt, _)), Some((pu, _))) => pt <= pu,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return None,
+            };
+            if take_tcp {
+                tcp.next().map(|(p, s)| (*p, Proto::Tcp, s))
+            } else {
+                udp.next().map(|(p, s)| (*p, Proto::Udp, s))
+            }
+        })
+    }
+
+    /// Ports and transports of services, with the status of each and the scan that
+    /// last saw it: what a completing scan needs, without cloning facts.
+    pub fn service_states(&self) -> impl Iterator<Item = (u16, Proto, AssetStatus, &str)> + '_ {
+        self.entries()
+            .map(|(p, proto, s)| (p, proto, s.status, s.last_scan.as_str()))
     }
 }
 
@@ -248,7 +328,7 @@ mod tests {
         let ip: IpAddr = "198.18.0.7".parse().expect("ip");
         let mut r = HostRecord::default();
         for port in [443, 22, 8080, 22] {
-            r.set(asset(AssetKey::Service(ip, port), &port.to_string()))
+            r.set(asset(AssetKey::tcp(ip, port), &port.to_string()))
                 .expect("sets");
         }
         r.set(asset(AssetKey::Host(ip), "-")).expect("sets");
@@ -259,11 +339,11 @@ mod tests {
             .filter_map(|a| a.ok().and_then(|a| a.key.port()))
             .collect();
         assert_eq!(ports, vec![22, 443, 8080]);
-        let key = AssetKey::Service(ip, 443);
+        let key = AssetKey::tcp(ip, 443);
         let s = back.get(&key).expect("decodes").expect("service");
         assert_eq!(s, asset(key.clone(), "443"));
         assert!(back
-            .get(&AssetKey::Service(ip, 444))
+            .get(&AssetKey::tcp(ip, 444))
             .expect("decodes")
             .is_none());
         assert_eq!(
@@ -273,8 +353,9 @@ mod tests {
         assert!(HostRecord::decode(b"\xff\xff\xff").is_err());
         // A sighting with the same facts touches only the sighting fields.
         let same = encode_facts(&s.facts).expect("encodes");
-        assert!(back.seen_unchanged(443, Some(&same), "s2", 9));
-        assert!(back.seen_unchanged(443, None, "s2", 8));
+        assert!(back.seen_unchanged(443, Proto::Tcp, Some(&same), "s2", 9));
+        assert!(back.seen_unchanged(443, Proto::Tcp, None, "s2", 8));
+        assert!(!back.seen_unchanged(443, Proto::Udp, None, "s2", 8));
         let again = back.get(&key).expect("decodes").expect("service");
         assert_eq!(
             (again.times_seen, again.last_seen, again.last_scan.as_str()),
@@ -282,8 +363,49 @@ mod tests {
         );
         assert_eq!(again.facts, s.facts);
         let other = encode_facts(&Facts::new()).expect("encodes");
-        assert!(!back.seen_unchanged(443, Some(&other), "s3", 10));
-        assert!(!back.seen_unchanged(444, None, "s3", 10));
+        assert!(!back.seen_unchanged(443, Proto::Tcp, Some(&other), "s3", 10));
+        assert!(!back.seen_unchanged(444, Proto::Tcp, None, "s3", 10));
+    }
+
+    #[test]
+    fn udp_services_ride_after_the_old_layout() {
+        let ip: IpAddr = "198.18.0.7".parse().expect("ip");
+        let mut r = HostRecord::default();
+        r.set(asset(AssetKey::Host(ip), "-")).expect("sets");
+        r.set(asset(AssetKey::tcp(ip, 53), "t")).expect("sets");
+        let tcp_only = r.encode().expect("encodes");
+        // What a record was before UDP: (host, services) and nothing after.
+        let old = postcard::to_allocvec(&Head {
+            host: r.host.clone(),
+            services: r.services.clone(),
+        })
+        .expect("encodes");
+        assert_eq!(tcp_only, old);
+        r.set(asset(AssetKey::udp(ip, 53), "u")).expect("sets");
+        r.set(asset(AssetKey::udp(ip, 161), "s")).expect("sets");
+        let back = HostRecord::decode(&r.encode().expect("encodes")).expect("decodes");
+        assert_eq!(back, r);
+        let keys: Vec<String> = back
+            .services(ip)
+            .map(|a| a.expect("decodes").key.to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "service:198.18.0.7:53/tcp",
+                "service:198.18.0.7:53/udp",
+                "service:198.18.0.7:161/udp"
+            ]
+        );
+        let tcp = back.get(&AssetKey::tcp(ip, 53)).expect("ok").expect("tcp");
+        let udp = back.get(&AssetKey::udp(ip, 53)).expect("ok").expect("udp");
+        assert_eq!(
+            (tcp.fact("version"), udp.fact("version")),
+            (Some("t"), Some("u"))
+        );
+        let mut garbage = r.encode().expect("encodes");
+        garbage.push(0xff);
+        assert!(HostRecord::decode(&garbage).is_err());
     }
 
     #[test]

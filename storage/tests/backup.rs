@@ -54,6 +54,7 @@ fn exports_taken_during_ingest_are_consistent_and_restore() {
                     ports: vec![(22, 22)],
                     probes: ["syn".to_string()].into(),
                     domains: vec![],
+                    udp_ports: Vec::new(),
                 };
                 store
                     .begin_scan(&t, &id, coverage, SHARDS, None, at)

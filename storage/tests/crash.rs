@@ -40,6 +40,7 @@ fn coverage(scan: u64) -> Coverage {
         ports: vec![(1, PORTS)],
         probes: ["syn".to_string()].into(),
         domains: vec![],
+        udp_ports: Vec::new(),
     }
 }
 
@@ -213,11 +214,7 @@ fn check(dir: &std::path::Path, acked: &BTreeSet<u64>, round: u64) {
             .map(|s| s.shards_done.contains(&b.shard))
             .unwrap_or(false);
         let present = (1..=PORTS)
-            .filter(|p| {
-                store
-                    .asset(&t, &AssetKey::Service(batch_host(k), *p))
-                    .is_ok()
-            })
+            .filter(|p| store.asset(&t, &AssetKey::tcp(batch_host(k), *p)).is_ok())
             .count() as u16;
         assert!(
             present == 0 || present == PORTS,

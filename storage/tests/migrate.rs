@@ -142,6 +142,7 @@ fn a_store_of_the_previous_release_migrates_in_place_and_keeps_everything() {
         ports: vec![(443, 443)],
         probes: ["syn".to_string()].into(),
         domains: vec![],
+        udp_ports: Vec::new(),
     };
     store
         .begin_scan(&t, "s4", coverage, 1, None, T0 + 5 * HOUR)

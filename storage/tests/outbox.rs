@@ -205,10 +205,7 @@ fn overdue_findings_are_alerted_once_per_deadline() {
         .expect("applies");
     store.run_policy(&t, T0).expect("policy");
     let findings = store
-        .findings_of(
-            &t,
-            &AssetKey::Service("198.18.0.9".parse().expect("ip"), 6379),
-        )
+        .findings_of(&t, &AssetKey::tcp("198.18.0.9".parse().expect("ip"), 6379))
         .expect("findings");
     let due = findings
         .iter()

@@ -98,6 +98,7 @@ pub struct InvQuery {
     kind: Option<String>,
     net: Option<String>,
     port: Option<String>,
+    protocol: Option<String>,
     service: Option<String>,
     product: Option<String>,
     risk: Option<String>,
@@ -138,6 +139,7 @@ impl InvQuery {
             kind: some(&self.kind),
             net: some(&self.net),
             port,
+            protocol: some(&self.protocol),
             service: some(&self.service),
             product: some(&self.product),
             risk: some(&self.risk),
@@ -158,6 +160,7 @@ impl InvQuery {
             ("kind", self.kind.as_deref()),
             ("net", self.net.as_deref()),
             ("port", self.port.as_deref()),
+            ("protocol", self.protocol.as_deref()),
             ("service", self.service.as_deref()),
             ("product", self.product.as_deref()),
             ("risk", self.risk.as_deref()),
@@ -218,6 +221,7 @@ pub async fn inventory(
             label { (l.t("status")) (select("status", &["present", "absent", "unknown"], &q.status)) }
             label { (l.t("net")) (text("net", &q.net, "198.18.0.0/16")) }
             label { (l.t("port")) (text("port", &q.port, "443")) }
+            label { (l.t("protocol")) (select("protocol", &["tcp", "udp"], &q.protocol)) }
             label { (l.t("service")) (text("service", &q.service, "ssh")) }
             label { (l.t("product")) (text("product", &q.product, "nginx")) }
             label { (l.t("risk")) (text("risk", &q.risk, "database")) }
@@ -319,6 +323,7 @@ pub async fn export(
         kind: aq.kind,
         net: aq.net,
         port: aq.port,
+        protocol: aq.protocol,
         service: aq.service,
         product: aq.product,
         risk: aq.risk,

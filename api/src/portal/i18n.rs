@@ -157,6 +157,7 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("kind", "Kind", "类型"),
     ("net", "Address or CIDR", "地址或 CIDR"),
     ("port", "Port", "端口"),
+    ("protocol", "Protocol", "协议"),
     ("service", "Service", "服务"),
     ("product", "Product", "产品"),
     ("risk", "Risk class", "风险类别"),

@@ -265,6 +265,7 @@ pub async fn launch(
         rate,
         grab: f.grab.as_deref() == Some("true"),
         probe: None,
+        udp: None,
     };
     let result = api::create_scan(
         State(p.state.clone()),

@@ -441,6 +441,7 @@ fn store_dns(
         request: request(Vec::new(), zones),
         seed: 0,
         port_shards: 0,
+        udp_shards: 0,
         probes_total: 0,
         state: JobState::Completed,
         requested: now,

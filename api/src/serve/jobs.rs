@@ -14,15 +14,18 @@ use super::error::{ApiError, ApiResult, RefusedTarget};
 use super::state::{now_ms, RunHandle, SharedState};
 use aperture_fingerprints::dns::DomainName;
 use aperture_fingerprints::{PortObservation, Probe};
+use aperture_mapper::engine::Finished;
 use aperture_mapper::engine::Progress;
 use aperture_mapper::intervals::{IntervalSet, Point};
 use aperture_mapper::pace::RateHandle;
 use aperture_mapper::permute::Permutation;
 use aperture_mapper::plan::{plan, Plan, TargetRequest};
 use aperture_mapper::rawsock::raw_sockets_permitted;
-use aperture_mapper::run::{run_segments, EngineSettings, GrabSettings, PortSink, ShardSpec};
+use aperture_mapper::run::udp::run_udp_segments;
+use aperture_mapper::run::{
+    run_segments, EngineSettings, Failure, GrabSettings, PortSink, ShardSpec,
+};
 use aperture_mapper::shard::ShardSelector;
-use aperture_mapper::space::TargetSpace;
 use aperture_mapper::special::{describe_v4, describe_v6, special_v4, special_v6};
 use aperture_mapper::targets::{parse_targets, Target};
 use aperture_storage::access::{JobState, ScanJob, ScanRequest, Scope};
@@ -158,17 +161,39 @@ fn target_request(req: &ScanRequest, scope: &Scope, ipv6: bool) -> TargetRequest
         excludes: scope.exclusions.iter().map(|n| n.to_string()).collect(),
         exclude_files: Vec::new(),
         ports: req.ports.clone(),
-        top_ports: match (&req.ports, req.top_ports) {
-            (None, None) => Some(100),
-            (_, t) => t.map(usize::from),
+        top_ports: match (&req.ports, req.top_ports, &req.udp) {
+            (None, None, None) => Some(100),
+            (_, t, _) => t.map(usize::from),
         },
         allow_special: scope.allow_special,
         confirm_large: true,
         ipv6,
         named: Vec::new(),
-        udp: false,
-        udp_presets: None,
+        // `U:` in ports and UDP presets plan a UDP space beside the TCP one; whether
+        // this service may probe it is `check_udp`'s to say.
+        udp: true,
+        udp_presets: req.udp.clone(),
     }
+}
+
+/// UDP probes are raw datagrams with our own cookies: they need raw sockets whatever
+/// the TCP probe is.
+fn check_udp(p: &Plan) -> ApiResult<()> {
+    if p.udp.is_some() && !raw_sockets_permitted() {
+        return Err(ApiError::bad_request(
+            "UDP ports need raw sockets, which this service may not open (run it as root or \
+             with CAP_NET_RAW); leave out the U: ports and udp presets",
+        ));
+    }
+    Ok(())
+}
+
+/// Probes of a plan: its TCP space (when it probes TCP) and its UDP space.
+fn plan_sizes(p: &Plan) -> (u64, u64) {
+    (
+        if p.tcp { p.space.size() } else { 0 },
+        p.udp.as_ref().map_or(0, |u| u.space.size()),
+    )
 }
 
 fn use_connect(state: &SharedState, req: &ScanRequest) -> bool {
@@ -200,8 +225,8 @@ fn check_request(state: &SharedState, req: &ScanRequest) -> ApiResult<()> {
     }
     if req.probe == Some(Probe::Udp) {
         return Err(ApiError::bad_request(
-            "probe udp is not offered by the service yet; UDP ports are scanned with \
-             `aperture scan -p U:...` or `--udp`; ask for probe syn or connect",
+            "probe picks the TCP probe (syn or connect); UDP ports are asked for with U: in \
+             ports (`T:443,U:53,161`) or with udp presets (`common`, `amplifiers`, `dns,snmp`)",
         ));
     }
     if req.probe == Some(Probe::Syn) && !raw_sockets_permitted() {
@@ -223,9 +248,10 @@ pub async fn check_runnable(
     check_request(state, req)?;
     check_scope(scope, req)?;
     if !req.targets.is_empty() {
-        plan(&target_request(req, scope, use_connect(state, req)))
+        let p = plan(&target_request(req, scope, use_connect(state, req)))
             .await
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        check_udp(&p)?;
     }
     Ok(())
 }
@@ -270,32 +296,54 @@ pub async fn submit_avoiding(
         ));
     }
     let connect = use_connect(state, &req);
-    let (coverage_targets, ports, probes_total, port_shards) = if req.targets.is_empty() {
-        (Vec::new(), Vec::new(), 0, 0)
+    let mut tcp_shards = 0u32;
+    let mut udp_shards = 0u32;
+    let (coverage_targets, ports, udp_ports, probes_total) = if req.targets.is_empty() {
+        (Vec::new(), Vec::new(), Vec::new(), 0)
     } else {
         let p = plan(&target_request(&req, &scope, connect))
             .await
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let total = p.space.size();
-        let mut shards = total.div_ceil(state.config.shard_probes).max(1);
-        if let Some(bus) = state.bus.get() {
-            // Many small shards per live worker, so a slow worker holds up little.
-            let at_least = state.config.shards_per_worker * bus.live_workers().max(1) as u64;
-            shards = shards.max(at_least).min(total.max(1));
-        }
+        check_udp(&p)?;
+        let (tcp_total, udp_total) = plan_sizes(&p);
+        let cut = |total: u64| -> u32 {
+            if total == 0 {
+                return 0;
+            }
+            let mut shards = total.div_ceil(state.config.shard_probes).max(1);
+            if let Some(bus) = state.bus.get() {
+                // Many small shards per live worker, so a slow worker holds up little.
+                let at_least = state.config.shards_per_worker * bus.live_workers().max(1) as u64;
+                shards = shards.max(at_least).min(total.max(1));
+            }
+            u32::try_from(shards).unwrap_or(u32::MAX)
+        };
+        tcp_shards = cut(tcp_total);
+        udp_shards = cut(udp_total);
         (
             covered_nets(&p),
-            port_ranges(p.space.ports()),
-            total,
-            shards as u32,
+            if p.tcp {
+                port_ranges(p.space.ports())
+            } else {
+                Vec::new()
+            },
+            p.udp
+                .as_ref()
+                .map(|u| port_ranges(u.space.ports()))
+                .unwrap_or_default(),
+            tcp_total + udp_total,
         )
     };
+    let port_shards = tcp_shards + udp_shards;
     let mut probes: BTreeSet<String> = BTreeSet::new();
-    if port_shards > 0 {
+    if tcp_shards > 0 {
         probes.insert(if connect { "connect" } else { "syn" }.to_owned());
         if req.grab {
             probes.insert("grab".to_owned());
         }
+    }
+    if udp_shards > 0 {
+        probes.insert("udp".to_owned());
     }
     if !req.domains.is_empty() {
         probes.insert("dns".to_owned());
@@ -305,6 +353,7 @@ pub async fn submit_avoiding(
         ports,
         probes,
         domains: req.domains.clone(),
+        udp_ports,
     };
     let n = state.store.next_number(tenant, "scan")?;
     let id = format!("scan-{n}");
@@ -319,6 +368,7 @@ pub async fn submit_avoiding(
         request: req,
         seed: aperture_mapper::entropy::random_u64(),
         port_shards,
+        udp_shards,
         probes_total,
         state: JobState::Queued,
         requested: now,
@@ -493,23 +543,64 @@ pub(super) fn scope_problem(scope: &Scope, job: &ScanJob) -> Result<(), String> 
 pub(super) struct PortWork {
     pub plan: Plan,
     pub settings: EngineSettings,
+    /// The UDP probes' settings: every ICMP port unreachable is reported, as it is the
+    /// only evidence that a UDP service is gone.
+    pub udp_settings: EngineSettings,
     seed: u64,
     shards: u32,
+    udp_shards: u32,
 }
 
 impl PortWork {
+    fn tcp_shards(&self) -> u32 {
+        self.shards.saturating_sub(self.udp_shards)
+    }
+
+    /// The positions of port shard `k` in its space's order: shards `0..tcp` cut the
+    /// TCP space, the rest the UDP space.
+    fn range(&self, k: u32) -> Result<(u64, u64), String> {
+        let tcp = self.tcp_shards();
+        if k < tcp {
+            return Ok(ShardSelector {
+                k: u64::from(k) + 1,
+                n: u64::from(tcp),
+            }
+            .range(self.plan.space.size()));
+        }
+        let udp = self
+            .plan
+            .udp
+            .as_ref()
+            .ok_or("the scan's UDP space is gone")?;
+        Ok(ShardSelector {
+            k: u64::from(k - tcp) + 1,
+            n: u64::from(self.udp_shards),
+        }
+        .range(udp.space.size()))
+    }
+
     /// Shard `k` as a remote worker gets it.
     pub fn spec(&self, k: u32) -> Result<ShardSpec, String> {
-        let range = ShardSelector {
-            k: u64::from(k) + 1,
-            n: u64::from(self.shards),
+        let range = self.range(k)?;
+        if k < self.tcp_shards() {
+            return Ok(ShardSpec::from_plan(
+                &self.plan,
+                self.seed,
+                vec![range],
+                self.settings.clone(),
+            ));
         }
-        .range(self.plan.space.size());
-        Ok(ShardSpec::from_plan(
+        let udp = self
+            .plan
+            .udp
+            .as_ref()
+            .ok_or("the scan's UDP space is gone")?;
+        Ok(ShardSpec::from_udp_plan(
             &self.plan,
+            udp,
             self.seed,
             vec![range],
-            self.settings.clone(),
+            self.udp_settings.clone(),
         ))
     }
 }
@@ -529,7 +620,8 @@ pub(super) async fn port_work(
         .await
         .map_err(|e| e.to_string())?;
     p.guard.allowed = Some(scope_sets(scope));
-    if p.space.size() != job.probes_total {
+    let (tcp_total, udp_total) = plan_sizes(&p);
+    if tcp_total + udp_total != job.probes_total {
         return Err("the plan changed since the scan was accepted (scope exclusions?)".into());
     }
     let remote = state.config.bus_url.is_some();
@@ -564,11 +656,21 @@ pub(super) async fn port_work(
             ..GrabSettings::default()
         }),
     };
+    let udp_settings = EngineSettings {
+        // Raw datagrams whatever the TCP probe: a worker that cannot open raw sockets
+        // hands the shard back, as it does a SYN shard.
+        use_connect: false,
+        show_closed: true,
+        grab: None,
+        ..settings.clone()
+    };
     Ok(Some(PortWork {
         plan: p,
         settings,
+        udp_settings,
         seed: job.seed,
         shards: job.port_shards,
+        udp_shards: job.udp_shards,
     }))
 }
 
@@ -586,35 +688,63 @@ fn run_shards(
         .scan(&job.tenant, &job.id)
         .map_err(|e| e.to_string())?;
     if let Some(work) = rt.block_on(port_work(state, job, &scope))? {
-        let PortWork {
-            plan: p, settings, ..
-        } = work;
-        let space = Arc::new(p.space.clone());
-        let order = Permutation::new(space.size(), job.seed);
-        let selector = |k: u32| ShardSelector {
-            k: u64::from(k) + 1,
-            n: u64::from(job.port_shards),
-        };
-        let mut remaining = Vec::new();
-        for shard in 0..job.port_shards {
-            let (start, end) = selector(shard).range(space.size());
-            if scan.shards_done.contains(&shard) {
-                h.probes_before.fetch_add(end - start, Ordering::Relaxed);
-            } else {
-                remaining.push((shard, (start, end)));
+        let tcp = work.tcp_shards();
+        let remaining = |shards: std::ops::Range<u32>| -> Result<Vec<_>, String> {
+            let mut out = Vec::new();
+            for shard in shards {
+                let (start, end) = work.range(shard)?;
+                if scan.shards_done.contains(&shard) {
+                    h.probes_before.fetch_add(end - start, Ordering::Relaxed);
+                } else {
+                    out.push((shard, (start, end)));
+                }
             }
-        }
-        if !remaining.is_empty() {
+            Ok(out)
+        };
+        let p = &work.plan;
+        let tcp_left = remaining(0..tcp)?;
+        if p.tcp && !tcp_left.is_empty() {
             if h.stop.load(Ordering::SeqCst) {
                 return Ok(false);
             }
-            let ports = PortRun {
-                settings: &settings,
-                plan: &p,
-                space: &space,
-                order,
+            let space = Arc::new(p.space.clone());
+            let order = Permutation::new(space.size(), job.seed);
+            let engine = |segments: &[(u64, u64)], sink: Arc<ShardSink>| {
+                run_segments(
+                    rt,
+                    &work.settings,
+                    p,
+                    &space,
+                    order,
+                    segments,
+                    &h.progress,
+                    &h.stop,
+                    sink,
+                )
             };
-            if !run_port_shards(state, rt, job, h, &ports, remaining)? {
+            if !run_port_shards(state, job, h, &engine, tcp_left)? {
+                return Ok(false);
+            }
+        }
+        let udp_left = remaining(tcp..job.port_shards)?;
+        if let (Some(udp), false) = (&p.udp, udp_left.is_empty()) {
+            if h.stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            let order = Permutation::new(udp.space.size(), job.seed);
+            let engine = |segments: &[(u64, u64)], sink: Arc<ShardSink>| {
+                run_udp_segments(
+                    &work.udp_settings,
+                    p,
+                    udp,
+                    order,
+                    segments,
+                    &h.progress,
+                    &h.stop,
+                    sink,
+                )
+            };
+            if !run_port_shards(state, job, h, &engine, udp_left)? {
                 return Ok(false);
             }
         }
@@ -629,13 +759,8 @@ fn run_shards(
     Ok(true)
 }
 
-/// A planned port scan, ready to run.
-struct PortRun<'a> {
-    settings: &'a EngineSettings,
-    plan: &'a Plan,
-    space: &'a Arc<TargetSpace>,
-    order: Permutation,
-}
+/// One engine run over the given segments of a planned space (TCP or UDP).
+type Engine<'a> = dyn Fn(&[(u64, u64)], Arc<ShardSink>) -> Result<Finished, Failure> + 'a;
 
 /// Results of at most this many probes (under 1 KiB each) are held between the wire and
 /// the store: the engine holds back a shard that would go beyond, unless it is one of
@@ -699,10 +824,9 @@ impl PortSink for ShardSink {
 /// the next shards are probed. `Ok(false)`: stopped (what was stored stays).
 fn run_port_shards(
     state: &SharedState,
-    rt: &tokio::runtime::Runtime,
     job: &ScanJob,
     h: &RunHandle,
-    ports: &PortRun<'_>,
+    engine: &Engine<'_>,
     remaining: Vec<(u32, (u64, u64))>,
 ) -> Result<bool, String> {
     let shard_probes = state.config.shard_probes.max(1);
@@ -727,17 +851,7 @@ fn run_port_shards(
                 store_shards(state, job, h, &remaining, rx, &stored)
             })
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
-        let finished = run_segments(
-            rt,
-            ports.settings,
-            ports.plan,
-            ports.space,
-            ports.order,
-            &segments,
-            &h.progress,
-            &h.stop,
-            sink.clone(),
-        );
+        let finished = engine(&segments, sink.clone());
         sink.count_probes();
         // The last sender goes: the store thread stores what is complete and ends.
         drop(sink);
@@ -895,6 +1009,7 @@ mod tests {
             rate: None,
             grab: true,
             probe: None,
+            udp: None,
         }
     }
 

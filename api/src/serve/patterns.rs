@@ -48,8 +48,8 @@ pub const IP_OR_CIDR: &str = concat!(
     ")?)$"
 );
 
-/// `asset-key`: `host:ADDR`, `service:ADDR:PORT/tcp` (`[v6]:PORT`; `/tcp` may be left
-/// out), `domain:NAME` or `certificate:SHA256`.
+/// `asset-key`: `host:ADDR`, `service:ADDR:PORT/tcp` or `/udp` (`[v6]:PORT`; `/tcp` may
+/// be left out), `domain:NAME` or `certificate:SHA256`.
 pub const ASSET_KEY: &str = concat!(
     "^(host:(",
     v4!(),
@@ -59,7 +59,7 @@ pub const ASSET_KEY: &str = concat!(
     v4!(),
     r"|\[",
     v6!(),
-    r"\]):(0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(/tcp)?",
+    r"\]):(0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(/(tcp|udp))?",
     r"|domain:[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*",
     r"|certificate:[0-9a-fA-F]{64})$"
 );
@@ -256,7 +256,7 @@ mod tests {
         for a in addresses(&mut rng) {
             keys.push(format!("host:{a}"));
             let port = ["0", "22", "080", "65535", "65536", ""][rng.below(6) as usize];
-            let suffix = ["", "/tcp", "/tc"][rng.below(3) as usize];
+            let suffix = ["", "/tcp", "/tc", "/udp", "/UDP"][rng.below(5) as usize];
             if a.contains(':') {
                 keys.push(format!("service:[{a}]:{port}{suffix}"));
                 keys.push(format!("service:[{a}%1]:{port}"));

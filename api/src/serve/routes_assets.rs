@@ -15,7 +15,7 @@ use aperture_storage::policy::{
 };
 use aperture_storage::time::TimeInput;
 use aperture_storage::{
-    Asset, AssetFilter, AssetKey, AssetKind, AssetStatus, Change, Millis, Page, TenantId,
+    Asset, AssetFilter, AssetKey, AssetKind, AssetStatus, Change, Millis, Page, Proto, TenantId,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -46,6 +46,9 @@ pub struct AssetQuery {
     pub net: Option<String>,
     #[param(minimum = 0, maximum = 65535)]
     pub port: Option<u16>,
+    /// tcp or udp: services of that transport only.
+    #[param(pattern = "^(tcp|udp)$")]
+    pub protocol: Option<String>,
     pub service: Option<String>,
     pub product: Option<String>,
     /// Risk class, e.g. remote-administration, database.
@@ -88,6 +91,9 @@ pub struct ExportQuery {
     pub net: Option<String>,
     #[param(minimum = 0, maximum = 65535)]
     pub port: Option<u16>,
+    /// tcp or udp: services of that transport only.
+    #[param(pattern = "^(tcp|udp)$")]
+    pub protocol: Option<String>,
     pub service: Option<String>,
     pub product: Option<String>,
     /// Risk class, e.g. remote-administration, database.
@@ -155,6 +161,16 @@ impl AssetQuery {
             },
             net,
             port: self.port,
+            protocol: match self.protocol.as_deref() {
+                None => None,
+                Some("tcp") => Some(Proto::Tcp),
+                Some("udp") => Some(Proto::Udp),
+                Some(p) => {
+                    return Err(ApiError::bad_request(format!(
+                        "protocol={p:?}: use tcp or udp"
+                    )))
+                }
+            },
             service: self.service.clone(),
             product: self.product.clone(),
             risk: self.risk.clone(),
@@ -241,11 +257,11 @@ pub struct AssetDetail {
     pub ledger: Option<aperture_storage::ledger::LedgerEntry>,
 }
 
-/// One asset. Its key has a '/' (`service:198.18.1.20:22/tcp`): percent-encode it
-/// (`%2F`) or leave `/tcp` out.
+/// One asset. A service key has a '/' (`service:198.18.1.20:22/tcp`,
+/// `service:198.18.1.20:53/udp`): percent-encode it (`%2F`), or leave `/tcp` out.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/assets/{asset}", tag = "assets", security(("bearer" = [])),
     params(TenantPath, ("asset" = String, Path, format = "asset-key",
-        description = "`host:ADDR`, `service:ADDR:PORT/tcp`, `domain:NAME` or `certificate:SHA256`")),
+        description = "`host:ADDR`, `service:ADDR:PORT/tcp` (or `/udp`), `domain:NAME` or `certificate:SHA256`")),
     responses((status = 200, body = AssetDetail), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_asset(
     State(state): State<SharedState>,
@@ -442,7 +458,7 @@ pub struct FindingQuery {
     pub active: Option<bool>,
     pub severity: Option<Severity>,
     pub rule: Option<Rule>,
-    /// An asset key: `host:ADDR`, `service:ADDR:PORT/tcp`, `domain:NAME` or
+    /// An asset key: `host:ADDR`, `service:ADDR:PORT/tcp` (or `/udp`), `domain:NAME` or
     /// `certificate:SHA256`.
     #[param(format = "asset-key")]
     pub asset: Option<String>,
@@ -540,19 +556,29 @@ pub async fn start_verification(
     t: &TenantId,
     v: &VerificationRequest,
 ) -> Option<String> {
-    let ports = v
-        .coverage
-        .ports
-        .iter()
-        .map(|(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}-{b}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = |ranges: &[(u16, u16)]| {
+        ranges
+            .iter()
+            .map(|(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut ports = list(&v.coverage.ports);
+    if !v.coverage.udp_ports.is_empty() {
+        // `U:` switches the rest of the list to UDP.
+        let udp = format!("U:{}", list(&v.coverage.udp_ports));
+        ports = if ports.is_empty() {
+            udp
+        } else {
+            format!("{ports},{udp}")
+        };
+    }
     let req = ScanRequest {
         targets: v.coverage.targets.iter().map(|n| n.to_string()).collect(),
         ports: (!ports.is_empty()).then_some(ports),
@@ -563,6 +589,7 @@ pub async fn start_verification(
         // The probe the claim is checked with is the service's; the scan that found the
         // exposure may have used either.
         probe: None,
+        udp: None,
     };
     // One starter per request: the "fixed" handler and the scheduler may both see it.
     if !state.store.claim_verification(t, &v.id, now_ms()).ok()? {

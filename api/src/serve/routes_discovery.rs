@@ -98,6 +98,7 @@ fn check_settings(
             rate: None,
             grab: true,
             probe: None,
+            udp: None,
         };
         if !all_in || super::jobs::check_scope(scope, &req).is_err() {
             return Err(Refusal::OutOfScope(format!(
@@ -297,7 +298,8 @@ pub async fn dismiss_candidate(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProvenanceQuery {
-    /// One asset (`host:ADDR`, `service:ADDR:PORT/tcp`, `domain:NAME`); all when absent.
+    /// One asset (`host:ADDR`, `service:ADDR:PORT/tcp` or `/udp`, `domain:NAME`); all when
+    /// absent.
     #[param(format = "asset-key")]
     pub asset: Option<String>,
 }

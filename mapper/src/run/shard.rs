@@ -12,7 +12,7 @@ use super::{run_segments, EngineSettings, Failure, PortSink};
 use crate::engine::{Finished, Progress, SendGuard};
 use crate::intervals::IntervalSet;
 use crate::permute::Permutation;
-use crate::plan::Plan;
+use crate::plan::{Plan, UdpPlan};
 use crate::shard::ScanSpec;
 use crate::space::TargetSpace;
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,10 @@ pub struct ShardSpec {
     /// and EHLO names.
     pub resolved: Vec<(String, Vec<IpAddr>)>,
     pub settings: EngineSettings,
+    /// Set for a shard of a scan's UDP space (its ports are UDP ports), with the
+    /// protocol the user chose for some of them; absent for TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<std::collections::BTreeMap<u16, aperture_fingerprints::udp::UdpProto>>,
 }
 
 fn inconsistent(scan: &str, why: String) -> Failure {
@@ -120,6 +124,25 @@ impl ShardSpec {
             guard: GuardSpec::from_guard(&plan.guard),
             resolved: plan.resolved.clone(),
             settings,
+            udp: None,
+        }
+    }
+
+    /// The shard of the UDP space of `plan` (ordered by `seed`) made of `segments`.
+    pub fn from_udp_plan(
+        plan: &Plan,
+        udp: &UdpPlan,
+        seed: u64,
+        segments: Vec<(u64, u64)>,
+        settings: EngineSettings,
+    ) -> Self {
+        Self {
+            scan: ScanSpec::from_space(settings.scan_id.clone(), &udp.space, seed),
+            segments,
+            guard: GuardSpec::from_guard(&plan.guard),
+            resolved: Vec::new(),
+            settings,
+            udp: Some(udp.protocols.clone()),
         }
     }
 
@@ -143,13 +166,23 @@ impl ShardSpec {
         let guard = self.guard.guard();
         check_guard(&space, &guard).map_err(|why| inconsistent(id, why))?;
         let order = self.scan.permutation(&space);
+        if self.udp.is_some() && !space.v6().is_empty() {
+            return Err(inconsistent(
+                id,
+                "its UDP space holds IPv6 addresses".into(),
+            ));
+        }
+        let udp = self.udp.as_ref().map(|protocols| UdpPlan {
+            space: space.clone(),
+            protocols: protocols.clone(),
+        });
         let plan = Plan {
             space,
             guard,
             notes: Vec::new(),
             resolved: self.resolved.clone(),
-            tcp: true,
-            udp: None,
+            tcp: udp.is_none(),
+            udp,
         };
         Ok((plan, order))
     }
@@ -287,6 +320,18 @@ pub fn run_shard<O: PortSink>(
     sink: Arc<O>,
 ) -> Result<Finished, Failure> {
     let (plan, order) = spec.build()?;
+    if let Some(udp) = &plan.udp {
+        return super::udp::run_udp_segments(
+            &spec.settings,
+            &plan,
+            udp,
+            order,
+            &spec.segments,
+            progress,
+            stop,
+            sink,
+        );
+    }
     let space = Arc::new(plan.space.clone());
     run_segments(
         runtime,
@@ -404,6 +449,43 @@ mod tests {
         let grab = s.grab.as_ref().expect("grab settings");
         assert_eq!(grab.deadline, GrabSettings::default().deadline);
         assert_eq!(back.probes(), size - 30);
+    }
+
+    #[test]
+    fn a_udp_shard_survives_json_and_names_its_protocols() {
+        let req = TargetRequest {
+            targets: vec!["198.18.0.0/28".into()],
+            ports: Some("T:53,U:53,161,5300=dns".into()),
+            allow_special: true,
+            udp: true,
+            ..TargetRequest::default()
+        };
+        let p = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(plan(&req))
+            .expect("plan");
+        let udp = p.udp.as_ref().expect("a UDP space");
+        let size = udp.space.size();
+        assert_eq!(size, 16 * 3);
+        let spec = ShardSpec::from_udp_plan(&p, udp, 9, vec![(0, size)], settings("scan-u"));
+        let json = serde_json::to_string(&spec).expect("json");
+        assert!(json.contains("\"udp\":{\"5300\":\"dns\"}"), "{json}");
+        let back: ShardSpec = serde_json::from_str(&json).expect("parse");
+        let (rebuilt, _) = back.build().expect("consistent");
+        assert!(!rebuilt.tcp);
+        let again = rebuilt.udp.as_ref().expect("a UDP plan");
+        assert_eq!(again.space, udp.space);
+        assert_eq!(again.protocols, udp.protocols);
+        let m = back.membership().expect("membership");
+        let ip: IpAddr = "198.18.0.3".parse().expect("ip");
+        assert!(m.contains(ip, 161) && m.contains(ip, 5300) && !m.contains(ip, 443));
+        // A TCP spec stays as it was: no `udp` field.
+        let tcp = ShardSpec::from_plan(&p, 9, vec![(0, 1)], settings("scan-t"));
+        assert!(!serde_json::to_string(&tcp)
+            .expect("json")
+            .contains("\"udp\""));
     }
 
     #[test]

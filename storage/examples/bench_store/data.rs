@@ -432,6 +432,7 @@ impl Layout {
             ports: ports.into_iter().map(|p| (p, p)).collect(),
             probes: ["syn".to_owned(), "grab".to_owned()].into(),
             domains: Vec::new(),
+            udp_ports: Vec::new(),
         }
     }
 
@@ -483,7 +484,7 @@ impl Layout {
     }
 
     pub fn service_key(&self, h: usize, port: u16) -> AssetKey {
-        AssetKey::Service(IpAddr::V4(self.host_ip(h)), port)
+        AssetKey::tcp(IpAddr::V4(self.host_ip(h)), port)
     }
 
     pub fn host_key(&self, h: usize) -> AssetKey {

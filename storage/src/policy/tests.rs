@@ -40,7 +40,7 @@ fn asset(key: AssetKey, facts: &[(&str, &str)]) -> Asset {
 }
 
 fn service(addr: &str, port: u16, facts: &[(&str, &str)]) -> Asset {
-    asset(AssetKey::Service(ip(addr), port), facts)
+    asset(AssetKey::tcp(ip(addr), port), facts)
 }
 
 fn domain(name: &str, facts: &[(&str, &str)]) -> Asset {
@@ -1090,8 +1090,8 @@ fn open_starts_a_finding() {
 
 #[test]
 fn finding_ids_are_stable_and_distinct() {
-    let svc = AssetKey::Service(ip("198.18.0.7"), 443);
-    let other = AssetKey::Service(ip("198.18.0.7"), 8443);
+    let svc = AssetKey::tcp(ip("198.18.0.7"), 443);
+    let other = AssetKey::tcp(ip("198.18.0.7"), 8443);
     let id = finding_id(Rule::StaleSanction, &svc, "s-1");
     assert_eq!(id, finding_id(Rule::StaleSanction, &svc, "s-1"));
     assert!(id.starts_with("f-"));
@@ -1115,7 +1115,7 @@ fn finding_ids_are_stable_and_distinct() {
 #[test]
 fn finding_ids_do_not_change_between_releases() {
     // Stored findings are found again by id: this value must never change.
-    let svc = AssetKey::Service(ip("198.18.0.7"), 443);
+    let svc = AssetKey::tcp(ip("198.18.0.7"), 443);
     assert_eq!(
         finding_id(Rule::Unsanctioned, &svc, ""),
         finding_id(

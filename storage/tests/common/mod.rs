@@ -32,6 +32,7 @@ pub fn begin(store: &Store, t: &TenantId, id: &str, nets: &[&str], ports: &[u16]
         ports: ports.iter().map(|p| (*p, *p)).collect(),
         probes: ["syn", "grab"].iter().map(|s| s.to_string()).collect(),
         domains: vec![],
+        udp_ports: Vec::new(),
     };
     store
         .begin_scan(t, id, coverage, shards, None, T0)
@@ -56,6 +57,7 @@ pub fn scan_once(store: &Store, t: &TenantId, id: &str, at: Millis, obs: Vec<Obs
         ports: vec![(1, 65535)],
         probes: ["syn", "grab"].iter().map(|s| s.to_string()).collect(),
         domains: vec![],
+        udp_ports: Vec::new(),
     };
     store
         .begin_scan(t, id, coverage, 1, None, at)
@@ -174,7 +176,7 @@ pub fn certificate(cn: &str, expired: bool) -> CertSummary {
 }
 
 pub fn service(ip: &str, port: u16) -> AssetKey {
-    AssetKey::Service(ip.parse().expect("ip"), port)
+    AssetKey::tcp(ip.parse().expect("ip"), port)
 }
 
 pub fn host(ip: &str) -> AssetKey {

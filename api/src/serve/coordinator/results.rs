@@ -315,8 +315,13 @@ async fn store_run(
     let checked = {
         let mut inner = coord.inner();
         inner.scans.get_mut(key).map(|run| {
-            let port_run = shard < run.specs.len() as u32;
-            if port_run {
+            // UDP shards answer at another rate than TCP ones (a sample of other
+            // ports): only TCP shards are compared across vantages.
+            let tcp_run = run
+                .specs
+                .get(shard as usize)
+                .is_some_and(|s| s.udp.is_none());
+            if tcp_run {
                 let v = run.vantages.entry(worker.clone()).or_default();
                 v.source = source.map(|s| s.to_string());
                 v.probes += probes;

@@ -74,6 +74,7 @@ pub(super) fn request(targets: Vec<String>, domains: Vec<String>) -> ScanRequest
         rate: None,
         grab: true,
         probe: None,
+        udp: None,
     }
 }
 
