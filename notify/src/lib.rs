@@ -7,8 +7,8 @@
 pub mod channel;
 pub mod event;
 pub mod export;
-pub mod patterns;
 pub mod ocsf;
+pub mod patterns;
 pub mod rule;
 pub mod sign;
 pub mod syslog;

@@ -439,12 +439,17 @@ pub fn sanction_match(asset: &AssetKey) -> Result<SanctionMatch> {
             net: Some(ipnet::IpNet::from(*ip)),
             ..SanctionMatch::default()
         },
-        AssetKey::Service(ip, port) => SanctionMatch {
+        AssetKey::Service(ip, port, aperture_fingerprints::Proto::Tcp) => SanctionMatch {
             net: Some(ipnet::IpNet::from(*ip)),
             port: Some(*port),
             proto: Some("tcp".into()),
             ..SanctionMatch::default()
         },
+        AssetKey::Service(_, _, _) => {
+            return Err(StoreError::Invalid(format!(
+                "{asset}: sanctions match TCP services only so far; leave sanction_reason empty for UDP rows"
+            )))
+        }
         AssetKey::Domain(name) => SanctionMatch {
             domain: Some(name.clone()),
             ..SanctionMatch::default()
@@ -575,7 +580,7 @@ impl Store {
             return Ok(Some(c));
         }
         match asset {
-            AssetKey::Service(ip, _) => Ok(self
+            AssetKey::Service(ip, _, _) => Ok(self
                 .ledger_entry(tenant, &AssetKey::Host(*ip))?
                 .and_then(|e| e.attributes.criticality())),
             _ => Ok(None),

@@ -669,7 +669,7 @@ mod tests {
             store.create_tenant(&t, "Acme", 1_000).expect("tenant");
             let mut tx = store.tx();
             for (n, at) in [(2u16, 3_000), (1, 2_000)] {
-                let asset = AssetKey::Service("198.18.0.7".parse().expect("ip"), n);
+                let asset = AssetKey::tcp("198.18.0.7".parse().expect("ip"), n);
                 let e = Expected {
                     rule: Rule::Unsanctioned,
                     detail: String::new(),

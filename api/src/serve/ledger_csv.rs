@@ -469,13 +469,13 @@ pub struct AssetExportQuery {
     #[param(pattern = "^(host|service|domain|certificate)$")]
     pub kind: Option<String>,
     /// Address or CIDR.
-    #[param(
-        format = "ip-or-cidr",
-        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}(/([0-9]|[12][0-9]|3[0-2]))?|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)|::(ffff:)?(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([0-9a-fA-F]{1,4}:){6}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})(/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))?)$"
-    )]
+    #[param(format = "ip-or-cidr")]
     pub net: Option<String>,
     #[param(minimum = 0, maximum = 65535)]
     pub port: Option<u16>,
+    /// tcp or udp: services of that transport only.
+    #[param(pattern = "^(tcp|udp)$")]
+    pub protocol: Option<String>,
     pub service: Option<String>,
     pub product: Option<String>,
     /// Risk class, e.g. remote-administration, database.
@@ -539,6 +539,7 @@ impl AssetExportQuery {
             kind: self.kind,
             net: self.net,
             port: self.port,
+            protocol: self.protocol,
             service: self.service,
             product: self.product,
             risk: self.risk,
