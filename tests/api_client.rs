@@ -194,6 +194,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                     None,
                     None,
                     None,
+                    None,
                 )
                 .await
                 .expect("list_assets")
@@ -235,6 +236,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 None,
                 None,
                 None,
+                None,
             )
             .await
             .expect("list_assets by port")
@@ -251,6 +253,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 None,
                 None,
                 Some(&later),
+                None,
                 None,
                 None,
                 None,
@@ -295,7 +298,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
         let err = api
             .list_assets(
                 &missing, None, None, None, None, None, None, None, None, None, None, None, None,
-                None, None, None, None, None, None,
+                None, None, None, None, None, None, None,
             )
             .await
             .expect_err("no such tenant");
