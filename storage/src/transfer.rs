@@ -41,6 +41,8 @@ pub enum ExportLine {
     Scope(crate::access::Scope),
     Job(crate::access::ScanJob),
     Schedule(crate::access::Schedule),
+    /// Scan windows, blackouts and the rate cap.
+    Windows(crate::windows::TenantWindows),
     /// Numbering state that records alone do not give.
     Counters {
         policy: u64,
@@ -153,6 +155,9 @@ impl Store {
         }
         for item in records(Rec::Schedule) {
             emit(&ExportLine::Schedule(serde_json::from_slice(&item?.1)?))?;
+        }
+        if let Some(w) = self.get_json(&crate::windows::windows_key(tenant))? {
+            emit(&ExportLine::Windows(w))?;
         }
         let counter = |name: &str| self.counter(tenant, name);
         emit(&ExportLine::Counters {
@@ -307,6 +312,7 @@ impl Store {
                 ExportLine::Schedule(s) => {
                     tx.put_json(keys::key(Rec::Schedule, &t, s.id.as_bytes()), &s)?
                 }
+                ExportLine::Windows(w) => tx.put_json(crate::windows::windows_key(&t), &w)?,
                 ExportLine::Counters {
                     policy,
                     sanctions,

@@ -209,9 +209,15 @@ pub struct NewSchedule {
     #[schema(pattern = r"\S")]
     pub name: String,
     pub request: ScanRequest,
-    /// Seconds between runs: at least 60, at most a year.
+    /// Seconds between runs: at least 60, at most a year. Give this, `window`, or both.
+    #[serde(default)]
     #[schema(minimum = 60, maximum = 31_536_000)]
-    pub interval_secs: u64,
+    pub interval_secs: Option<u64>,
+    /// Calendar runs: a scan starts at each opening of this window (cron start, minutes
+    /// open, IANA zone — e.g. `0 1 * * *`, 240, `Asia/Shanghai` for 01:00-05:00 there)
+    /// and sends only while it is open, pausing at its end and resuming at the next.
+    #[serde(default)]
+    pub window: Option<aperture_storage::windows::Window>,
     /// First run: Unix milliseconds or RFC 3339; default: now.
     #[serde(default, deserialize_with = "aperture_storage::time::opt_millis")]
     #[schema(value_type = Option<aperture_storage::time::TimeInput>)]
@@ -243,7 +249,15 @@ pub async fn create_schedule(
     ApiJson(body): ApiJson<NewSchedule>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
-    if !(60..=31_536_000).contains(&body.interval_secs) {
+    if body.interval_secs.is_none() && body.window.is_none() {
+        return Err(ApiError::bad_request(
+            "a schedule needs interval_secs (seconds between runs), a window (calendar              times: cron, duration_mins, tz) or both",
+        ));
+    }
+    if body
+        .interval_secs
+        .is_some_and(|i| !(60..=31_536_000).contains(&i))
+    {
         return Err(ApiError::bad_request(
             "interval_secs: schedules run at most once a minute and at least once a year \
              (60 to 31536000)",
@@ -254,14 +268,27 @@ pub async fn create_schedule(
     }
     let scope = state.store.scope(&t)?;
     super::jobs::check_runnable(&state, &scope, &body.request).await?;
-    let n = state.store.next_number(&t, "schedule")?;
     let now = now_ms();
+    let first_window = match &body.window {
+        Some(w) => {
+            let span = super::windows::check_schedule_window(&state, &t, w)?;
+            // Open now: the first run starts now (and sends while it stays open).
+            Some(if span.open_at(now) {
+                now
+            } else {
+                super::windows::next_window_start(w, now).unwrap_or(now)
+            })
+        }
+        None => None,
+    };
+    let n = state.store.next_number(&t, "schedule")?;
     let s = Schedule {
         id: format!("sch-{n}"),
         name: body.name,
         request: body.request,
         interval_secs: body.interval_secs,
-        next_run: body.first_run.unwrap_or(now),
+        window: body.window,
+        next_run: body.first_run.or(first_window).unwrap_or(now),
         created: now,
         created_by: caller.name(),
         last_scan: None,
