@@ -112,7 +112,12 @@ impl Service {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.strip_prefix("listening: ") {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
                 }
                 let mut l = sink.lock().unwrap_or_else(|p| p.into_inner());
                 l.push_str(&line);
@@ -149,10 +154,13 @@ impl Api {
     /// A fresh store with the tenant, its loopback scope, an admin token; the service on it.
     fn start(data: &Path) -> (Service, Api) {
         common::admin_cli(data, &["tenant-create", TENANT, "Acme"]);
-        let token = common::admin_cli(data, &["token-create", "--name", "windows-test", "--role", "admin"])
-            .0
-            .trim()
-            .to_owned();
+        let token = common::admin_cli(
+            data,
+            &["token-create", "--name", "windows-test", "--role", "admin"],
+        )
+        .0
+        .trim()
+        .to_owned();
         assert!(token.starts_with("apt_"), "token: {token:?}");
         let service = Service::start(data);
         let api = Api {
@@ -164,7 +172,11 @@ impl Api {
             base: service.base.clone(),
             token,
         };
-        let (status, body) = api.call("PUT", "/scope", Some(&json!({"cidrs": ["127.0.0.0/24"], "allow_special": true})));
+        let (status, body) = api.call(
+            "PUT",
+            "/scope",
+            Some(&json!({"cidrs": ["127.0.0.0/24"], "allow_special": true})),
+        );
         assert_eq!(status, 200, "{body}");
         (service, api)
     }
@@ -179,19 +191,37 @@ impl Api {
         let auth = format!("Bearer {}", self.token);
         let r = match (method, body) {
             ("GET", _) => self.agent.get(url).header("Authorization", auth).call(),
-            ("PUT", Some(b)) => self.agent.put(url).header("Authorization", auth).send_json(b),
-            (_, Some(b)) => self.agent.post(url).header("Authorization", auth).send_json(b),
-            (_, None) => self.agent.post(url).header("Authorization", auth).send_empty(),
+            ("PUT", Some(b)) => self
+                .agent
+                .put(url)
+                .header("Authorization", auth)
+                .send_json(b),
+            (_, Some(b)) => self
+                .agent
+                .post(url)
+                .header("Authorization", auth)
+                .send_json(b),
+            (_, None) => self
+                .agent
+                .post(url)
+                .header("Authorization", auth)
+                .send_empty(),
         };
         let mut r = r.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = r.status().as_u16();
         let text = r.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         let (status, v) = self.call(method, path, body);
-        assert!((200..300).contains(&status), "{method} {path}: HTTP {status}: {v}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: HTTP {status}: {v}"
+        );
         v
     }
 
@@ -343,7 +373,11 @@ fn a_scan_crossing_its_window_pauses_and_completes_with_the_uninterrupted_result
             let (minute, left) = fresh_minute();
             // `*/2` opens on even local minutes: in Kathmandu (UTC+05:45) those are the
             // odd UTC minutes. Whichever zone makes this minute open.
-            let tz = if minute % 2 == 0 { "UTC" } else { "Asia/Kathmandu" };
+            let tz = if minute % 2 == 0 {
+                "UTC"
+            } else {
+                "Asia/Kathmandu"
+            };
             // The cap lets the scan send for what is left of this minute plus ~12 s:
             // asked at 5000/s, it could only cross the window's end if the cap binds.
             let cap = u64::from(PORTS) * 1000 / (left as u64 + 12_000);
@@ -398,7 +432,9 @@ fn a_scan_crossing_its_window_pauses_and_completes_with_the_uninterrupted_result
     );
     assert_eq!(windowed, reference, "paused and resumed = uninterrupted");
     assert_eq!(
-        windowed.changes.get(&(doomed_key.clone(), "disappeared".into())),
+        windowed
+            .changes
+            .get(&(doomed_key.clone(), "disappeared".into())),
         Some(&1),
         "{:?}",
         windowed.changes
@@ -430,7 +466,11 @@ fn outside_its_window_a_scan_waits_and_only_an_audited_override_runs_a_verificat
         "max_rate": 2000,
     });
     let v = api.ok("PUT", "/windows", Some(&settings));
-    assert_eq!((v["open"].clone(), v["until"].clone()), (json!(false), json!(opens)), "{v}");
+    assert_eq!(
+        (v["open"].clone(), v["until"].clone()),
+        (json!(false), json!(opens)),
+        "{v}"
+    );
 
     // A scan requested now waits, saying until when.
     let (status, scan) = api.call("POST", "/scans", Some(&request(small, 100)));
@@ -441,7 +481,10 @@ fn outside_its_window_a_scan_waits_and_only_an_audited_override_runs_a_verificat
     std::thread::sleep(Duration::from_secs(2));
     let still = api.ok("GET", &format!("/scans/{id}"), None);
     assert_eq!(
-        (still["state"].clone(), still["progress"]["shards_done"].clone()),
+        (
+            still["state"].clone(),
+            still["progress"]["shards_done"].clone()
+        ),
         (json!("waiting"), json!(0)),
         "{still}"
     );
@@ -452,42 +495,86 @@ fn outside_its_window_a_scan_waits_and_only_an_audited_override_runs_a_verificat
         Some(&json!({"reason": "urgent"})),
     );
     assert_eq!(status, 409, "{v}");
-    assert!(v["detail"].as_str().unwrap_or_default().contains("verification"), "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("verification"),
+        "{v}"
+    );
     let v = api.ok("POST", &format!("/scans/{id}/cancel"), None);
     assert_eq!(v["state"], "cancelled", "{v}");
 
     // A verification follows the windows too...
     let findings = api.ok("GET", "/findings?limit=10", None);
-    let finding = findings["items"][0]["id"].as_str().expect("a finding").to_owned();
+    let finding = findings["items"][0]["id"]
+        .as_str()
+        .expect("a finding")
+        .to_owned();
     let moved = api.ok(
         "POST",
         &format!("/findings/{finding}/transitions"),
         Some(&json!({"to": "fixed", "comment": "closed the port"})),
     );
-    let check = moved["verification_scan"].as_str().expect("a verification scan").to_owned();
+    let check = moved["verification_scan"]
+        .as_str()
+        .expect("a verification scan")
+        .to_owned();
     let waiting = api.ok("GET", &format!("/scans/{check}"), None);
-    assert_eq!((waiting["state"].clone(), waiting["until"].clone()), (json!("waiting"), json!(opens)), "{waiting}");
+    assert_eq!(
+        (waiting["state"].clone(), waiting["until"].clone()),
+        (json!("waiting"), json!(opens)),
+        "{waiting}"
+    );
     // ...until an analyst overrides, with a reason, which the audit log keeps.
-    let (status, v) = api.call("POST", &format!("/scans/{check}/override-windows"), Some(&json!({"reason": " "})));
+    let (status, v) = api.call(
+        "POST",
+        &format!("/scans/{check}/override-windows"),
+        Some(&json!({"reason": " "})),
+    );
     assert_eq!(status, 400, "a blank reason: {v}");
     let v = api.ok(
         "POST",
         &format!("/scans/{check}/override-windows"),
         Some(&json!({"reason": "client asked for proof today (ticket 4711)"})),
     );
-    assert!(v["windows_overridden_by"].as_str().unwrap_or_default().contains("ticket 4711"), "{v}");
+    assert!(
+        v["windows_overridden_by"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ticket 4711"),
+        "{v}"
+    );
     let done = api.completed(&check, Duration::from_secs(60));
     assert!(done["until"].is_null(), "{done}");
     let audit = api.ok("GET", "//v1/audit?limit=1000", None);
     let items = audit["items"].as_array().expect("audit items");
     let record = items
         .iter()
-        .find(|r| r["action"].as_str().is_some_and(|a| a.starts_with(&format!("override scan windows for {check}"))))
+        .find(|r| {
+            r["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with(&format!("override scan windows for {check}")))
+        })
         .unwrap_or_else(|| panic!("the override in the audit log: {audit}"));
-    assert!(record["outcome"].as_str().unwrap_or_default().contains("ticket 4711"), "{record}");
-    assert!(record["actor"].as_str().unwrap_or_default().contains("windows-test"), "{record}");
     assert!(
-        items.iter().any(|r| r["action"] == format!("POST /v1/tenants/{TENANT}/scans/{check}/override-windows") && r["status"] == 200),
+        record["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ticket 4711"),
+        "{record}"
+    );
+    assert!(
+        record["actor"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("windows-test"),
+        "{record}"
+    );
+    assert!(
+        items.iter().any(|r| r["action"]
+            == format!("POST /v1/tenants/{TENANT}/scans/{check}/override-windows")
+            && r["status"] == 200),
         "the request itself is audited too: {audit}"
     );
 }
@@ -502,18 +589,34 @@ fn bad_windows_and_schedules_are_refused_saying_what_to_fix_and_change_nothing()
     });
     api.ok("PUT", "/windows", Some(&good));
     let stored = api.ok("GET", "/windows", None);
-    let w = |cron: &str, mins: i64, tz: &str| json!({"cron": cron, "duration_mins": mins, "tz": tz});
+    let w =
+        |cron: &str, mins: i64, tz: &str| json!({"cron": cron, "duration_mins": mins, "tz": tz});
     let cases = [
-        (json!({"windows": [w("0 1 * * *", 60, "Asia/Shangahi")]}), "unknown time zone"),
-        (json!({"windows": [w("0 25 * * *", 60, "UTC")]}), "does not parse"),
+        (
+            json!({"windows": [w("0 1 * * *", 60, "Asia/Shangahi")]}),
+            "unknown time zone",
+        ),
+        (
+            json!({"windows": [w("0 25 * * *", 60, "UTC")]}),
+            "does not parse",
+        ),
         (json!({"windows": [w("0 1 * *", 60, "UTC")]}), "5 fields"),
-        (json!({"windows": [w("0 0 30 2 *", 60, "UTC")]}), "never opens"),
+        (
+            json!({"windows": [w("0 0 30 2 *", 60, "UTC")]}),
+            "never opens",
+        ),
         (
             json!({"windows": [w("0 1 * * *", 60, "UTC")], "blackouts": [w("0 0 * * *", 1440, "Europe/London")]}),
             "never open",
         ),
-        (json!({"windows": [w("0 1 * * *", 0, "UTC")]}), "duration_mins"),
-        (json!({"windows": [w("0 1 * * *", -5, "UTC")]}), "duration_mins"),
+        (
+            json!({"windows": [w("0 1 * * *", 0, "UTC")]}),
+            "duration_mins",
+        ),
+        (
+            json!({"windows": [w("0 1 * * *", -5, "UTC")]}),
+            "duration_mins",
+        ),
         (json!({"max_rate": 0}), "max_rate"),
     ];
     for (body, hint) in &cases {
@@ -529,17 +632,33 @@ fn bad_windows_and_schedules_are_refused_saying_what_to_fix_and_change_nothing()
     let req = json!({"targets": ["127.0.0.1"], "ports": "80"});
     let bad_schedules = [
         (json!({"name": "n", "request": req}), "interval_secs"),
-        (json!({"name": "n", "request": req, "window": w("0 1 * * *", 60, "Nowhere/City")}), "unknown time zone"),
-        (json!({"name": "n", "request": req, "window": w("0 0 31 4 *", 60, "UTC")}), "never opens"),
+        (
+            json!({"name": "n", "request": req, "window": w("0 1 * * *", 60, "Nowhere/City")}),
+            "unknown time zone",
+        ),
+        (
+            json!({"name": "n", "request": req, "window": w("0 0 31 4 *", 60, "UTC")}),
+            "never opens",
+        ),
         // 06:00-07:00 Shanghai never meets the tenant's 01:00-05:00 there.
-        (json!({"name": "n", "request": req, "window": w("0 6 * * *", 60, "Asia/Shanghai")}), "never overlaps"),
+        (
+            json!({"name": "n", "request": req, "window": w("0 6 * * *", 60, "Asia/Shanghai")}),
+            "never overlaps",
+        ),
     ];
     for (body, hint) in &bad_schedules {
         let (status, v) = api.call("POST", "/schedules", Some(body));
         assert_eq!(status, 400, "{body}: {v}");
-        assert!(v["detail"].as_str().unwrap_or_default().contains(hint), "{body}: ({hint}) {v}");
+        assert!(
+            v["detail"].as_str().unwrap_or_default().contains(hint),
+            "{body}: ({hint}) {v}"
+        );
     }
-    assert_eq!(api.ok("GET", "/schedules", None), json!([]), "no schedule stored");
+    assert_eq!(
+        api.ok("GET", "/schedules", None),
+        json!([]),
+        "no schedule stored"
+    );
 
     // Calendar schedules: the first run at the window's next opening (01:00 Shanghai is
     // 17:00 UTC), or now when it is open; interval schedules as before.
@@ -560,7 +679,10 @@ fn bad_windows_and_schedules_are_refused_saying_what_to_fix_and_change_nothing()
     };
     match next {
         Some(at) => assert_eq!(s["next_run"], at, "{s}"),
-        None => assert!((s["next_run"].as_i64().unwrap_or(0) - now).abs() < 5_000, "open now: {s}"),
+        None => assert!(
+            (s["next_run"].as_i64().unwrap_or(0) - now).abs() < 5_000,
+            "open now: {s}"
+        ),
     }
     let s = api.ok(
         "POST",
@@ -568,5 +690,8 @@ fn bad_windows_and_schedules_are_refused_saying_what_to_fix_and_change_nothing()
         Some(&json!({"name": "hourly", "request": req, "interval_secs": 3600, "first_run": now + 3_600_000})),
     );
     assert_eq!(s["interval_secs"], 3600, "{s}");
-    assert_eq!(api.ok("GET", "/schedules", None).as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        api.ok("GET", "/schedules", None).as_array().map(Vec::len),
+        Some(2)
+    );
 }

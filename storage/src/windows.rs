@@ -16,13 +16,16 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Window {
     /// Minute hour day-of-month month day-of-week, e.g. `0 1 * * *` (01:00 every day).
-    #[cfg_attr(feature = "openapi", schema(example = "0 1 * * *", pattern = r"\S"))]
+    #[cfg_attr(feature = "openapi", schema(example = "0 1 * * *", format = "cron-5"))]
     pub cron: String,
     /// Minutes it stays open from each start: 1 to 366 days.
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 527_040))]
     pub duration_mins: u32,
     /// IANA time zone the cron expression is read in, e.g. `Asia/Shanghai`, `UTC`.
-    #[cfg_attr(feature = "openapi", schema(example = "Asia/Shanghai", pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "Asia/Shanghai", format = "iana-time-zone")
+    )]
     pub tz: String,
 }
 

@@ -462,7 +462,11 @@ fn claim(state: &SharedState) -> Option<(ScanJob, Arc<RunHandle>)> {
 
 /// Pauses the run when its window closes (or a blackout begins): checked twice a second,
 /// against the tenant's settings as they are then.
-fn watch_window(state: &SharedState, job: &ScanJob, h: &Arc<RunHandle>) -> tokio::task::AbortHandle {
+fn watch_window(
+    state: &SharedState,
+    job: &ScanJob,
+    h: &Arc<RunHandle>,
+) -> tokio::task::AbortHandle {
     let (state, job, h) = (state.clone(), job.clone(), h.clone());
     let task = tokio::spawn(async move {
         loop {
@@ -477,12 +481,7 @@ fn watch_window(state: &SharedState, job: &ScanJob, h: &Arc<RunHandle>) -> tokio
     task.abort_handle()
 }
 
-fn run_job(
-    state: &SharedState,
-    rt: &tokio::runtime::Runtime,
-    job: ScanJob,
-    h: &Arc<RunHandle>,
-) {
+fn run_job(state: &SharedState, rt: &tokio::runtime::Runtime, job: ScanJob, h: &Arc<RunHandle>) {
     let running = state.store.update_live_job(&job.tenant, &job.id, |j| {
         j.state = JobState::Running;
         j.until = None;

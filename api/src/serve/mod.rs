@@ -19,8 +19,8 @@ pub mod routes_discovery;
 pub mod routes_reports;
 pub mod routes_scans;
 pub mod routes_vulndb;
-pub mod routes_workers;
 pub mod routes_windows;
+pub mod routes_workers;
 pub mod state;
 pub mod windows;
 
@@ -90,7 +90,10 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(w::list_workers))
         .routes(routes!(c::list_schedules, c::create_schedule))
         .routes(routes!(c::get_schedule, c::delete_schedule))
-        .routes(routes!(routes_windows::get_windows, routes_windows::put_windows))
+        .routes(routes!(
+            routes_windows::get_windows,
+            routes_windows::put_windows
+        ))
         .routes(routes!(routes_windows::override_windows))
         .routes(routes!(s::list_assets))
         .routes(routes!(s::export_assets))
@@ -409,8 +412,9 @@ async fn schedule_pass(state: &SharedState) {
             // come back to a burst of catch-up scans.
             s.next_run = match (s.interval_secs, &s.window) {
                 (Some(i), _) => now + (i as i64) * 1000,
-                (None, Some(w)) => windows::next_window_start(w, now)
-                    .unwrap_or(now + windows::LOOK_AHEAD_MS),
+                (None, Some(w)) => {
+                    windows::next_window_start(w, now).unwrap_or(now + windows::LOOK_AHEAD_MS)
+                }
                 // Neither (not accepted): once a day rather than on every tick.
                 (None, None) => now + 86_400_000,
             };

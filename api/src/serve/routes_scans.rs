@@ -249,6 +249,8 @@ pub async fn create_schedule(
     ApiJson(body): ApiJson<NewSchedule>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
+    let scope = state.store.scope(&t)?;
+    super::jobs::check_runnable(&state, &scope, &body.request).await?;
     if body.interval_secs.is_none() && body.window.is_none() {
         return Err(ApiError::bad_request(
             "a schedule needs interval_secs (seconds between runs), a window (calendar              times: cron, duration_mins, tz) or both",
@@ -266,8 +268,6 @@ pub async fn create_schedule(
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("a schedule needs a name"));
     }
-    let scope = state.store.scope(&t)?;
-    super::jobs::check_runnable(&state, &scope, &body.request).await?;
     let now = now_ms();
     let first_window = match &body.window {
         Some(w) => {

@@ -155,7 +155,10 @@ pub async fn override_windows(
         actor: caller.name(),
         role: Some(caller.token.role),
         tenant: Some(t.clone()),
-        action: format!("override scan windows for {scan} ({})", job.purpose.as_deref().unwrap_or("")),
+        action: format!(
+            "override scan windows for {scan} ({})",
+            job.purpose.as_deref().unwrap_or("")
+        ),
         status: 200,
         outcome: format!("reason: {reason}"),
         source: "api".into(),

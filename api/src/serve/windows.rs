@@ -146,7 +146,10 @@ impl Rules {
     /// Whether a scan may send at `t`: a few cron look-ups, cheap enough to ask often.
     pub fn open_at(&self, t: Millis) -> bool {
         (self.windows.is_empty() || self.windows.iter().any(|w| w.open_until(t).is_some()))
-            && self.schedule.as_ref().is_none_or(|w| w.open_until(t).is_some())
+            && self
+                .schedule
+                .as_ref()
+                .is_none_or(|w| w.open_until(t).is_some())
             && !self.blackouts.iter().any(|b| b.open_until(t).is_some())
     }
 

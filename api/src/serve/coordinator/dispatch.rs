@@ -73,7 +73,10 @@ pub async fn dispatch_loop(state: SharedState, coord: Arc<Coordinator>) {
                     continue;
                 }
                 // Outside its window: recorded as waiting, taken up when it opens.
-                if !matches!(windows::gate_job(&state, &job), Some(windows::Gate::Open(_))) {
+                if !matches!(
+                    windows::gate_job(&state, &job),
+                    Some(windows::Gate::Open(_))
+                ) {
                     continue;
                 }
                 take_up(&state, &coord, job).await;
