@@ -411,6 +411,11 @@ fn a_scan_crossing_its_window_pauses_and_completes_with_the_uninterrupted_result
                 stored > 0 && stored < paused["progress"]["shards"].as_u64().expect("n"),
                 "paused between its first and last shard: {paused}"
             );
+            assert_eq!(
+                paused["progress"]["probes_sent"].as_u64(),
+                Some(stored * SHARD_PROBES),
+                "a paused scan counts the probes of its stored shards: {paused}"
+            );
             // Waiting: nothing is sent or stored, and nothing is marked gone by a scan
             // that has not completed.
             std::thread::sleep(Duration::from_secs(3));

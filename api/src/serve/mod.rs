@@ -393,6 +393,22 @@ async fn schedule_pass(state: &SharedState) {
             if s.next_run > now {
                 continue;
             }
+            // A calendar run still waiting or running (a long scan goes on in the next
+            // window) is not started a second time.
+            let previous_live = s.window.is_some()
+                && s.last_scan
+                    .as_ref()
+                    .and_then(|id| state.store.job(&t.id, id).ok())
+                    .is_some_and(|j| j.state.is_live());
+            if previous_live {
+                s.next_run = s
+                    .window
+                    .as_ref()
+                    .and_then(|w| windows::next_window_start(w, now))
+                    .unwrap_or(now + windows::LOOK_AHEAD_MS);
+                let _ = state.store.put_schedule(&t.id, &s);
+                continue;
+            }
             let purpose = Some(format!("schedule {}", s.id));
             let submitted = jobs::submit_windowed(
                 state,

@@ -84,6 +84,7 @@ pub struct ScanView {
 
 pub(super) fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult<ScanView> {
     let scan = state.store.scan(t, &job.id)?;
+    let shards = state.store.shards(t, &job.id)?;
     let run = state.run(t, &job.id);
     let (sent, found, rate) = match &run {
         Some(h) => {
@@ -99,13 +100,17 @@ pub(super) fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult
             let done = if job.state == JobState::Completed {
                 job.probes_total
             } else {
-                0
+                // A paused (waiting) scan: the probes of the shards it stored.
+                shards
+                    .iter()
+                    .filter_map(|r| r.range)
+                    .map(|(a, b)| b.saturating_sub(a))
+                    .sum()
             };
             (done, scan.observations, 0.0)
         }
     };
     let remaining = job.probes_total.saturating_sub(sent);
-    let shards = state.store.shards(t, &job.id)?;
     let workers = state.bus.get().and_then(|b| b.scan_workers(t, &job.id));
     Ok(ScanView {
         coverage: scan.coverage.clone(),

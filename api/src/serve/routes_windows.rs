@@ -9,7 +9,7 @@ use super::routes_scans::{view, ScanView};
 use super::state::{now_ms, SharedState};
 use super::windows::{self, Gate};
 use aperture_storage::access::{AuditRecord, JobState};
-use aperture_storage::windows::TenantWindows;
+use aperture_storage::windows::{TenantWindows, Window};
 use aperture_storage::{Millis, TenantId};
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -19,8 +19,12 @@ use utoipa::ToSchema;
 /// The tenant's settings, and where they stand now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WindowsView {
-    #[serde(flatten)]
-    pub settings: TenantWindows,
+    /// Scans send only inside one of these; none: at any time.
+    pub windows: Vec<Window>,
+    /// Never inside one of these, whatever the windows say.
+    pub blackouts: Vec<Window>,
+    /// Packets per second of all the tenant's scans together; none: no cap.
+    pub max_rate: Option<u64>,
     /// Whether the tenant's scans may send now (its windows and blackouts alone; a
     /// scheduled scan also waits for its schedule's window).
     pub open: bool,
@@ -34,7 +38,9 @@ fn windows_view(settings: TenantWindows, rules: &windows::Rules) -> WindowsView 
         Gate::Closed(u) => (false, u),
     };
     WindowsView {
-        settings,
+        windows: settings.windows,
+        blackouts: settings.blackouts,
+        max_rate: settings.max_rate,
         open,
         until,
     }
