@@ -267,7 +267,10 @@ impl Api {
             .collect()
     }
 
-    /// (asset, change) of the whole feed, counted.
+    /// (asset, change) of the whole feed, counted. A host's `changed` events are left
+    /// out: each scan's permutation seed is its own, so how its open ports fall into
+    /// shards (one change of the host's port list per shard that moved it) differs
+    /// between two scans of the same ports; the host's final record is compared instead.
     fn changes(&self) -> BTreeMap<(String, String), usize> {
         let page = self.ok("GET", "/changes?limit=1000", None);
         assert!(page["next"].is_null(), "one page: {page}");
@@ -277,6 +280,9 @@ impl Api {
                 c["asset"].as_str().unwrap_or_default().to_owned(),
                 c["change"].as_str().unwrap_or_default().to_owned(),
             );
+            if k.0.starts_with("host:") && k.1 == "changed" {
+                continue;
+            }
             *out.entry(k).or_insert(0) += 1;
         }
         out
@@ -402,7 +408,7 @@ fn a_scan_crossing_its_window_pauses_and_completes_with_the_uninterrupted_result
             });
             let at = now_ms();
             assert!(
-                at >= (minute + 1) * 60_000 && at < (minute + 1) * 60_000 + 5_000,
+                at >= (minute + 1) * 60_000 && at < (minute + 1) * 60_000 + 10_000,
                 "paused at the window's end (minute {minute}), not at {at}: {paused}"
             );
             assert_eq!(paused["until"], (minute + 2) * 60_000, "{paused}");

@@ -85,7 +85,11 @@ pub struct ScanView {
 pub(super) fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult<ScanView> {
     let scan = state.store.scan(t, &job.id)?;
     let shards = state.store.shards(t, &job.id)?;
-    let run = state.run(t, &job.id);
+    // A paused scan's run may linger a moment after it is recorded waiting: what it
+    // has is what it stored.
+    let run = state
+        .run(t, &job.id)
+        .filter(|_| job.state != JobState::Waiting);
     let (sent, found, rate) = match &run {
         Some(h) => {
             let sent_now = Progress::get(&h.progress.sent);
