@@ -60,3 +60,21 @@ schemathesis.openapi.format(
         st.tuples(v6, port).map(lambda t: f"[{t[0]}]:{t[1]}"),
     ),
 )
+
+# Scan windows: 5-field cron expressions and IANA zones that parse (whether a set of
+# windows ever opens is the service's judgement, not the schema's).
+cron_field = lambda lo, hi: st.one_of(
+    st.just("*"),
+    st.integers(lo, hi).map(str),
+    st.integers(1, hi - lo + 1).map(lambda n: f"*/{n}"),
+)
+schemathesis.openapi.format(
+    "cron-5",
+    st.tuples(
+        cron_field(0, 59), cron_field(0, 23), cron_field(1, 28), cron_field(1, 12), cron_field(0, 6)
+    ).map(" ".join),
+)
+schemathesis.openapi.format(
+    "iana-time-zone",
+    st.sampled_from(["UTC", "Asia/Shanghai", "Asia/Kathmandu", "Europe/Berlin", "America/New_York"]),
+)

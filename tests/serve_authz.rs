@@ -140,6 +140,26 @@ const ROUTES: &[Route] = &[
         Access::Tenant(WRITE),
         409,
     ),
+    // A scan may be let out of the windows only when it verifies a finding: the
+    // tenant's plain scan is refused (409) after the same authorisation as everywhere.
+    route(
+        "POST",
+        "/v1/tenants/{tenant}/scans/{scan}/override-windows",
+        Access::Tenant(WRITE),
+        409,
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant}/windows",
+        Access::Tenant(READ),
+        200,
+    ),
+    route(
+        "PUT",
+        "/v1/tenants/{tenant}/windows",
+        Access::Tenant(WRITE),
+        200,
+    ),
     route(
         "GET",
         "/v1/tenants/{tenant}/schedules",
@@ -1338,6 +1358,9 @@ fn body_for(
         }
         ("PUT", x) if x.ends_with("/scope") => scope_body(),
         ("PUT", x) if x.ends_with("/discovery") => discovery_body(),
+        // No windows, no cap: the other cells' scans run as before.
+        ("PUT", x) if x.ends_with("/windows") => json!({}),
+        ("POST", x) if x.ends_with("/override-windows") => json!({"reason": "authz test"}),
         ("POST", x) if x.ends_with("/reports") => json!({"period": "daily", "lang": "zh-CN"}),
         ("PUT", x) if x.ends_with("/reports/schedule") => {
             json!({"daily": false, "weekly": false, "monthly": false, "lang": "en"})

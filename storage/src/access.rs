@@ -122,6 +122,8 @@ fn is_zero(n: &u32) -> bool {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobState {
     Queued,
+    /// Outside its scan window (or in a blackout): it runs, or resumes, at `until`.
+    Waiting,
     Running,
     Completed,
     Cancelled,
@@ -130,7 +132,10 @@ pub enum JobState {
 
 impl JobState {
     pub fn is_live(self) -> bool {
-        matches!(self, JobState::Queued | JobState::Running)
+        matches!(
+            self,
+            JobState::Queued | JobState::Waiting | JobState::Running
+        )
     }
 }
 
@@ -166,6 +171,16 @@ pub struct ScanJob {
     /// vantage than the ones that heard nothing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub avoid: Vec<String>,
+    /// While `waiting`: when its window next opens (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+    /// The window of the schedule that started it: it sends only inside it (and inside
+    /// the tenant's windows, outside its blackouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::windows::Window>,
+    /// An analyst let this verification scan run outside the tenant's windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_overridden_by: Option<String>,
 }
 
 /// A recurring scan.
@@ -175,7 +190,12 @@ pub struct Schedule {
     pub id: String,
     pub name: String,
     pub request: ScanRequest,
-    pub interval_secs: u64,
+    /// Seconds between runs, when it recurs by interval.
+    pub interval_secs: Option<u64>,
+    /// When it recurs by calendar: a run starts at each opening of this window and
+    /// sends only while it is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::windows::Window>,
     pub next_run: Millis,
     pub created: Millis,
     pub created_by: String,
@@ -303,6 +323,32 @@ impl Store {
     pub fn job(&self, tenant: &TenantId, id: &str) -> Result<ScanJob> {
         self.get_json(&keys::key(Rec::Job, tenant, id.as_bytes()))?
             .ok_or_else(|| StoreError::NotFound(format!("scan {id}")))
+    }
+
+    /// Changes a job that is still live (queued, waiting, running), under the writer, so
+    /// a cancel that came first stays a cancel. `Ok(None)`: it is no longer live.
+    pub fn update_live_job(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        change: impl FnOnce(&mut ScanJob),
+    ) -> Result<Option<ScanJob>> {
+        let _w = self.write_lock();
+        let key = keys::key(Rec::Job, tenant, id.as_bytes());
+        let mut tx = self.tx();
+        let Some(mut job) = tx.get_json::<ScanJob>(&key)? else {
+            return Err(StoreError::NotFound(format!("scan {id}")));
+        };
+        if !job.state.is_live() {
+            return Ok(None);
+        }
+        let before = job.clone();
+        change(&mut job);
+        if job != before {
+            tx.put_json(key, &job)?;
+            tx.commit()?;
+        }
+        Ok(Some(job))
     }
 
     pub fn jobs(&self, tenant: &TenantId) -> Result<Vec<ScanJob>> {

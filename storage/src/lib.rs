@@ -28,6 +28,7 @@ mod store;
 pub mod time;
 pub mod transfer;
 pub mod vulns;
+pub mod windows;
 
 pub use aperture_fingerprints::SCHEMA_VERSION as OBSERVATION_SCHEMA_VERSION;
 pub use error::StoreError;

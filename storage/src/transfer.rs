@@ -61,6 +61,8 @@ pub enum ExportLine {
     /// Which reports the tenant gets, and who receives them by mail.
     #[serde(rename = "report_settings")]
     ReportSettings(crate::reporting::ReportSchedule),
+    /// Scan windows, blackouts and the rate cap.
+    Windows(crate::windows::TenantWindows),
     /// Numbering state that records alone do not give.
     Counters {
         policy: u64,
@@ -195,6 +197,9 @@ impl Store {
         }
         if let Some(s) = self.get_json(&keys::key(Rec::Settings, tenant, b"reports"))? {
             emit(&ExportLine::ReportSettings(s))?;
+        }
+        if let Some(w) = self.get_json(&crate::windows::windows_key(tenant))? {
+            emit(&ExportLine::Windows(w))?;
         }
         let counter = |name: &str| self.counter(tenant, name);
         emit(&ExportLine::Counters {
@@ -374,6 +379,7 @@ impl Store {
                 ExportLine::ReportSettings(s) => {
                     tx.put_json(keys::key(Rec::Settings, &t, b"reports"), &s)?
                 }
+                ExportLine::Windows(w) => tx.put_json(crate::windows::windows_key(&t), &w)?,
                 ExportLine::Counters {
                     policy,
                     sanctions,

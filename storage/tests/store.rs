@@ -702,6 +702,16 @@ fn export_and_import_round_trip_a_tenant() {
         vec![port("198.18.0.7", 443, Some(https(&cert)))],
     );
     store.run_policy(&t, T0 + HOUR).expect("policy");
+    let windows = aperture_storage::windows::TenantWindows {
+        windows: vec![aperture_storage::windows::Window {
+            cron: "0 1 * * *".into(),
+            duration_mins: 240,
+            tz: "Asia/Shanghai".into(),
+        }],
+        blackouts: Vec::new(),
+        max_rate: Some(500),
+    };
+    store.set_tenant_windows(&t, &windows).expect("windows");
     let mut out = Vec::new();
     let lines = store.export_tenant(&t, &mut out).expect("exports");
     assert!(lines > 10);
@@ -710,6 +720,7 @@ fn export_and_import_round_trip_a_tenant() {
         .import_tenant(&mut out.as_slice(), Some(&copy))
         .expect("imports");
     assert_eq!(imported.tenant.as_ref(), Some(&copy));
+    assert_eq!(store.tenant_windows(&copy).expect("windows"), windows);
     let list = |t: &TenantId| walk(&store, t, &AssetFilter::default(), 100);
     assert_eq!(list(&t), list(&copy));
     assert_eq!(

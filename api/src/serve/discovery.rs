@@ -452,6 +452,9 @@ fn store_dns(
         purpose,
         failed_shards: BTreeSet::new(),
         avoid: Vec::new(),
+        until: None,
+        window: None,
+        windows_overridden_by: None,
     };
     store.put_job(&job).map_err(|e| e.to_string())?;
     Ok(id)
@@ -468,7 +471,7 @@ async fn ports_round(
     if let Some(job_id) = s.waiting_on.clone() {
         let job = store.job(tenant, &job_id).map_err(|e| e.to_string())?;
         match job.state {
-            JobState::Queued | JobState::Running => return Ok(()),
+            JobState::Queued | JobState::Waiting | JobState::Running => return Ok(()),
             JobState::Completed => {}
             other => {
                 return Err(format!(

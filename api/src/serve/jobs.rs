@@ -12,6 +12,7 @@
 use super::config::EngineChoice;
 use super::error::{ApiError, ApiResult, RefusedTarget};
 use super::state::{now_ms, RunHandle, SharedState};
+use super::windows;
 use aperture_fingerprints::dns::DomainName;
 use aperture_fingerprints::{PortObservation, Probe};
 use aperture_mapper::engine::Finished;
@@ -277,6 +278,20 @@ pub async fn submit_avoiding(
     purpose: Option<String>,
     avoid: Vec<String>,
 ) -> ApiResult<ScanJob> {
+    submit_windowed(state, tenant, req, requested_by, purpose, avoid, None).await
+}
+
+/// [`submit_avoiding`], for a scan that sends only inside `window` (a schedule's) as
+/// well as inside the tenant's windows. Outside them it is accepted as `waiting`.
+pub async fn submit_windowed(
+    state: &SharedState,
+    tenant: &TenantId,
+    req: ScanRequest,
+    requested_by: &str,
+    purpose: Option<String>,
+    avoid: Vec<String>,
+    window: Option<aperture_storage::windows::Window>,
+) -> ApiResult<ScanJob> {
     check_request(state, &req)?;
     let scope = state.store.scope(tenant)?;
     check_scope(&scope, &req)?;
@@ -362,7 +377,7 @@ pub async fn submit_avoiding(
     state
         .store
         .begin_scan(tenant, &id, coverage, shards, purpose.clone(), now)?;
-    let job = ScanJob {
+    let mut job = ScanJob {
         id,
         tenant: tenant.clone(),
         request: req,
@@ -379,7 +394,14 @@ pub async fn submit_avoiding(
         purpose,
         failed_shards: BTreeSet::new(),
         avoid,
+        until: None,
+        window,
+        windows_overridden_by: None,
     };
+    if let super::windows::Gate::Closed(until) = windows::job_rules(state, &job).gate(now) {
+        job.state = JobState::Waiting;
+        job.until = until;
+    }
     state.store.put_job(&job)?;
     state.metrics.scans_started.inc();
     state.wake.notify_waiters();
@@ -446,6 +468,7 @@ fn worker_loop(state: SharedState) {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&format!("{}/{}", job.tenant, job.id));
                 state.metrics.scans_running.dec();
+                windows::rebalance(&state, &job.tenant);
             }
             None => {
                 let wake = state.wake.notified();
@@ -457,32 +480,73 @@ fn worker_loop(state: SharedState) {
     }
 }
 
-/// The oldest live job no worker has, registered as running.
+/// The oldest live job no worker has and whose window is open, registered as running.
 fn claim(state: &SharedState) -> Option<(ScanJob, Arc<RunHandle>)> {
     let jobs = state.store.live_jobs().ok()?;
-    let mut runs = state.runs.lock().unwrap_or_else(|p| p.into_inner());
+    let now = now_ms();
     for job in jobs {
         let key = format!("{}/{}", job.tenant, job.id);
-        if runs.contains_key(&key) {
+        if state.run(&job.tenant, &job.id).is_some() || !windows::due(&job, now) {
+            continue;
+        }
+        if !matches!(windows::gate_job(state, &job), Some(windows::Gate::Open(_))) {
             continue;
         }
         let handle = RunHandle::starting(0);
-        runs.insert(key, handle.clone());
+        let wants = u64::from(job.request.rate.unwrap_or(state.config.default_rate));
+        handle.wants.store(wants, Ordering::Relaxed);
+        handle.rate.set(wants);
+        {
+            let mut runs = state.runs.lock().unwrap_or_else(|p| p.into_inner());
+            if runs.contains_key(&key) {
+                continue;
+            }
+            runs.insert(key, handle.clone());
+        }
         state.metrics.scans_running.inc();
+        windows::rebalance(state, &job.tenant);
         return Some((job, handle));
     }
     None
 }
 
-fn run_job(state: &SharedState, rt: &tokio::runtime::Runtime, mut job: ScanJob, h: &RunHandle) {
-    if job.state == JobState::Queued {
-        job.state = JobState::Running;
-        job.started = Some(now_ms());
-        if state.store.put_job(&job).is_err() {
-            return;
+/// Pauses the run when its window closes (or a blackout begins): checked twice a second,
+/// against the tenant's settings as they are then.
+fn watch_window(
+    state: &SharedState,
+    job: &ScanJob,
+    h: &Arc<RunHandle>,
+) -> tokio::task::AbortHandle {
+    let (state, job, h) = (state.clone(), job.clone(), h.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if !windows::job_rules(&state, &job).open_at(now_ms()) {
+                h.paused.store(true, Ordering::SeqCst);
+                h.stop.store(true, Ordering::SeqCst);
+                return;
+            }
         }
-    }
+    });
+    task.abort_handle()
+}
+
+fn run_job(state: &SharedState, rt: &tokio::runtime::Runtime, job: ScanJob, h: &Arc<RunHandle>) {
+    let running = state.store.update_live_job(&job.tenant, &job.id, |j| {
+        j.state = JobState::Running;
+        j.until = None;
+        j.started.get_or_insert_with(now_ms);
+    });
+    let mut job = match running {
+        Ok(Some(j)) => j,
+        _ => return,
+    };
+    let watcher = {
+        let _guard = rt.enter();
+        watch_window(state, &job, h)
+    };
     let outcome = run_shards(state, rt, &job, h);
+    watcher.abort();
     let stopped_by_shutdown = state.stopping.load(Ordering::SeqCst);
     match outcome {
         Ok(true) => {
@@ -492,6 +556,12 @@ fn run_job(state: &SharedState, rt: &tokio::runtime::Runtime, mut job: ScanJob, 
         }
         Ok(false) if stopped_by_shutdown && !h.stop_requested_by_user() => {
             // Left running: the next start resumes at the first shard not stored.
+            return;
+        }
+        Ok(false) if h.paused.load(Ordering::SeqCst) => {
+            // Its window closed: what was stored stays, the shards not stored run when
+            // it opens again (a cancel meanwhile stays a cancel).
+            let _ = windows::gate_job(state, &job);
             return;
         }
         Ok(false) => {
@@ -688,6 +758,11 @@ fn run_shards(
         .scan(&job.tenant, &job.id)
         .map_err(|e| e.to_string())?;
     if let Some(work) = rt.block_on(port_work(state, job, &scope))? {
+        let mut work = work;
+        // The handle the tenant's rate cap adjusts while the scan runs (TCP and UDP).
+        work.settings.rate = h.rate.clone();
+        work.udp_settings.rate = h.rate.clone();
+        let work = work;
         let tcp = work.tcp_shards();
         let remaining = |shards: std::ops::Range<u32>| -> Result<Vec<_>, String> {
             let mut out = Vec::new();

@@ -25,9 +25,11 @@ pub mod routes_reports;
 pub mod routes_scans;
 pub mod routes_siem;
 pub mod routes_vulndb;
+pub mod routes_windows;
 pub mod routes_workers;
 pub mod siem;
 pub mod state;
+pub mod windows;
 
 use crate::cli::ServeArgs;
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED};
@@ -96,6 +98,11 @@ pub fn router(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(w::list_workers))
         .routes(routes!(c::list_schedules, c::create_schedule))
         .routes(routes!(c::get_schedule, c::delete_schedule))
+        .routes(routes!(
+            routes_windows::get_windows,
+            routes_windows::put_windows
+        ))
+        .routes(routes!(routes_windows::override_windows))
         .routes(routes!(l::list_assets))
         .routes(routes!(ledger_csv::export_assets))
         .routes(routes!(s::get_asset))
@@ -420,14 +427,47 @@ async fn schedule_pass(state: &SharedState) {
             if s.next_run > now {
                 continue;
             }
+            // A calendar run still waiting or running (a long scan goes on in the next
+            // window) is not started a second time.
+            let previous_live = s.window.is_some()
+                && s.last_scan
+                    .as_ref()
+                    .and_then(|id| state.store.job(&t.id, id).ok())
+                    .is_some_and(|j| j.state.is_live());
+            if previous_live {
+                s.next_run = s
+                    .window
+                    .as_ref()
+                    .and_then(|w| windows::next_window_start(w, now))
+                    .unwrap_or(now + windows::LOOK_AHEAD_MS);
+                let _ = state.store.put_schedule(&t.id, &s);
+                continue;
+            }
             let purpose = Some(format!("schedule {}", s.id));
-            match jobs::submit(state, &t.id, s.request.clone(), &s.created_by, purpose).await {
+            let submitted = jobs::submit_windowed(
+                state,
+                &t.id,
+                s.request.clone(),
+                &s.created_by,
+                purpose,
+                Vec::new(),
+                s.window.clone(),
+            )
+            .await;
+            match submitted {
                 Ok(job) => s.last_scan = Some(job.id),
                 Err(e) => eprintln!("schedule {} of {}: {}", s.id, t.id, e.detail),
             }
             // Next run from now, not from the missed time: a stopped service does not
             // come back to a burst of catch-up scans.
-            s.next_run = now + (s.interval_secs as i64) * 1000;
+            s.next_run = match (s.interval_secs, &s.window) {
+                (Some(i), _) => now + (i as i64) * 1000,
+                (None, Some(w)) => {
+                    windows::next_window_start(w, now).unwrap_or(now + windows::LOOK_AHEAD_MS)
+                }
+                // Neither (not accepted): once a day rather than on every tick.
+                (None, None) => now + 86_400_000,
+            };
             let _ = state.store.put_schedule(&t.id, &s);
         }
         for v in state

@@ -84,7 +84,12 @@ pub struct ScanView {
 
 pub(super) fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult<ScanView> {
     let scan = state.store.scan(t, &job.id)?;
-    let run = state.run(t, &job.id);
+    let shards = state.store.shards(t, &job.id)?;
+    // A paused scan's run may linger a moment after it is recorded waiting: what it
+    // has is what it stored.
+    let run = state
+        .run(t, &job.id)
+        .filter(|_| job.state != JobState::Waiting);
     let (sent, found, rate) = match &run {
         Some(h) => {
             let sent_now = Progress::get(&h.progress.sent);
@@ -99,13 +104,17 @@ pub(super) fn view(state: &SharedState, t: &TenantId, job: ScanJob) -> ApiResult
             let done = if job.state == JobState::Completed {
                 job.probes_total
             } else {
-                0
+                // A paused (waiting) scan: the probes of the shards it stored.
+                shards
+                    .iter()
+                    .filter_map(|r| r.range)
+                    .map(|(a, b)| b.saturating_sub(a))
+                    .sum()
             };
             (done, scan.observations, 0.0)
         }
     };
     let remaining = job.probes_total.saturating_sub(sent);
-    let shards = state.store.shards(t, &job.id)?;
     let workers = state.bus.get().and_then(|b| b.scan_workers(t, &job.id));
     Ok(ScanView {
         coverage: scan.coverage.clone(),
@@ -209,9 +218,15 @@ pub struct NewSchedule {
     #[schema(pattern = r"\S")]
     pub name: String,
     pub request: ScanRequest,
-    /// Seconds between runs: at least 60, at most a year.
+    /// Seconds between runs: at least 60, at most a year. Give this, `window`, or both.
+    #[serde(default)]
     #[schema(minimum = 60, maximum = 31_536_000)]
-    pub interval_secs: u64,
+    pub interval_secs: Option<u64>,
+    /// Calendar runs: a scan starts at each opening of this window (cron start, minutes
+    /// open, IANA zone — e.g. `0 1 * * *`, 240, `Asia/Shanghai` for 01:00-05:00 there)
+    /// and sends only while it is open, pausing at its end and resuming at the next.
+    #[serde(default)]
+    pub window: Option<aperture_storage::windows::Window>,
     /// First run: Unix milliseconds or RFC 3339; default: now.
     #[serde(default, deserialize_with = "aperture_storage::time::opt_millis")]
     #[schema(value_type = Option<aperture_storage::time::TimeInput>)]
@@ -243,7 +258,17 @@ pub async fn create_schedule(
     ApiJson(body): ApiJson<NewSchedule>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
-    if !(60..=31_536_000).contains(&body.interval_secs) {
+    let scope = state.store.scope(&t)?;
+    super::jobs::check_runnable(&state, &scope, &body.request).await?;
+    if body.interval_secs.is_none() && body.window.is_none() {
+        return Err(ApiError::bad_request(
+            "a schedule needs interval_secs (seconds between runs), a window (calendar              times: cron, duration_mins, tz) or both",
+        ));
+    }
+    if body
+        .interval_secs
+        .is_some_and(|i| !(60..=31_536_000).contains(&i))
+    {
         return Err(ApiError::bad_request(
             "interval_secs: schedules run at most once a minute and at least once a year \
              (60 to 31536000)",
@@ -252,16 +277,27 @@ pub async fn create_schedule(
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("a schedule needs a name"));
     }
-    let scope = state.store.scope(&t)?;
-    super::jobs::check_runnable(&state, &scope, &body.request).await?;
-    let n = state.store.next_number(&t, "schedule")?;
     let now = now_ms();
+    let first_window = match &body.window {
+        Some(w) => {
+            let span = super::windows::check_schedule_window(&state, &t, w)?;
+            // Open now: the first run starts now (and sends while it stays open).
+            Some(if span.open_at(now) {
+                now
+            } else {
+                super::windows::next_window_start(w, now).unwrap_or(now)
+            })
+        }
+        None => None,
+    };
+    let n = state.store.next_number(&t, "schedule")?;
     let s = Schedule {
         id: format!("sch-{n}"),
         name: body.name,
         request: body.request,
         interval_secs: body.interval_secs,
-        next_run: body.first_run.unwrap_or(now),
+        window: body.window,
+        next_run: body.first_run.or(first_window).unwrap_or(now),
         created: now,
         created_by: caller.name(),
         last_scan: None,

@@ -3,6 +3,7 @@
 
 use super::config::Config;
 use aperture_mapper::engine::Progress;
+use aperture_mapper::pace::RateHandle;
 use aperture_storage::{Millis, Store, TenantId};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,6 +50,12 @@ pub struct RunHandle {
     pub probes_before: AtomicU64,
     /// Observations stored so far.
     pub found: AtomicU64,
+    /// The rate the scan asks for, and the one it gets (the tenant's cap shared among
+    /// its running scans: `windows::rebalance`). The engine follows `rate` as it changes.
+    pub wants: AtomicU64,
+    pub rate: RateHandle,
+    /// Set with `stop` when the scan's window closed: it waits for the next one.
+    pub paused: AtomicBool,
 }
 
 impl RunHandle {
@@ -61,6 +68,9 @@ impl RunHandle {
             started: Instant::now(),
             probes_before: AtomicU64::new(0),
             found: AtomicU64::new(found),
+            wants: AtomicU64::new(0),
+            rate: RateHandle::new(0),
+            paused: AtomicBool::new(false),
         })
     }
 }

@@ -5,6 +5,7 @@
 use super::{run_key, Coordinator, ScanRun, ShardState};
 use crate::serve::jobs::{port_work, scope_problem};
 use crate::serve::state::{now_ms, RunHandle, SharedState};
+use crate::serve::windows;
 use aperture_bus::wire::{encode, ShardTask, Work};
 use aperture_bus::{shard_subject, COORDINATOR_CONSUMER, RESULTS_STREAM, SHARDS_STREAM};
 use aperture_storage::access::{JobState, ScanJob};
@@ -65,15 +66,24 @@ pub async fn dispatch_loop(state: SharedState, coord: Arc<Coordinator>) {
     let mut first = true;
     loop {
         if let Ok(jobs) = state.store.live_jobs() {
+            let now = now_ms();
             for job in jobs {
                 let key = run_key(job.tenant.as_str(), &job.id);
-                if coord.inner().scans.contains_key(&key) {
+                if coord.inner().scans.contains_key(&key) || !windows::due(&job, now) {
+                    continue;
+                }
+                // Outside its window: recorded as waiting, taken up when it opens.
+                if !matches!(
+                    windows::gate_job(&state, &job),
+                    Some(windows::Gate::Open(_))
+                ) {
                     continue;
                 }
                 take_up(&state, &coord, job).await;
             }
         }
         check_runs(&state, &coord).await;
+        pause_runs(&state, &coord);
         let every = coord.lease.ack_wait.max(Duration::from_secs(5));
         if first || reconciled.elapsed() > every {
             reconcile(&coord, first).await;
@@ -88,7 +98,9 @@ pub async fn dispatch_loop(state: SharedState, coord: Arc<Coordinator>) {
 /// Plans a live scan and publishes the shards it still needs. A scan that was running
 /// before this process started has its shards published only where the stream lost them.
 async fn take_up(state: &SharedState, coord: &Coordinator, mut job: ScanJob) {
-    let resumed = job.state == JobState::Running;
+    // Started before (this process's predecessor ran it, or it paused for its window):
+    // some of its shards may wait in the stream already.
+    let resumed = job.state == JobState::Running || job.started.is_some();
     let prepared = prepare(state, &job).await;
     let (specs, domains) = match prepared {
         Ok(p) => p,
@@ -105,11 +117,15 @@ async fn take_up(state: &SharedState, coord: &Coordinator, mut job: ScanJob) {
     let Ok(scan) = state.store.scan(&job.tenant, &job.id) else {
         return;
     };
-    if !resumed {
-        job.state = JobState::Running;
-        job.started = Some(now_ms());
-        if state.store.put_job(&job).is_err() {
-            return;
+    if job.state != JobState::Running {
+        let running = state.store.update_live_job(&job.tenant, &job.id, |j| {
+            j.state = JobState::Running;
+            j.until = None;
+            j.started.get_or_insert_with(now_ms);
+        });
+        match running {
+            Ok(Some(j)) => job = j,
+            _ => return,
         }
     }
     let total = specs.len() + usize::from(domains.is_some());
@@ -129,12 +145,16 @@ async fn take_up(state: &SharedState, coord: &Coordinator, mut job: ScanJob) {
         })
         .collect();
     let handle = RunHandle::starting(scan.observations);
+    let wants = u64::from(job.request.rate.unwrap_or(state.config.default_rate));
+    handle.wants.store(wants, Ordering::Relaxed);
+    handle.rate.set(wants);
     let key = run_key(job.tenant.as_str(), &job.id);
     state
         .runs
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(key.clone(), handle.clone());
+    windows::rebalance(state, &job.tenant);
     state.metrics.scans_running.inc();
     let run = ScanRun {
         tenant: job.tenant.clone(),
@@ -235,8 +255,37 @@ async fn check_runs(state: &SharedState, coord: &Coordinator) {
     }
 }
 
+/// Dispatched scans whose window closed stop getting rate (their workers hold their
+/// shards, paused) and are shown waiting; they get rate again when it reopens.
+fn pause_runs(state: &SharedState, coord: &Coordinator) {
+    let runs: Vec<(TenantId, String, Arc<RunHandle>)> = coord
+        .inner()
+        .scans
+        .values()
+        .map(|r| (r.tenant.clone(), r.id.clone(), r.handle.clone()))
+        .collect();
+    for (tenant, id, handle) in runs {
+        let Ok(job) = state.store.job(&tenant, &id) else {
+            continue;
+        };
+        let open = windows::job_rules(state, &job).open_at(now_ms());
+        let paused = handle.paused.load(Ordering::SeqCst);
+        if !open && !paused {
+            handle.paused.store(true, Ordering::SeqCst);
+            let _ = windows::gate_job(state, &job);
+        } else if open && paused {
+            handle.paused.store(false, Ordering::SeqCst);
+            let _ = state.store.update_live_job(&tenant, &id, |j| {
+                j.state = JobState::Running;
+                j.until = None;
+            });
+        }
+    }
+}
+
 /// Forgets a dispatched scan (completed, cancelled or failed).
 pub(super) fn close(state: &SharedState, coord: &Coordinator, key: &str) {
+    let tenant = coord.inner().scans.get(key).map(|r| r.tenant.clone());
     {
         let mut inner = coord.inner();
         if let Some(run) = inner.scans.remove(key) {
@@ -252,6 +301,9 @@ pub(super) fn close(state: &SharedState, coord: &Coordinator, key: &str) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(key);
+    if let Some(t) = tenant {
+        windows::rebalance(state, &t);
+    }
 }
 
 /// Republishes shards that are neither done, nor waiting in the shards stream, nor on

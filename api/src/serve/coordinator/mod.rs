@@ -455,7 +455,14 @@ fn on_heartbeat(
             )
         }
         Some(run) => {
-            let rate = run.ledger.grant(worker, run.rate, GRANT_LEASE, now);
+            // The scan's share of its tenant's cap (`windows::rebalance`); none while its
+            // window is closed: its workers hold their shards paused.
+            let total = if run.handle.paused.load(std::sync::atomic::Ordering::SeqCst) {
+                0
+            } else {
+                run.handle.rate.get().min(run.rate)
+            };
+            let rate = run.ledger.grant(worker, total, GRANT_LEASE, now);
             if let Some(s) = run.shards.get_mut(r.shard as usize) {
                 if matches!(s, ShardState::Pending) {
                     *s = ShardState::Running {
