@@ -1,6 +1,7 @@
 //! The hostile services of the portal's browser test: loopback listeners whose HTTP
 //! title, Server header, banner and certificate subject/SAN are HTML/script payloads,
 //! and a page of another origin that posts a forged form at the portal.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -12,7 +12,9 @@ pub mod findings;
 pub mod i18n;
 pub mod layout;
 pub mod ops;
+pub mod sanctions;
 pub mod session;
+pub mod settings;
 
 use crate::serve::auth::{hash_secret, Caller, TOKEN_PREFIX};
 use crate::serve::state::{now_ms, SharedState};
@@ -81,7 +83,31 @@ pub fn router(state: SharedState) -> Router {
         .route("/t/{tenant}/scans", get(ops::scans).post(ops::launch))
         .route("/t/{tenant}/scans/{id}", get(ops::scan_page))
         .route("/t/{tenant}/scans/{id}/cancel", post(ops::cancel))
-        .route("/t/{tenant}/scope", post(ops::save_scope))
+        .route(
+            "/t/{tenant}/scope",
+            get(settings::scope_page).post(ops::save_scope),
+        )
+        .route(
+            "/t/{tenant}/schedules",
+            get(settings::schedules).post(settings::create_schedule),
+        )
+        .route(
+            "/t/{tenant}/schedules/{id}/delete",
+            post(settings::delete_schedule),
+        )
+        .route(
+            "/t/{tenant}/policy",
+            get(settings::policy).post(settings::save_policy),
+        )
+        .route(
+            "/t/{tenant}/sanctions",
+            get(sanctions::list).post(sanctions::create),
+        )
+        .route(
+            "/t/{tenant}/sanctions/{id}",
+            get(sanctions::detail).post(sanctions::update),
+        )
+        .route("/t/{tenant}/sanctions/{id}/delete", post(sanctions::delete))
         .route("/admin", get(admin::admin))
         .route("/admin/tenants", post(admin::create_tenant))
         .route("/admin/tokens", post(admin::create_token))
@@ -282,7 +308,7 @@ impl FromRequestParts<P> for Ctx {
                 &ctx,
                 None,
                 StatusCode::TOO_MANY_REQUESTS,
-                "too many requests for this token: slow down and retry",
+                lang.t("rate_limited"),
             ));
         }
         Ok(ctx)
