@@ -169,6 +169,20 @@ fn portal_in_a_real_browser() {
         b.url()
     );
     b.shot("03-inventory-filtered");
+    // Sorted descending through the form: the same rows, reversed.
+    const ROWS: &str =
+        "return [...document.querySelectorAll('#assets a.asset')].map(a => a.textContent);";
+    b.goto(&format!("{base}/t/acme/assets"));
+    let asc = b.script(ROWS);
+    b.select("#f-sort", "-key");
+    b.click_nav("#filter");
+    let mut desc = b.script(ROWS).as_array().cloned().unwrap_or_default();
+    desc.reverse();
+    assert!(desc.len() >= 4, "{}", b.body());
+    assert_eq!(json!(desc), asc, "descending is ascending reversed");
+    // A sort an index cannot serve: the API's reason, not a walk of the tenant.
+    b.goto(&format!("{base}/t/acme/assets?sort=-key&port={}", web.port));
+    assert!(b.text(".problem").contains("sort by key"), "{}", b.body());
     // A bad filter value: the API's message, on the page.
     b.goto(&format!("{base}/t/acme/assets?net=not-a-net"));
     assert!(

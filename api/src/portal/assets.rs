@@ -109,6 +109,7 @@ pub struct InvQuery {
     last_seen_to: Option<String>,
     cursor: Option<String>,
     limit: Option<String>,
+    sort: Option<String>,
     format: Option<String>,
 }
 
@@ -149,6 +150,7 @@ impl InvQuery {
             last_seen_to: some(&self.last_seen_to),
             cursor: some(&self.cursor),
             limit: num("limit", &self.limit)?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            sort: some(&self.sort),
         })
     }
 
@@ -168,6 +170,7 @@ impl InvQuery {
             ("last_seen_from", self.last_seen_from.as_deref()),
             ("last_seen_to", self.last_seen_to.as_deref()),
             ("limit", self.limit.as_deref()),
+            ("sort", self.sort.as_deref()),
         ];
         pairs.extend_from_slice(extra);
         query(&pairs)
@@ -225,6 +228,11 @@ pub async fn inventory(
             label { (l.t("first_seen_from")) (text("first_seen_from", &q.first_seen_from, "2026-11-24T10:00:00Z")) }
             label { (l.t("last_seen_from")) (text("last_seen_from", &q.last_seen_from, "2026-11-24T10:00:00Z")) }
             label { (l.t("per_page")) (select("limit", &["50", "100", "500", "1000"], &q.limit)) }
+            label { (l.t("sort")) select name="sort" id="f-sort" {
+                @for (v, key) in [("key", "sort.key"), ("-key", "sort.-key")] {
+                    option value=(v) selected[q.sort.as_deref().unwrap_or("key") == v] { (l.t(key)) }
+                }
+            } }
             div.actions {
                 button type="submit" id="filter" { (l.t("filter")) }
                 a href=(format!("/t/{t}/assets")) { (l.t("clear")) }

@@ -360,6 +360,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
         "此令牌的请求过多：请放慢速度后重试。",
     ),
     ("sort", "Sort", "排序"),
+    ("sort.key", "Key, ascending", "按键升序"),
+    ("sort.-key", "Key, descending", "按键降序"),
 ];
 
 #[cfg(test)]
@@ -431,6 +433,8 @@ mod tests {
         "unit.minutes",
         "unit.hours",
         "unit.days",
+        "sort.key",
+        "sort.-key",
     ];
 
     #[test]
