@@ -37,6 +37,11 @@ pub fn free_port() -> u16 {
 }
 
 pub fn start_service(data: &Path) -> Service {
+    start_service_with(data, &[])
+}
+
+/// The service with more settings in its environment (`APERTURE_…`).
+pub fn start_service_with(data: &Path, env: &[(&str, &str)]) -> Service {
     let port = free_port();
     let mut cmd = Command::new(common::bin());
     cmd.args(["serve", "--data"])
@@ -53,6 +58,9 @@ pub fn start_service(data: &Path) -> Service {
     cmd.env("APERTURE_ENGINE", "connect")
         .env("APERTURE_SCHEDULER_SECS", "1")
         .env("APERTURE_TOKEN_RATE", "10000");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut child = cmd.spawn().expect("aperture serve starts");
     let stderr = child.stderr.take().expect("stderr piped");
     let (tx, rx) = mpsc::channel();

@@ -50,7 +50,16 @@ fn settings_screens_in_a_real_browser() {
         &["token-create", "--name", "root", "--role", "admin"],
     );
     let admin = admin.trim().to_owned();
-    let svc = start_service(&data);
+    // Names come from a hostile DNS responder on loopback: its TXT record is a payload.
+    let dns = DnsResponder::start();
+    let resolver = format!("127.0.0.1:{}", dns.port);
+    let svc = start_service_with(
+        &data,
+        &[
+            ("APERTURE_RESOLVERS", resolver.as_str()),
+            ("APERTURE_DNS_QPS", "5000"),
+        ],
+    );
     let http = Http::new(&svc.base);
     let web = Listener::start(hostile_http, true);
     http.api(
@@ -63,7 +72,7 @@ fn settings_screens_in_a_real_browser() {
         &admin,
         "PUT",
         "/v1/tenants/acme/scope",
-        Some(json!({"cidrs": ["127.0.0.1/32"], "allow_special": true})),
+        Some(json!({"cidrs": ["127.0.0.1/32"], "domains": [DNS_ZONE], "allow_special": true})),
     );
     let scan = http.api(
         &admin,
@@ -72,6 +81,28 @@ fn settings_screens_in_a_real_browser() {
         Some(json!({"targets": ["127.0.0.1"], "ports": web.port.to_string(), "grab": true})),
     );
     wait_scan(&http, &admin, "acme", scan["id"].as_str().expect("scan id"));
+    let scan = http.api(
+        &admin,
+        "POST",
+        "/v1/tenants/acme/scans",
+        Some(json!({"domains": [DNS_ZONE], "grab": false})),
+    );
+    wait_scan(&http, &admin, "acme", scan["id"].as_str().expect("scan id"));
+    let zone_key = format!("domain:{DNS_ZONE}");
+    let stored = http.api(
+        &admin,
+        "GET",
+        &format!("/v1/tenants/acme/assets/{}", enc(&zone_key)),
+        None,
+    );
+    let txt = stored["asset"]["facts"]["zone.TXT"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the hostile TXT is stored: {stored}"))
+        .to_owned();
+    assert!(
+        txt.contains(TXT_PAYLOAD),
+        "the TXT keeps its markup: {txt:?}"
+    );
     let web_key = format!("service:127.0.0.1:{}/tcp", web.port);
     let analyst = http.api(
         &admin,
@@ -86,6 +117,22 @@ fn settings_screens_in_a_real_browser() {
     let b = Browser::start(shots_dir());
     let base = &svc.base;
     sign_in(&b, base, &analyst, "/t/acme/sanctions");
+
+    // The zone's page shows the TXT record as text, and nothing of it runs.
+    b.goto(&format!("{base}/t/acme/asset?key={}", enc(&zone_key)));
+    let facts = b.text("#facts");
+    assert!(facts.contains(TXT_PAYLOAD), "the TXT as text: {facts}");
+    assert_inert(&b, "zone page (TXT)");
+    b.shot("25-zone-txt");
+    b.goto(&format!("{base}/t/acme/assets?kind=domain"));
+    assert!(
+        b.text("#assets")
+            .contains(&format!("domain:www.{DNS_ZONE}")),
+        "{}",
+        b.body()
+    );
+    assert_inert(&b, "inventory of names");
+    b.goto(&format!("{base}/t/acme/sanctions"));
 
     // A sanction without any match: the API's refusal, and the form as typed.
     b.type_into("#s-owner", "web team <ops>");
