@@ -360,6 +360,11 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
         "此令牌的请求过多：请放慢速度后重试。",
     ),
     ("sort", "Sort", "排序"),
+    (
+        "figures_as_of",
+        "A tenant this big: figures computed in the background, as of",
+        "租户规模较大：以下数据在后台计算，截至",
+    ),
     ("sort.key", "Key, ascending", "按键升序"),
     ("sort.-key", "Key, descending", "按键降序"),
 ];

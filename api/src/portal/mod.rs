@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod assets;
+pub mod figures;
 pub mod findings;
 pub mod i18n;
 pub mod layout;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 pub struct Portal {
     pub state: SharedState,
     pub sessions: Sessions,
+    pub figures: figures::Figures,
 }
 
 pub type P = Arc<Portal>;
@@ -57,6 +59,7 @@ pub fn router(state: SharedState) -> Router {
     let portal = Arc::new(Portal {
         state,
         sessions: Sessions::default(),
+        figures: figures::Figures::default(),
     });
     Router::new()
         .route("/", get(home))
@@ -131,8 +134,15 @@ async fn static_file(body: &'static str, content_type: &'static str) -> Response
 /// a tenant's data and a CSRF token).
 async fn headers(req: Request, next: Next) -> Response {
     let is_static = req.uri().path().starts_with("/static/");
+    let start = std::time::Instant::now();
     let mut resp = next.run(req).await;
+    let took = start.elapsed().as_secs_f64() * 1000.0;
     let h = resp.headers_mut();
+    // The page's server time (render included: maud has written the whole body by
+    // now), for the browser's developer tools and scripts/bench-portal.
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={took:.2}")) {
+        h.insert("server-timing", v);
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
