@@ -186,6 +186,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                     None,
                     None,
                     None,
+                    None,
                 )
                 .await
                 .expect("list_assets")
@@ -223,6 +224,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 None,
                 None,
                 None,
+                None,
             )
             .await
             .expect("list_assets by port")
@@ -249,6 +251,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 None,
                 None,
                 None,
+                None,
             )
             .await
             .expect("list_assets from the future")
@@ -260,7 +263,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
         let err = api
             .list_assets(
                 &missing, None, None, None, None, None, None, None, None, None, None, None, None,
-                None, None,
+                None, None, None,
             )
             .await
             .expect_err("no such tenant");
