@@ -463,6 +463,8 @@ mod tests {
         );
         // And the scan finds keys at all (it would pass vacuously otherwise).
         assert!(asked(include_str!("layout.rs")).contains(&"no_data".to_owned()));
+        let found: usize = SOURCES.iter().map(|(_, src)| asked(src).len()).sum();
+        assert!(found > 200, "only {found} keys found in the sources");
     }
 
     #[test]
