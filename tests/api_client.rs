@@ -195,6 +195,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                     None,
                     None,
                     None,
+                    None,
                 )
                 .await
                 .expect("list_assets")
@@ -237,6 +238,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 None,
                 None,
                 None,
+                None,
             )
             .await
             .expect("list_assets by port")
@@ -253,6 +255,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
                 None,
                 None,
                 Some(&later),
+                None,
                 None,
                 None,
                 None,
@@ -298,7 +301,7 @@ fn the_generated_client_lists_filters_and_pages_assets() {
         let err = api
             .list_assets(
                 &missing, None, None, None, None, None, None, None, None, None, None, None, None,
-                None, None, None, None, None, None, None,
+                None, None, None, None, None, None, None, None,
             )
             .await
             .expect_err("no such tenant");

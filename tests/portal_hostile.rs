@@ -1,6 +1,7 @@
 //! The hostile services of the portal's browser test: loopback listeners whose HTTP
 //! title, Server header, banner and certificate subject/SAN are HTML/script payloads,
 //! and a page of another origin that posts a forged form at the portal.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -182,3 +183,80 @@ pub fn attacker_page(_: &str, _: u16) -> Vec<u8> {
 }
 
 pub static ATTACK_TARGET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The zone the hostile DNS responder serves, and the TXT record its apex and `www`
+/// carry: if it ran it would set `data-pwned`; parsed as markup, it would add elements.
+pub const DNS_ZONE: &str = "hostile.test";
+pub const TXT_PAYLOAD: &str = "<script>document.documentElement.dataset.pwned='txt'</script><img src=x onerror=\"document.documentElement.dataset.pwned='txt-img'\">";
+
+/// A DNS responder on 127.0.0.1 (UDP) for [`DNS_ZONE`]: the apex and `www` have an A
+/// record (127.0.0.3) and the hostile TXT; every other name is NXDOMAIN. Stops when
+/// dropped.
+pub struct DnsResponder {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl DnsResponder {
+    pub fn start() -> DnsResponder {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind dns");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let port = sock.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !halt.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(answer) = dns_answer(buf.get(..n).unwrap_or_default()) {
+                    let _ = sock.send_to(&answer, from);
+                }
+            }
+        });
+        DnsResponder { port, stop }
+    }
+}
+
+impl Drop for DnsResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
+    use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+    use hickory_resolver::proto::rr::rdata::{A, TXT};
+    use hickory_resolver::proto::rr::{RData, Record, RecordType};
+    use hickory_resolver::proto::serialize::binary::{BinDecodable, BinEncodable};
+    let req = Message::from_bytes(query).ok()?;
+    let q = req.queries().first()?.clone();
+    let name = q
+        .name()
+        .to_ascii()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let mut resp = Message::new();
+    resp.set_id(req.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(req.op_code())
+        .set_recursion_desired(req.recursion_desired())
+        .set_recursion_available(true)
+        .set_authoritative(true);
+    resp.add_query(q.clone());
+    if name != DNS_ZONE && name != format!("www.{DNS_ZONE}") {
+        resp.set_response_code(ResponseCode::NXDomain);
+        return resp.to_bytes().ok();
+    }
+    let rdata = match q.query_type() {
+        RecordType::A => Some(RData::A(A::new(127, 0, 0, 3))),
+        RecordType::TXT => Some(RData::TXT(TXT::new(vec![TXT_PAYLOAD.to_owned()]))),
+        _ => None,
+    };
+    if let Some(r) = rdata {
+        resp.add_answer(Record::from_rdata(q.name().clone(), 60, r));
+    }
+    resp.to_bytes().ok()
+}

@@ -1,5 +1,6 @@
 //! The few W3C WebDriver commands the portal's browser test needs, over plain HTTP to
 //! Debian's chromedriver driving Debian's chromium (headless, no network but loopback).
+#![allow(dead_code)]
 
 use base64::Engine;
 use serde_json::{json, Value};

@@ -1241,7 +1241,7 @@ fn index_finding(tx: &mut Tx<'_>, tenant: &TenantId, f: &Finding) {
 /// The asset listing that holds every exposure a sanction's match covers (and maybe
 /// more; each is checked against the match). None: the match covers nothing (a domain
 /// pattern with an address or port).
-fn match_filter(m: &SanctionMatch) -> Option<AssetFilter> {
+pub fn match_filter(m: &SanctionMatch) -> Option<AssetFilter> {
     let mut f = AssetFilter {
         service: m.service.clone(),
         product: m.product.clone(),

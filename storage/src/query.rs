@@ -213,6 +213,157 @@ impl Store {
         }
     }
 
+    /// One page of a tenant's assets in descending key order (services, hosts, domains,
+    /// certificates; within each, the reverse of [`Store::list_assets`]'s order). `cursor`
+    /// is the `next` of the previous page.
+    ///
+    /// Served by reading the same key ranges backwards, so a page costs what an
+    /// ascending one does. The posting indexes (service, product, risk, port, absent or
+    /// unknown status) read forward only: those filters are refused here rather than
+    /// answered by a walk of the whole tenant.
+    pub fn list_assets_desc(
+        &self,
+        tenant: &TenantId,
+        filter: &AssetFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Asset>> {
+        if index_term(tenant, filter).is_some() {
+            return Err(StoreError::Invalid(
+                "descending order is served for the kind, address, domain, present status and \
+                 time filters only: the service, product, risk, port and absent/unknown \
+                 status indexes read in ascending order; sort by key instead"
+                    .into(),
+            ));
+        }
+        let limit = limit.clamp(1, MAX_PAGE);
+        let before: Option<AssetKey> = cursor.map(parse_cursor).transpose()?;
+        let domain_scope = match &filter.domain {
+            Some(d) => Some(self.domain_scope(tenant, d)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        let mut take = |asset: Asset| {
+            if !matches(&asset, filter, domain_scope.as_ref()) {
+                return true;
+            }
+            if items.len() == limit {
+                more = true;
+                return false;
+            }
+            items.push(asset);
+            true
+        };
+        // Kinds after the cursor's (in ascending order) are done.
+        let start = before
+            .as_ref()
+            .and_then(|b| KIND_ORDER.iter().rev().position(|k| *k == b.kind()))
+            .unwrap_or(0);
+        for kind in KIND_ORDER.into_iter().rev().skip(start) {
+            if filter.kind.is_some_and(|k| k != kind) {
+                continue;
+            }
+            let from = before.as_ref().filter(|b| b.kind() == kind);
+            if !self.walk_kind_desc(tenant, kind, filter.net, from, &mut take)? {
+                break;
+            }
+        }
+        let next = if more {
+            items.last().map(|a| a.key.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// [`Store::walk_kind`] backwards: every asset of one kind before `before` (of that
+    /// kind), in descending key order.
+    fn walk_kind_desc(
+        &self,
+        tenant: &TenantId,
+        kind: AssetKind,
+        net: Option<IpNet>,
+        before: Option<&AssetKey>,
+        f: &mut dyn FnMut(Asset) -> bool,
+    ) -> Result<bool> {
+        let asset_prefix = keys::prefix(Rec::Asset, tenant);
+        match kind {
+            AssetKind::Host | AssetKind::Service => {
+                let (lo, mut hi) = match net {
+                    Some(n) => records::host_record_range(tenant, n.network(), n.broadcast()),
+                    None => {
+                        let p = records::host_record_prefix(tenant);
+                        let end = keys::prefix_end(&p);
+                        (p, end)
+                    }
+                };
+                if let Some(ip) = before.and_then(AssetKey::address) {
+                    // A host cursor: that record is done. A service cursor: that record
+                    // still holds the services of lower ports.
+                    let mut to = records::host_record_key(tenant, ip);
+                    if kind == AssetKind::Service {
+                        to.push(0);
+                    }
+                    hi = hi.min(to);
+                }
+                if lo >= hi {
+                    return Ok(true);
+                }
+                let plen = asset_prefix.len();
+                for item in self.data.range(lo..hi).rev() {
+                    let (k, v) = item?;
+                    let ip = records::host_record_ip(k.get(plen..).unwrap_or_default())?;
+                    let record = HostRecord::decode(&v)?;
+                    if kind == AssetKind::Host {
+                        if let Some(h) = record.host(ip)? {
+                            if !f(h) {
+                                return Ok(false);
+                            }
+                        }
+                        continue;
+                    }
+                    let services: Vec<Asset> = record.services(ip).collect::<Result<_>>()?;
+                    for s in services.into_iter().rev() {
+                        if before.is_some_and(|b| s.key >= *b) {
+                            continue;
+                        }
+                        if !f(s) {
+                            return Ok(false);
+                        }
+                    }
+                }
+                Ok(true)
+            }
+            AssetKind::Domain | AssetKind::Certificate => {
+                if net.is_some() {
+                    return Ok(true);
+                }
+                let tag = if kind == AssetKind::Domain {
+                    b'd'
+                } else {
+                    b'c'
+                };
+                let mut lo = asset_prefix.clone();
+                lo.push(tag);
+                let mut hi = keys::prefix_end(&lo);
+                if let Some(b) = before {
+                    hi = hi.min(keys::asset(tenant, b));
+                }
+                if lo >= hi {
+                    return Ok(true);
+                }
+                for item in self.data.range(lo..hi).rev() {
+                    let (_, v) = item?;
+                    if !f(Asset::decode(&v)?) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
     /// An address filter over both kinds: the net's hosts, then the net's services, each
     /// a key range of its own (one range from the first host to the last service would
     /// cross every other host and service in between).

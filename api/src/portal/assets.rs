@@ -4,6 +4,7 @@
 use super::i18n::Lang;
 use super::layout::{self, bars, enc, error, page, query, respond, Tab};
 use super::{Ctx, P};
+use crate::serve::auth::READERS;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::extract::{ApiPath, ApiQuery};
 use crate::serve::routes_assets::{self as api, AssetQuery, ChangesQuery};
@@ -28,15 +29,18 @@ fn ext(ctx: &Ctx) -> Extension<crate::serve::auth::Caller> {
 
 pub async fn dashboard(State(p): State<P>, ctx: Ctx, Path(tenant): Path<String>) -> Response {
     let l = ctx.lang;
-    let s = match api::summary(State(p.state.clone()), ext(&ctx), ApiPath(tenant.clone())).await {
-        Ok(axum::Json(s)) => s,
+    // The API's check of the summary route, then its figures (kept ones for a big
+    // tenant: super::figures).
+    let t = match ctx.caller.tenant(&p.state, &tenant, READERS) {
+        Ok(t) => t,
         Err(e) => return api_error(&ctx, Some(&tenant), e),
     };
-    // The summary call has checked the tenant and the caller.
-    let count = TenantId::new(&tenant)
-        .ok()
-        .and_then(|t| p.state.store.change_count(&t).ok())
-        .unwrap_or(0);
+    let (s, as_of) = match super::figures::Figures::summary(&p, &t).await {
+        Ok(s) => s,
+        Err(e) => return api_error(&ctx, Some(&tenant), e),
+    };
+    let s = (*s).clone();
+    let count = p.state.store.change_count(&t).unwrap_or(0);
     let before = p.sessions.saw_changes(&ctx.caller.token.id, &tenant, count);
     let new_since = before.map(|b| count.saturating_sub(b));
     let risk: Vec<(String, u64)> = s.services_by_risk.into_iter().collect();
@@ -56,6 +60,9 @@ pub async fn dashboard(State(p): State<P>, ctx: Ctx, Path(tenant): Path<String>)
     let t = enc(&tenant);
     let body = html! {
         h1 { (l.t("dashboard")) " — " (tenant) }
+        @if let Some(at) = as_of {
+            p.muted #figures-as-of { (l.t("figures_as_of")) " " (l.datetime(at)) }
+        }
         section.tiles {
             (tile(l.t("exposed_hosts"), l.number(s.exposed_hosts), None))
             (tile(l.t("exposed_services"), l.number(s.exposed_services), Some(format!("/t/{t}/assets?kind=service&status=present"))))
@@ -110,6 +117,7 @@ pub struct InvQuery {
     last_seen_to: Option<String>,
     cursor: Option<String>,
     limit: Option<String>,
+    sort: Option<String>,
     format: Option<String>,
 }
 
@@ -151,6 +159,7 @@ impl InvQuery {
             last_seen_to: some(&self.last_seen_to),
             cursor: some(&self.cursor),
             limit: num("limit", &self.limit)?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            sort: some(&self.sort),
         })
     }
 
@@ -171,6 +180,7 @@ impl InvQuery {
             ("last_seen_from", self.last_seen_from.as_deref()),
             ("last_seen_to", self.last_seen_to.as_deref()),
             ("limit", self.limit.as_deref()),
+            ("sort", self.sort.as_deref()),
         ];
         pairs.extend_from_slice(extra);
         query(&pairs)
@@ -229,6 +239,11 @@ pub async fn inventory(
             label { (l.t("first_seen_from")) (text("first_seen_from", &q.first_seen_from, "2026-11-24T10:00:00Z")) }
             label { (l.t("last_seen_from")) (text("last_seen_from", &q.last_seen_from, "2026-11-24T10:00:00Z")) }
             label { (l.t("per_page")) (select("limit", &["50", "100", "500", "1000"], &q.limit)) }
+            label { (l.t("sort")) select name="sort" id="f-sort" {
+                @for (v, key) in [("key", "sort.key"), ("-key", "sort.-key")] {
+                    option value=(v) selected[q.sort.as_deref().unwrap_or("key") == v] { (l.t(key)) }
+                }
+            } }
             div.actions {
                 button type="submit" id="filter" { (l.t("filter")) }
                 a href=(format!("/t/{t}/assets")) { (l.t("clear")) }

@@ -290,6 +290,84 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
         "This token may not see any tenant.",
         "此令牌无权查看任何租户。",
     ),
+    ("sanctions", "Sanctions", "已批准暴露"),
+    ("sanction", "Sanction", "批准项"),
+    ("create_sanction", "Sanction an exposure", "批准一项暴露"),
+    (
+        "sanction.match_help",
+        "What it covers: give at least one of address/CIDR, port, service, product or domain (a glob such as *.shop.example.com).",
+        "覆盖范围：至少填写地址/CIDR、端口、服务、产品或域名（可用通配符，如 *.shop.example.com）之一。",
+    ),
+    ("match", "Match", "匹配条件"),
+    ("covers", "Covers", "覆盖资产"),
+    ("assets", "asset(s)", "项资产"),
+    ("covers_nothing", "It covers no asset seen so far.", "目前没有已发现的资产符合该条件。"),
+    (
+        "more_in_inventory",
+        "The rest are in the inventory, through the link above.",
+        "其余资产可通过上方链接在资产清单中查看。",
+    ),
+    ("owner", "Owner", "责任人"),
+    ("reason", "Reason", "理由"),
+    ("ticket", "Ticket", "工单"),
+    ("expires", "Expires (end of day, UTC)", "到期（UTC 当日结束）"),
+    ("never", "never", "永不"),
+    ("expired", "expired", "已过期"),
+    ("expiring_soon", "Expiring soon", "即将到期"),
+    ("days", "days", "天"),
+    ("edit", "Edit", "编辑"),
+    ("withdraw", "Withdraw this sanction", "撤销此批准"),
+    ("cidrs", "CIDRs", "CIDR 地址段"),
+    ("edit_scope", "Edit the scope", "编辑授权范围"),
+    (
+        "scope.help",
+        "Scans may reach only these networks and names, minus the exclusions. One entry per line.",
+        "扫描只能触及这些网段和域名（排除项除外）。每行一项。",
+    ),
+    ("schedules", "Schedules", "定期扫描"),
+    ("create_schedule", "Add a recurring scan", "添加定期扫描"),
+    ("every", "Every", "间隔"),
+    ("unit", "Unit", "单位"),
+    ("unit.minutes", "minutes", "分钟"),
+    ("unit.hours", "hours", "小时"),
+    ("unit.days", "days", "天"),
+    ("first_run", "First run (start of day, UTC)", "首次运行（UTC 当日开始）"),
+    ("next_run", "Next run", "下次运行"),
+    ("last_scan", "Last scan", "最近扫描"),
+    ("delete", "Delete", "删除"),
+    ("policy", "Policy", "策略"),
+    ("sla", "Days to remediate", "修复期限"),
+    (
+        "sla.help",
+        "Per severity; empty: findings of that severity have no due date.",
+        "按严重程度设置；留空表示该级别问题没有截止日期。",
+    ),
+    ("thresholds", "Thresholds", "阈值"),
+    ("zombie_days", "A sanctioned asset unseen this long is a zombie", "已批准资产超过此时长未发现即为僵尸资产"),
+    ("expiring_days", "Flag certificates expiring within", "标记在此期限内到期的证书"),
+    ("risky_classes", "Risky classes (one per line)", "高风险类别（每行一个）"),
+    ("cleartext_risky", "Credentials in clear are risky whatever the class", "明文凭据无论类别均视为高风险"),
+    (
+        "login_checks",
+        "Run the checks that log in anonymously (FTP anonymous, LDAP anonymous bind, SMB null session); audited",
+        "运行匿名登录检查（FTP 匿名、LDAP 匿名绑定、SMB 空会话）；会记入审计",
+    ),
+    ("rule_severities", "Severity per rule", "各规则的严重程度"),
+    ("unauth_severities", "Severity per unauthenticated-access check", "各未授权访问检查的严重程度"),
+    ("eta", "ETA", "预计剩余"),
+    (
+        "rate_limited",
+        "Too many requests for this token: slow down and retry.",
+        "此令牌的请求过多：请放慢速度后重试。",
+    ),
+    ("sort", "Sort", "排序"),
+    (
+        "figures_as_of",
+        "A tenant this big: figures computed in the background, as of",
+        "租户规模较大：以下数据在后台计算，截至",
+    ),
+    ("sort.key", "Key, ascending", "按键升序"),
+    ("sort.-key", "Key, descending", "按键降序"),
 ];
 
 #[cfg(test)]
@@ -304,6 +382,103 @@ mod tests {
             assert!(keys.insert(*k), "duplicate key {k}");
             assert!(!en.trim().is_empty(), "{k}: no English");
             assert!(!zh.trim().is_empty(), "{k}: no Chinese");
+        }
+    }
+
+    /// Every portal source file: a key they ask for that the table lacks would show as
+    /// the bare key in both languages.
+    const SOURCES: &[(&str, &str)] = &[
+        ("admin.rs", include_str!("admin.rs")),
+        ("assets.rs", include_str!("assets.rs")),
+        ("findings.rs", include_str!("findings.rs")),
+        ("layout.rs", include_str!("layout.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+        ("ops.rs", include_str!("ops.rs")),
+        ("sanctions.rs", include_str!("sanctions.rs")),
+        ("session.rs", include_str!("session.rs")),
+        ("settings.rs", include_str!("settings.rs")),
+    ];
+
+    /// The string literals a source passes to `t(...)`, directly or through a
+    /// `"key"` argument of a helper (`link(.., "dashboard")`, `l.t(submit)` callers),
+    /// are the literals right after `t("` and those given as a `&'static str` key
+    /// elsewhere; this reads the first kind, and the second kind is listed by hand in
+    /// `KEY_ARGS` below.
+    fn asked(src: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = src;
+        while let Some(i) = rest.find("t(\"") {
+            let before = rest[..i].chars().last();
+            rest = &rest[i + 3..];
+            // `.t("` or ` t("`, not `format!("`/`set_cookie(`...: the char before `t`.
+            if !matches!(before, Some('.') | Some(' ') | Some('(')) {
+                continue;
+            }
+            if let Some(end) = rest.find('"') {
+                out.push(rest[..end].to_owned());
+            }
+        }
+        out
+    }
+
+    /// Keys passed through a helper rather than straight to `t`.
+    const KEY_ARGS: &[&str] = &[
+        "dashboard",
+        "inventory",
+        "changes",
+        "findings",
+        "scans",
+        "schedules",
+        "sanctions",
+        "scope",
+        "policy",
+        "tenants",
+        "admin",
+        "create",
+        "save",
+        "unit.minutes",
+        "unit.hours",
+        "unit.days",
+        "sort.key",
+        "sort.-key",
+    ];
+
+    #[test]
+    fn every_key_the_pages_ask_for_has_both_texts() {
+        let mut missing = Vec::new();
+        for (file, src) in SOURCES {
+            for key in asked(src) {
+                if !STRINGS.iter().any(|(k, _, _)| *k == key) {
+                    missing.push(format!("{file}: {key}"));
+                }
+            }
+        }
+        for key in KEY_ARGS {
+            if !STRINGS.iter().any(|(k, _, _)| k == key) {
+                missing.push(format!("helper argument: {key}"));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "keys without en/zh-CN text: {missing:#?}"
+        );
+        // And the scan finds keys at all (it would pass vacuously otherwise).
+        assert!(asked(include_str!("layout.rs")).contains(&"no_data".to_owned()));
+        let found: usize = SOURCES.iter().map(|(_, src)| asked(src).len()).sum();
+        assert!(found > 200, "only {found} keys found in the sources");
+    }
+
+    #[test]
+    fn chinese_text_is_chinese() {
+        // A zh-CN entry copied from English by mistake: no CJK character at all, unless
+        // the text is a name or an abbreviation that both write the same.
+        let same = ["CIDR", "ETA", "CSV", "JSONL"];
+        for (k, en, zh) in STRINGS {
+            let cjk = zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+            assert!(
+                cjk || same.iter().any(|s| zh.contains(s)),
+                "{k}: zh-CN text {zh:?} has no Chinese (en {en:?})"
+            );
         }
     }
 

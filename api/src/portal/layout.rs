@@ -17,6 +17,10 @@ pub enum Tab {
     Changes,
     Findings,
     Scans,
+    Schedules,
+    Sanctions,
+    Scope,
+    Policy,
     Admin,
 }
 
@@ -38,6 +42,10 @@ pub fn page(ctx: &Ctx, tenant: Option<&str>, tab: Tab, title: &str, body: Markup
                 (link(Tab::Changes, format!("/t/{}/changes", enc(t)), "changes"))
                 (link(Tab::Findings, format!("/t/{}/findings", enc(t)), "findings"))
                 (link(Tab::Scans, format!("/t/{}/scans", enc(t)), "scans"))
+                (link(Tab::Schedules, format!("/t/{}/schedules", enc(t)), "schedules"))
+                (link(Tab::Sanctions, format!("/t/{}/sanctions", enc(t)), "sanctions"))
+                (link(Tab::Scope, format!("/t/{}/scope", enc(t)), "scope"))
+                (link(Tab::Policy, format!("/t/{}/policy", enc(t)), "policy"))
             }
             (link(Tab::Home, "/".into(), "tenants"))
             @if ctx.caller.token.role == aperture_storage::policy::Role::Admin {

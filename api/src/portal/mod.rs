@@ -8,11 +8,14 @@
 
 pub mod admin;
 pub mod assets;
+pub mod figures;
 pub mod findings;
 pub mod i18n;
 pub mod layout;
 pub mod ops;
+pub mod sanctions;
 pub mod session;
+pub mod settings;
 
 use crate::serve::auth::{hash_secret, Caller, TOKEN_PREFIX};
 use crate::serve::state::{now_ms, SharedState};
@@ -38,6 +41,7 @@ use std::sync::Arc;
 pub struct Portal {
     pub state: SharedState,
     pub sessions: Sessions,
+    pub figures: figures::Figures,
 }
 
 pub type P = Arc<Portal>;
@@ -55,6 +59,7 @@ pub fn router(state: SharedState) -> Router {
     let portal = Arc::new(Portal {
         state,
         sessions: Sessions::default(),
+        figures: figures::Figures::default(),
     });
     Router::new()
         .route("/", get(home))
@@ -81,7 +86,31 @@ pub fn router(state: SharedState) -> Router {
         .route("/t/{tenant}/scans", get(ops::scans).post(ops::launch))
         .route("/t/{tenant}/scans/{id}", get(ops::scan_page))
         .route("/t/{tenant}/scans/{id}/cancel", post(ops::cancel))
-        .route("/t/{tenant}/scope", post(ops::save_scope))
+        .route(
+            "/t/{tenant}/scope",
+            get(settings::scope_page).post(ops::save_scope),
+        )
+        .route(
+            "/t/{tenant}/schedules",
+            get(settings::schedules).post(settings::create_schedule),
+        )
+        .route(
+            "/t/{tenant}/schedules/{id}/delete",
+            post(settings::delete_schedule),
+        )
+        .route(
+            "/t/{tenant}/policy",
+            get(settings::policy).post(settings::save_policy),
+        )
+        .route(
+            "/t/{tenant}/sanctions",
+            get(sanctions::list).post(sanctions::create),
+        )
+        .route(
+            "/t/{tenant}/sanctions/{id}",
+            get(sanctions::detail).post(sanctions::update),
+        )
+        .route("/t/{tenant}/sanctions/{id}/delete", post(sanctions::delete))
         .route("/admin", get(admin::admin))
         .route("/admin/tenants", post(admin::create_tenant))
         .route("/admin/tokens", post(admin::create_token))
@@ -105,8 +134,15 @@ async fn static_file(body: &'static str, content_type: &'static str) -> Response
 /// a tenant's data and a CSRF token).
 async fn headers(req: Request, next: Next) -> Response {
     let is_static = req.uri().path().starts_with("/static/");
+    let start = std::time::Instant::now();
     let mut resp = next.run(req).await;
+    let took = start.elapsed().as_secs_f64() * 1000.0;
     let h = resp.headers_mut();
+    // The page's server time (render included: maud has written the whole body by
+    // now), for the browser's developer tools and scripts/bench-portal.
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={took:.2}")) {
+        h.insert("server-timing", v);
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -282,7 +318,7 @@ impl FromRequestParts<P> for Ctx {
                 &ctx,
                 None,
                 StatusCode::TOO_MANY_REQUESTS,
-                "too many requests for this token: slow down and retry",
+                lang.t("rate_limited"),
             ));
         }
         Ok(ctx)

@@ -79,21 +79,12 @@ async fn render_scans(
             }
             div.card {
                 h2 { (l.t("scope")) }
-                @if may {
-                    form.stack method="post" action=(format!("/t/{t}/scope")) {
-                        input type="hidden" name="_csrf" value=(ctx.csrf);
-                        label { "CIDRs" textarea name="cidrs" rows="3" { (join(scope.cidrs.iter().map(|c| c.to_string()).collect())) } }
-                        label { (l.t("domains")) textarea name="domains" rows="2" { (join(scope.domains.clone())) } }
-                        label { (l.t("exclusions")) textarea name="exclusions" rows="2" { (join(scope.exclusions.iter().map(|c| c.to_string()).collect())) } }
-                        label.check { input type="checkbox" name="allow_special" value="true" checked[scope.allow_special]; (l.t("allow_special")) }
-                        button type="submit" { (l.t("save")) }
-                    }
-                } @else {
-                    dl {
-                        dt { "CIDRs" } dd { (join(scope.cidrs.iter().map(|c| c.to_string()).collect())) }
-                        dt { (l.t("domains")) } dd { (scope.domains.join(", ")) }
-                    }
+                dl {
+                    dt { (l.t("cidrs")) } dd.text { (join(scope.cidrs.iter().map(|c| c.to_string()).collect())) }
+                    dt { (l.t("domains")) } dd.text { (scope.domains.join(", ")) }
+                    dt { (l.t("exclusions")) } dd.text { (join(scope.exclusions.iter().map(|c| c.to_string()).collect())) }
                 }
+                p { a #edit-scope href=(format!("/t/{t}/scope")) { @if may { (l.t("edit_scope")) } @else { (l.t("scope")) } } }
             }
         }
         table #scans.list {
@@ -174,7 +165,7 @@ pub async fn scan_page(
             div.tile { div.value #shards-done { (s.progress.shards_done) " / " (s.progress.shards) } div.label { (l.t("shards")) } }
             div.tile { div.value { (l.number(s.progress.found)) } div.label { (l.t("found")) } }
             div.tile { div.value { (format!("{:.0}", s.progress.rate)) "/s" } div.label { (l.t("rate")) } }
-            div.tile { div.value { (s.progress.eta_secs.map(|e| format!("{e:.0} s")).unwrap_or_else(|| "—".into())) } div.label { "ETA" } }
+            div.tile { div.value { (s.progress.eta_secs.map(|e| format!("{e:.0} s")).unwrap_or_else(|| "—".into())) } div.label { (l.t("eta")) } }
         }
         section.card {
             h2 { (l.t("shard_map")) }
@@ -319,12 +310,18 @@ pub async fn save_scope(
     form: Result<Form<ScopeForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form else {
-        let e = ApiError::bad_request("the form is not valid");
-        return render_scans(&p, &ctx, &tenant, Some(e), StatusCode::BAD_REQUEST).await;
+        let e = ApiError::bad_request("the form is not valid: reload the page and try again");
+        return super::settings::render_scope(&p, &ctx, &tenant, Some(e), None).await;
     };
     if let Some(r) = ctx.check_form(&headers, &f.csrf) {
         return r;
     }
+    let typed = super::settings::ScopeText {
+        cidrs: f.cidrs.clone().unwrap_or_default(),
+        domains: f.domains.clone().unwrap_or_default(),
+        exclusions: f.exclusions.clone().unwrap_or_default(),
+        allow_special: f.allow_special.as_deref() == Some("true"),
+    };
     let nets = |field: &str, v: &Option<String>| -> Result<Vec<ipnet::IpNet>, ApiError> {
         lines(v.as_deref().unwrap_or(""))
             .map(|n| {
@@ -373,12 +370,9 @@ pub async fn save_scope(
         return r;
     }
     match result {
-        Ok(()) => Redirect::to(&format!("/t/{}/scans", enc(&tenant))).into_response(),
+        Ok(()) => Redirect::to(&format!("/t/{}/scope", enc(&tenant))).into_response(),
         Err(e) if e.status == StatusCode::NOT_FOUND => api_error(&ctx, Some(&tenant), e),
-        Err(e) => {
-            let st = e.status;
-            render_scans(&p, &ctx, &tenant, Some(e), st).await
-        }
+        Err(e) => super::settings::render_scope(&p, &ctx, &tenant, Some(e), Some(typed)).await,
     }
 }
 

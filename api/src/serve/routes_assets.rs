@@ -76,6 +76,13 @@ pub struct AssetQuery {
     /// Items per page (the service caps it at its page_cap).
     #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
+    /// `key` (default): ascending asset key (certificates, domains, hosts, services; by
+    /// address and port, or name). `-key`: the reverse, for the kind, net, domain,
+    /// present status and time filters (the service, product, risk, port and
+    /// absent/unknown status indexes read in ascending order only). No time order: no
+    /// index keeps assets by time, and sorting by it would read the whole tenant.
+    #[param(pattern = "^-?key$")]
+    pub sort: Option<String>,
 }
 
 /// The export's filters: those of the listing, without paging, and the format.
@@ -205,12 +212,20 @@ pub async fn list_assets(
     let t = caller.tenant(&state, &tenant, READERS)?;
     let filter = q.filter()?;
     let limit = page_size(&state, q.limit)?;
-    Ok(Json(state.store.list_assets(
-        &t,
-        &filter,
-        q.cursor.as_deref(),
-        limit,
-    )?))
+    let page = match q.sort.as_deref() {
+        None | Some("key") => state
+            .store
+            .list_assets(&t, &filter, q.cursor.as_deref(), limit)?,
+        Some("-key") => state
+            .store
+            .list_assets_desc(&t, &filter, q.cursor.as_deref(), limit)?,
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "sort={o:?}: use key (ascending) or -key (descending)"
+            )))
+        }
+    };
+    Ok(Json(page))
 }
 
 /// The most a `limit` may ask for; the service returns at most its page_cap.
