@@ -303,7 +303,13 @@ async fn render_schedules(
                         td { strong { (s.name) } br; span.muted { (s.id) } }
                         td.text { (s.request.targets.join(", ")) @if !s.request.domains.is_empty() { " " (s.request.domains.join(", ")) } }
                         td.text { (s.request.ports.as_deref().unwrap_or("—")) }
-                        td.nowrap { (interval(l, s.interval_secs)) }
+                        td.nowrap {
+                            @if let Some(secs) = s.interval_secs { (interval(l, secs)) }
+                            @if let Some(w) = &s.window {
+                                @if s.interval_secs.is_some() { " · " }
+                                (w.cron) " +" (w.duration_mins) " min " (w.tz)
+                            }
+                        }
                         td.nowrap { (l.datetime(s.next_run)) }
                         td { @if let Some(id) = &s.last_scan { a href=(format!("/t/{t}/scans/{}", enc(id))) { (id) } } @else { "—" } }
                         td { (s.created_by) }
@@ -640,7 +646,7 @@ mod tests {
             ..ScheduleForm::default()
         };
         let b = f.body().expect("valid");
-        assert_eq!(b.interval_secs, 6 * 3600);
+        assert_eq!(b.interval_secs, Some(6 * 3600));
         assert_eq!(b.request.targets.len(), 2);
         assert_eq!(b.request.ports.as_deref(), Some("22,443"));
         assert!(b.first_run.is_some());

@@ -555,6 +555,7 @@ impl AssetExportQuery {
             min_criticality: self.min_criticality,
             cursor: None,
             limit: None,
+            sort: None,
         }
         .split()?;
         Ok((q, l, format))

@@ -102,6 +102,11 @@ pub struct AssetListQuery {
     /// Items per page (the service caps it at its page_cap).
     #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
+    /// `key` (the default) or `-key` (descending), with the key and present status and
+    /// time filters (the service, product, risk, port and absent/unknown status indexes
+    /// read in ascending order only). No time order: no index keeps assets by time.
+    #[param(pattern = "^-?key$")]
+    pub sort: Option<String>,
 }
 
 impl AssetListQuery {
@@ -129,6 +134,7 @@ impl AssetListQuery {
                 last_seen_to: self.last_seen_to,
                 cursor: self.cursor,
                 limit: self.limit,
+                sort: self.sort,
             },
             ledger,
         ))
@@ -156,12 +162,27 @@ fn assets_page(
     limit: usize,
 ) -> ApiResult<Page<AssetView>> {
     let filter = q.filter()?;
-    let page = if ledger.is_empty() {
-        state.store.list_assets(t, &filter, cursor, limit)?
-    } else {
-        state
+    let descending = match q.sort.as_deref() {
+        None | Some("key") => false,
+        Some("-key") => true,
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "sort={o:?}: use key (ascending) or -key (descending)"
+            )))
+        }
+    };
+    let page = match (ledger.is_empty(), descending) {
+        (true, false) => state.store.list_assets(t, &filter, cursor, limit)?,
+        (true, true) => state.store.list_assets_desc(t, &filter, cursor, limit)?,
+        (false, false) => state
             .store
-            .list_described_assets(t, &filter, ledger, cursor, limit)?
+            .list_described_assets(t, &filter, ledger, cursor, limit)?,
+        (false, true) => {
+            return Err(ApiError::bad_request(
+                "sort=-key with the ledger's filters (owner, business_system, tag, min_criticality): \
+                 leave sort out, or the ledger's filters",
+            ))
+        }
     };
     let mut items = Vec::with_capacity(page.items.len());
     for asset in page.items {
@@ -566,6 +587,7 @@ pub async fn bulk_attributes(
         min_criticality: q.min_criticality,
         cursor: None,
         limit: None,
+        sort: None,
     }
     .split()?;
     // Checks the patch on its own before anything is read: a bad value is a 400 even
