@@ -8,8 +8,9 @@
 //! let http = reqwest::Client::builder().default_headers(headers).build()?;
 //! let api = aperture_client::Client::new_with_client("http://127.0.0.1:8477", http);
 //! let page = api
-//!     .list_assets(&"acme".parse()?, None, None, None, None, Some(&"service".parse()?),
-//!         None, None, std::num::NonZeroU32::new(50), None, Some(22), None, None, None, None, None)
+//!     .list_assets(&"acme".parse()?, None, None, None, None, None, Some(&"service".parse()?),
+//!         None, None, std::num::NonZeroU32::new(50), None, None, None, Some(22), None, None, None,
+//!         None, None, None, None)
 //!     .await?;
 //! println!("{} services on port 22, next page: {:?}", page.items.len(), page.next);
 //! # Ok(()) }

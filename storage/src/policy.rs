@@ -389,7 +389,15 @@ impl SanctionMatch {
 }
 
 fn glob(pattern: &str) -> Result<globset::GlobMatcher> {
-    globset::GlobBuilder::new(&pattern.to_ascii_lowercase())
+    // `*` already crosses dots in a name, so a run of them means one; globset would
+    // refuse `**` that is not a whole path component, a rule names do not have.
+    let mut one_star = String::with_capacity(pattern.len());
+    for c in pattern.to_ascii_lowercase().chars() {
+        if !(c == '*' && one_star.ends_with('*')) {
+            one_star.push(c);
+        }
+    }
+    globset::GlobBuilder::new(&one_star)
         .case_insensitive(true)
         .build()
         .map(|g| g.compile_matcher())

@@ -159,8 +159,6 @@ fn json_err(e: serde_json::Error) -> FeedError {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct NvdFile {
-    #[allow(dead_code)]
-    results_per_page: Option<u64>,
     timestamp: Option<String>,
     vulnerabilities: Records<NvdItem>,
 }
@@ -417,8 +415,6 @@ fn convert_cve(raw: RawCve) -> Result<Cve, String> {
 #[serde(rename_all = "camelCase")]
 struct KevFile {
     catalog_version: String,
-    #[allow(dead_code)]
-    count: Option<u64>,
     vulnerabilities: Records<RawKev>,
 }
 

@@ -136,7 +136,6 @@ fn cve() -> Value {
 }
 
 fn nvd() -> Value {
-    let u64_max = json!({"type": ["integer", "null"], "minimum": 0, "maximum": u64::MAX});
     let item = json!({"type": "object", "required": ["cve"], "properties": {"cve": cve()}});
     json!({
         "title": "NVD CVE JSON 2.0 feed",
@@ -145,7 +144,6 @@ fn nvd() -> Value {
         "properties": {
             "format": {"const": "NVD_CVE"},
             "version": {"const": "2.0"},
-            "resultsPerPage": u64_max,
             "timestamp": {"type": ["string", "null"]},
             "vulnerabilities": {"type": "array", "items": item}
         }
@@ -164,7 +162,6 @@ fn kev() -> Value {
         },
         "properties": {
             "catalogVersion": text(),
-            "count": {"type": ["integer", "null"], "minimum": 0, "maximum": u64::MAX},
             "vulnerabilities": {"type": "array", "items": {
                 "type": "object",
                 "required": ["cveID", "dateAdded"],
@@ -188,7 +185,7 @@ pub fn feed_schema() -> Value {
     json!({
         "description": "An NVD CVE JSON 2.0 feed file or the CISA KEV catalogue, told apart by \
             `format`/`version` (NVD) or `catalogVersion` (KEV). `resultsPerPage` and `count` \
-            are not compared with the records (a file cut short does not parse).",
+            are not read (a file cut short does not parse).",
         "oneOf": [nvd(), kev()]
     })
 }

@@ -517,6 +517,7 @@ impl From<ExportQuery> for AssetExportQuery {
             kind: q.kind,
             net: q.net,
             port: q.port,
+            protocol: q.protocol,
             service: q.service,
             product: q.product,
             risk: q.risk,

@@ -64,12 +64,16 @@ pub const ASSET_KEY: &str = concat!(
     r"|certificate:[0-9a-fA-F]{64})$"
 );
 
+/// `domain-glob`: a sanction's domain, a name or a glob of ASCII labels (`*` for any).
+pub const DOMAIN_GLOB: &str = r"^[A-Za-z0-9_*-]{1,63}(\.[A-Za-z0-9_*-]{1,63})*$";
+
 /// Every format whose values the server checks with a pattern-shaped rule.
 pub const FORMATS: &[(&str, &str)] = &[
     ("cidr", CIDR),
     ("seed-cidr", SEED_CIDR),
     ("ip-or-cidr", IP_OR_CIDR),
     ("asset-key", ASSET_KEY),
+    ("domain-glob", DOMAIN_GLOB),
 ];
 
 /// Sets each schema's `pattern` from its `format`, everywhere in the description.
@@ -83,6 +87,9 @@ pub fn apply(v: &mut serde_json::Value) {
                 .map(|(_, p)| *p);
             if let Some(p) = pattern {
                 map.insert("pattern".into(), p.into());
+                if p == DOMAIN_GLOB {
+                    map.insert("maxLength".into(), 253.into());
+                }
             }
             map.values_mut().for_each(apply);
         }

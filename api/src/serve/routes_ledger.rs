@@ -177,12 +177,10 @@ fn assets_page(
         (false, false) => state
             .store
             .list_described_assets(t, &filter, ledger, cursor, limit)?,
-        (false, true) => {
-            return Err(ApiError::bad_request(
-                "sort=-key with the ledger's filters (owner, business_system, tag, min_criticality): \
+        (false, true) => return Err(ApiError::bad_request(
+            "sort=-key with the ledger's filters (owner, business_system, tag, min_criticality): \
                  leave sort out, or the ledger's filters",
-            ))
-        }
+        )),
     };
     let mut items = Vec::with_capacity(page.items.len());
     for asset in page.items {
