@@ -200,10 +200,10 @@ fn secrets_are_never_shown_and_are_changed_in_place() {
         (
             format!("{ch}/hook"),
             json!({"id": "hook", "name": "hook", "kind": "slack", "url": rx.url("/hook")}),
-            400,
+            409,
             "kind",
         ),
-        (format!("{ch}/hook"), renamed.clone(), 400, "id"),
+        (format!("{ch}/hook"), renamed.clone(), 409, "id"),
         (
             format!("{ch}/hook"),
             json!({"id": "hook", "name": "hook", "kind": "webhook", "url": rx.url("/hook"), "secret": "short"}),

@@ -452,6 +452,12 @@ const ROUTES: &[Route] = &[
         200,
     ),
     route(
+        "PUT",
+        "/v1/tenants/{tenant}/alerts/channels/{channel}",
+        Access::Tenant(WRITE),
+        200,
+    ),
+    route(
         "DELETE",
         "/v1/tenants/{tenant}/alerts/channels/{channel}",
         Access::Tenant(WRITE),
@@ -1390,6 +1396,7 @@ fn body_for(
         ("POST", x) if x.ends_with("/alerts/rules") => rule_body(&format!("r-{n}"), &own.channel),
         ("POST", x) if x.ends_with("/siem/destinations") => destination_body(&format!("d-{n}")),
         ("PUT", x) if x.ends_with("/{rule}") => rule_body(&own.rule, &own.channel),
+        ("PUT", x) if x.ends_with("/alerts/channels/{channel}") => channel_body(&own.channel),
         ("POST", x) if x.ends_with("/assign") => json!({"assignee": "remediation-team"}),
         ("POST", x) if x.ends_with("/comments") => json!({"text": "checked by the authz test"}),
         // A KEV catalogue: importing it again is a no-op, so every allowed cell gets 200.

@@ -333,8 +333,9 @@ impl Store {
         let old: Channel = tx
             .get_json(&key)?
             .ok_or_else(|| StoreError::NotFound(format!("channel {}", channel.id)))?;
+        // The body is well formed; the stored channel's kind is what it conflicts with.
         if old.kind != channel.kind {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Conflict(format!(
                 "kind: channel {} is of kind {}; a channel's kind cannot change (create a new channel instead)",
                 channel.id,
                 old.kind.name()

@@ -19,7 +19,8 @@ use axum::{Extension, Json};
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/alerts/channels/{channel}", tag = "alerts", security(("bearer" = [])),
     params(("tenant" = String, Path), ("channel" = String, Path)), request_body = NewChannel,
     responses((status = 200, body = ChannelView), (status = 400, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)))]
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The body's id or kind differs from the stored channel's.")))]
 pub async fn put_channel(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
@@ -29,8 +30,9 @@ pub async fn put_channel(
     let t = caller.tenant(&state, &tenant, ANALYSTS)?;
     // A channel that is not there is that, whatever the body says.
     state.store.channel(&t, &id)?;
+    // 409, not 400: the body is well formed, but this channel's id is the path's.
     if body.id != id {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::conflict(
             "id: the body's id differs from the path's; a channel's id cannot change (create a new channel instead)",
         ));
     }
