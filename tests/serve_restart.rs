@@ -607,11 +607,15 @@ fn sigkill_mid_scan_then_restart_gives_the_uninterrupted_results() {
 
     let service = Service::start(dir.path());
     let api = Api::new(&service.base, &api.token);
-    // The shards stored before the kill are still there.
+    // The shards stored before the kill are still there. A reader sees a batch in
+    // sled's memory as soon as it is applied, a moment before its commit's flush
+    // returns (commits are serialised, so at most one shard is in that state); a kill
+    // in that moment loses that one unacknowledged shard, and the resumed scan runs it
+    // again. Every acknowledged one survives.
     let resumed = api.scan(&id);
     assert!(
-        shards(&resumed).0 >= at_kill,
-        "stored shards survive the kill ({at_kill} before): {resumed}"
+        shards(&resumed).0 + 1 >= at_kill,
+        "stored shards survive the kill ({at_kill} seen before, at most the last one unacknowledged): {resumed}"
     );
     let scan = wait_completed(&api, &id);
     assert_eq!(scan["id"].as_str(), Some(id.as_str()));
